@@ -1,0 +1,5 @@
+"""`python -m pypbx` runs the command line."""
+
+from pypbx.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Channels, channel technologies and bridges."""

@@ -1,0 +1,1 @@
+"""Configuration: the Asterisk .conf dialect and the typed models read from it."""

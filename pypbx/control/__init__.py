@@ -1,0 +1,1 @@
+"""The control interface: socket server, client and CLI commands."""

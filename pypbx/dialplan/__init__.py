@@ -1,0 +1,1 @@
+"""The dial plan: extensions.conf model, patterns, expressions and the interpreter."""

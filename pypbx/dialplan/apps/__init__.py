@@ -1,0 +1,1 @@
+"""Dial plan applications; each module registers its applications on import."""

@@ -1,0 +1,1 @@
+"""Dial plan functions; each module registers its functions on import."""

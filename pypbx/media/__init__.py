@@ -1,0 +1,1 @@
+"""Media: RTP, DTMF, codecs, audio and the RTP relay."""

@@ -1,0 +1,1 @@
+"""asyncio glue for SIP: the only SIP sockets."""

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Install the Debian packages pypbx's tests talk to (only those that are missing).
+# Needs root (or sudo) on Debian 12.
+set -eu
+PKGS="sip-tester baresip kamailio sox tshark iproute2 iptables espeak-ng sqlite3 gcc libc6-dev"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "install-deps: installing$missing"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi

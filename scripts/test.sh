@@ -1,0 +1,12 @@
+#!/bin/sh
+# Set everything up and run the whole test suite: Debian test peers, venv, lint, pytest.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/install-deps.sh
+sh scripts/setup.sh "fast,test,lint"
+echo "== lint"
+.venv/bin/ruff check pypbx tests bench
+.venv/bin/ruff format --check pypbx tests bench
+.venv/bin/mypy pypbx
+echo "== tests"
+.venv/bin/python -m pytest "$@"
