@@ -1,0 +1,520 @@
+"""Header fields: the multimap, the registry of known names, and typed header values.
+
+RFC 3261 §7.3 (header field format, compact forms §7.3.3, comma-joined values §7.3.1)
+and §20 (the individual header fields). Values are kept as written so that a message is
+re-serialized byte-exact; typed views (Via list, CSeq, name-addr ...) are parsed on first
+access and cached until the header is changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pypbx.sip.abnf import (
+    Params,
+    ParseError,
+    format_params,
+    get_param,
+    has_param,
+    parse_params,
+    split_commas,
+)
+from pypbx.sip.uri import NameAddr, parse_name_addr, split_hostport
+
+__all__ = [
+    "STAR",
+    "CSeq",
+    "Contact",
+    "HeaderSpec",
+    "Headers",
+    "Star",
+    "Via",
+    "canonical_name",
+    "header_spec",
+    "parse_contact_list",
+    "parse_cseq",
+    "parse_name_addr_list",
+    "parse_uint",
+    "parse_via_list",
+    "register_header",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderSpec:
+    """What pypbx knows about a header name: canonical spelling, compact form (§7.3.3),
+    and whether a value is a comma-separated list (§7.3.1)."""
+
+    name: str
+    compact: str | None = None
+    multi: bool = False
+
+
+_REGISTRY: dict[str, HeaderSpec] = {}
+
+
+def register_header(spec: HeaderSpec) -> HeaderSpec:
+    """Add a header to the registry (keyed by lowercase name and compact form)."""
+    _REGISTRY[spec.name.lower()] = spec
+    if spec.compact:
+        _REGISTRY[spec.compact.lower()] = spec
+    return spec
+
+
+for _name, _compact, _multi in (
+    ("Accept", None, True),
+    ("Accept-Encoding", None, True),
+    ("Accept-Language", None, True),
+    ("Accept-Contact", "a", True),
+    ("Alert-Info", None, True),
+    ("Allow", None, True),
+    ("Allow-Events", "u", True),
+    ("Authentication-Info", None, False),
+    ("Authorization", None, False),
+    ("Call-ID", "i", False),
+    ("Call-Info", None, True),
+    ("Contact", "m", True),
+    ("Content-Disposition", None, False),
+    ("Content-Encoding", "e", True),
+    ("Content-Language", None, True),
+    ("Content-Length", "l", False),
+    ("Content-Type", "c", False),
+    ("CSeq", None, False),
+    ("Date", None, False),
+    ("Error-Info", None, True),
+    ("Event", "o", False),
+    ("Expires", None, False),
+    ("From", "f", False),
+    ("Identity", "y", False),
+    ("Identity-Info", "n", False),
+    ("In-Reply-To", None, True),
+    ("Max-Forwards", None, False),
+    ("Min-Expires", None, False),
+    ("Min-SE", None, False),
+    ("MIME-Version", None, False),
+    ("Organization", None, False),
+    ("P-Asserted-Identity", None, True),
+    ("P-Preferred-Identity", None, True),
+    ("Path", None, True),
+    ("Priority", None, False),
+    ("Privacy", None, False),
+    ("Proxy-Authenticate", None, False),
+    ("Proxy-Authorization", None, False),
+    ("Proxy-Require", None, True),
+    ("RAck", None, False),
+    ("Reason", None, True),
+    ("Record-Route", None, True),
+    ("Refer-To", "r", False),
+    ("Referred-By", "b", False),
+    ("Reject-Contact", "j", True),
+    ("Replaces", None, False),
+    ("Reply-To", None, False),
+    ("Request-Disposition", "d", True),
+    ("Require", None, True),
+    ("Retry-After", None, False),
+    ("Route", None, True),
+    ("RSeq", None, False),
+    ("Server", None, False),
+    ("Service-Route", None, True),
+    ("Session-Expires", "x", False),
+    ("Subject", "s", False),
+    ("Subscription-State", None, False),
+    ("Supported", "k", True),
+    ("Timestamp", None, False),
+    ("To", "t", False),
+    ("Unsupported", None, True),
+    ("User-Agent", None, False),
+    ("Via", "v", True),
+    ("Warning", None, True),
+    ("WWW-Authenticate", None, False),
+):
+    register_header(HeaderSpec(_name, _compact, _multi))
+
+# lowercase name or compact form → lowercase canonical key, for the parser's hot loop
+KEYS: dict[str, str] = {k: spec.name.lower() for k, spec in _REGISTRY.items()}
+
+
+def header_spec(name: str) -> HeaderSpec | None:
+    """Registry entry for ``name`` (any case, long or compact form)."""
+    return _REGISTRY.get(name.lower())
+
+
+def canonical_name(name: str) -> str:
+    """``"v"`` → ``"Via"``, ``"call-id"`` → ``"Call-ID"``; unknown names are unchanged."""
+    spec = _REGISTRY.get(name.lower())
+    return spec.name if spec is not None else name
+
+
+def header_key(name: str) -> str:
+    """The lowercase lookup key of a header name (compact forms map to the long form)."""
+    lname = name.lower()
+    return KEYS.get(lname, lname)
+
+
+# A stored field: (key, name as written, value (unfolded, stripped), raw wire text or None).
+Field = tuple[str, str, str, str | None]
+
+
+class Headers:
+    """An ordered multimap of header fields with case-insensitive, compact-aware names.
+
+    Fields read from the wire keep their exact text and are written back unchanged unless
+    modified. ``get``/``get_all`` return strings; typed views are cached per header name.
+    """
+
+    __slots__ = ("_cache", "_fields")
+
+    def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
+        self._fields: list[Field] = [
+            (header_key(n), canonical_name(n), v.strip(), None) for n, v in fields
+        ]
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def _from_wire(cls, fields: list[Field]) -> Headers:
+        obj = cls.__new__(cls)
+        obj._fields = fields
+        obj._cache = {}
+        return obj
+
+    def copy(self) -> Headers:
+        """An independent copy (wire text is kept)."""
+        return Headers._from_wire(list(self._fields))
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        """(name as written, value) for every field line, in order."""
+        return ((f[1], f[2]) for f in self._fields)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = header_key(name)
+        return any(f[0] == key for f in self._fields)
+
+    def __repr__(self) -> str:
+        return f"Headers({[(f[1], f[2]) for f in self._fields]!r})"
+
+    def count(self, name: str) -> int:
+        """Number of field lines named ``name``."""
+        key = header_key(name)
+        return sum(1 for f in self._fields if f[0] == key)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """Value of the first field line named ``name`` (as written, unfolded)."""
+        key = header_key(name)
+        for f in self._fields:
+            if f[0] == key:
+                return f[2]
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """All values of ``name`` in order. For list headers (Via, Contact, Route, Allow ...)
+        comma-joined values are split (respecting quotes and ``<>``), empty ones dropped."""
+        key = header_key(name)
+        values = [f[2] for f in self._fields if f[0] == key]
+        spec = _REGISTRY.get(key)
+        if spec is None or not spec.multi:
+            return values
+        out: list[str] = []
+        for value in values:
+            out.extend(v for v in split_commas(value) if v)
+        return out
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every ``name`` field with one (at the first one's position, else at end)."""
+        key = header_key(name)
+        new: Field = (key, canonical_name(name), value.strip(), None)
+        out: list[Field] = []
+        placed = False
+        for f in self._fields:
+            if f[0] == key:
+                if not placed:
+                    out.append(new)
+                    placed = True
+            else:
+                out.append(f)
+        if not placed:
+            out.append(new)
+        self._fields = out
+        self._cache.pop(key, None)
+
+    def add(self, name: str, value: str) -> None:
+        """Append a field line."""
+        key = header_key(name)
+        self._fields.append((key, canonical_name(name), value.strip(), None))
+        self._cache.pop(key, None)
+
+    def insert_first(self, name: str, value: str) -> None:
+        """Insert a field line before the first ``name`` field (top of the message if none);
+        this is how a Via or Record-Route is pushed (§16.6, §18.1.1)."""
+        key = header_key(name)
+        new: Field = (key, canonical_name(name), value.strip(), None)
+        for i, f in enumerate(self._fields):
+            if f[0] == key:
+                self._fields.insert(i, new)
+                break
+        else:
+            self._fields.insert(0, new)
+        self._cache.pop(key, None)
+
+    def remove(self, name: str) -> int:
+        """Remove every ``name`` field; return how many lines were removed."""
+        key = header_key(name)
+        before = len(self._fields)
+        self._fields = [f for f in self._fields if f[0] != key]
+        self._cache.pop(key, None)
+        return before - len(self._fields)
+
+    def remove_first(self, name: str) -> str | None:
+        """Remove the first *value* of a list header (e.g. the top Via, §8.1.3.3/§16.7);
+        a comma-joined line keeps its remaining values. Returns the removed value."""
+        key = header_key(name)
+        for i, f in enumerate(self._fields):
+            if f[0] != key:
+                continue
+            values = [v for v in split_commas(f[2]) if v]
+            if len(values) <= 1:
+                del self._fields[i]
+            else:
+                self._fields[i] = (key, f[1], ", ".join(values[1:]), None)
+            self._cache.pop(key, None)
+            return values[0] if values else ""
+        return None
+
+    def parsed(self, name: str, parser: Callable[[list[str]], Any]) -> Any:
+        """``parser(field values)`` for ``name``, cached until the header changes."""
+        key = header_key(name)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        result = parser([f[2] for f in self._fields if f[0] == key])
+        self._cache[key] = result
+        return result
+
+    def lines(self, content_length: int | None) -> list[str]:
+        """Wire lines (without CRLF). If ``content_length`` is given, Content-Length is
+        written with that value (replacing a stale one, or appended if missing)."""
+        out: list[str] = []
+        want = None if content_length is None else str(content_length)
+        seen = False
+        for key, name, value, raw in self._fields:
+            if key == "content-length" and want is not None:
+                if seen:
+                    continue
+                seen = True
+                if value != want or raw is None:
+                    out.append(f"{name}: {want}")
+                    continue
+            out.append(raw if raw is not None else f"{name}: {value}")
+        if want is not None and not seen:
+            out.append(f"Content-Length: {want}")
+        return out
+
+
+# ---------------------------------------------------------------- typed header values
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One Via value (§20.42): ``SIP/2.0/<transport> host[:port];params``.
+
+    ``rport`` is the numeric rport value (RFC 3581) or ``None``; ``has_rport`` tells a
+    bare ``;rport`` (a request to fill it in) from no rport at all.
+    """
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = ()
+    protocol: str = "SIP/2.0"
+
+    @property
+    def branch(self) -> str | None:
+        """The ``branch`` parameter (transaction id, §8.1.1.7)."""
+        return get_param(self.params, "branch")
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` parameter (§18.2.1)."""
+        return get_param(self.params, "received")
+
+    @property
+    def has_rport(self) -> bool:
+        """True if ``rport`` is present, with or without a value."""
+        return has_param(self.params, "rport")
+
+    @property
+    def rport(self) -> int | None:
+        """The numeric ``rport`` value, ``None`` if absent or bare (see ``has_rport``)."""
+        value = get_param(self.params, "rport")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def maddr(self) -> str | None:
+        """The ``maddr`` parameter."""
+        return get_param(self.params, "maddr")
+
+    @property
+    def ttl(self) -> int | None:
+        """The ``ttl`` parameter."""
+        value = get_param(self.params, "ttl")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def sent_by(self) -> tuple[str, int | None]:
+        """(host, port) as written."""
+        return self.host, self.port
+
+    def param(self, name: str) -> str | None:
+        """Value of parameter ``name`` (case-insensitive)."""
+        return get_param(self.params, name)
+
+    def with_param(self, name: str, value: str | None) -> Via:
+        """A copy with ``name`` set, keeping its position if already present."""
+        params = list(self.params)
+        for i, (k, _) in enumerate(params):
+            if k.lower() == name.lower():
+                params[i] = (k, value)
+                break
+        else:
+            params.append((name, value))
+        return replace(self, params=tuple(params))
+
+    def __str__(self) -> str:
+        port = "" if self.port is None else f":{self.port}"
+        return f"{self.protocol}/{self.transport} {self.host}{port}{format_params(self.params)}"
+
+
+_VIA_RE = re.compile(
+    r"""\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*/\s*
+        ([A-Za-z0-9\-.!%*_+`'~]+)\s+
+        (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-_.]+)(?:\s*:\s*([0-9]+))?""",
+    re.VERBOSE,
+)
+
+
+def parse_via(text: str) -> Via:
+    """Parse one Via value (not a comma list)."""
+    m = _VIA_RE.match(text)
+    if m is None:
+        raise ParseError(f"malformed Via {text[:60]!r}")
+    proto = f"{m.group(1)}/{m.group(2)}"
+    if proto.upper() != "SIP/2.0":
+        raise ParseError(f"unsupported Via protocol {proto!r}", 400)
+    hostport = m.group(4) + (":" + m.group(5) if m.group(5) is not None else "")
+    host, port = split_hostport(hostport)
+    params = parse_params(text, m.end())
+    for key, value in params:
+        lkey = key.lower()
+        if value is None and lkey in ("branch", "received", "maddr", "ttl"):
+            raise ParseError(f"Via parameter {key} needs a value")
+        if lkey == "ttl" and value is not None and not (value.isdigit() and int(value) <= 255):
+            raise ParseError("bad Via ttl")
+        if lkey == "rport" and value is not None:
+            split_hostport("x:" + value)  # a valid port number
+    return Via(m.group(3).upper(), host, port, params, "SIP/2.0")
+
+
+def parse_via_list(values: list[str]) -> tuple[Via, ...]:
+    """Every Via value of every Via line, top first. Empty list elements are errors."""
+    out: list[Via] = []
+    for line in values:
+        for item in split_commas(line):
+            if not item:
+                raise ParseError("empty Via value")
+            out.append(parse_via(item))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class CSeq:
+    """CSeq (§20.16): sequence number (< 2**31) and method."""
+
+    number: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.method}"
+
+
+def parse_cseq(text: str) -> CSeq:
+    """Parse a CSeq value; the number must fit in 32 bits signed (§8.1.1.5)."""
+    parts = text.split()
+    if len(parts) != 2:
+        raise ParseError("malformed CSeq")
+    num, method = parts
+    if not num.isdigit() or not num.isascii() or len(num.lstrip("0")) > 10:
+        raise ParseError("malformed CSeq number")
+    number = int(num)
+    if number >= 2**31:
+        raise ParseError("CSeq number too large")
+    return CSeq(number, method)
+
+
+def parse_uint(text: str, name: str, limit: int = 2**32 - 1) -> int:
+    """A decimal integer header value in ``0..limit`` (Expires, Max-Forwards ...)."""
+    text = text.strip()
+    if not text.isdigit() or not text.isascii() or len(text.lstrip("0")) > 10:
+        raise ParseError(f"malformed {name}")
+    value = int(text)
+    if value > limit:
+        raise ParseError(f"{name} out of range")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Star:
+    """The wildcard Contact ``*`` (§10.2.2), used to remove all bindings."""
+
+    def __str__(self) -> str:
+        return "*"
+
+
+STAR = Star()
+
+Contact = NameAddr | Star
+
+
+def parse_name_addr_list(values: list[str]) -> tuple[NameAddr, ...]:
+    """Every name-addr of a list header (Route, Record-Route, Path ...)."""
+    out: list[NameAddr] = []
+    for line in values:
+        for item in split_commas(line):
+            if not item:
+                raise ParseError("empty list element")
+            out.append(parse_name_addr(item))
+    return tuple(out)
+
+
+def parse_contact_list(values: list[str]) -> tuple[Contact, ...]:
+    """Contact values (§20.10); ``*`` must stand alone. ``expires`` must be a 32-bit
+    number and ``q`` a qvalue (0 to 1, up to 3 decimals)."""
+    out: list[Contact] = []
+    for line in values:
+        for item in split_commas(line):
+            if item == "*":
+                out.append(STAR)
+                continue
+            if not item:
+                raise ParseError("empty Contact value")
+            addr = parse_name_addr(item)
+            expires = addr.param("expires")
+            if expires is not None:
+                parse_uint(expires, "Contact expires")
+            q = addr.param("q")
+            if q is not None and _QVALUE_RE.fullmatch(q) is None:
+                raise ParseError("bad Contact q value")
+            out.append(addr)
+    if len(out) > 1 and any(isinstance(c, Star) for c in out):
+        raise ParseError("Contact * mixed with other contacts")
+    return tuple(out)
+
+
+_QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
