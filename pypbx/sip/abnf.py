@@ -15,6 +15,7 @@ from pypbx.errors import PbxError
 __all__ = [
     "Params",
     "ParseError",
+    "ascii_uint",
     "format_params",
     "get_param",
     "has_param",
@@ -60,6 +61,19 @@ _PARAM_RE = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _HEX = "0123456789abcdefABCDEF"
+
+
+def ascii_uint(text: str | bytes, limit: int) -> int | None:
+    """``text`` as a non-negative decimal integer if it is 1+ ASCII digits and the value is
+    at most ``limit``; else ``None``. Safe on huge inputs (no int() of long strings)."""
+    if not text or not text.isdigit() or not text.isascii():
+        return None
+    digits = text.decode("ascii") if isinstance(text, bytes) else text
+    digits = digits.lstrip("0")
+    if len(digits) > len(str(limit)):
+        return None
+    value = int(digits) if digits else 0
+    return value if value <= limit else None
 
 
 def is_token(text: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from pypbx.sip.abnf import (
     Params,
     ParseError,
+    ascii_uint,
     format_params,
     get_param,
     has_param,
@@ -354,7 +355,7 @@ class Via:
     def rport(self) -> int | None:
         """The numeric ``rport`` value, ``None`` if absent or bare (see ``has_rport``)."""
         value = get_param(self.params, "rport")
-        return int(value) if value is not None and value.isdigit() else None
+        return ascii_uint(value, 65535) if value is not None else None
 
     @property
     def maddr(self) -> str | None:
@@ -365,7 +366,7 @@ class Via:
     def ttl(self) -> int | None:
         """The ``ttl`` parameter."""
         value = get_param(self.params, "ttl")
-        return int(value) if value is not None and value.isdigit() else None
+        return ascii_uint(value, 255) if value is not None else None
 
     @property
     def sent_by(self) -> tuple[str, int | None]:
@@ -415,7 +416,7 @@ def parse_via(text: str) -> Via:
         lkey = key.lower()
         if value is None and lkey in ("branch", "received", "maddr", "ttl"):
             raise ParseError(f"Via parameter {key} needs a value")
-        if lkey == "ttl" and value is not None and not (value.isdigit() and int(value) <= 255):
+        if lkey == "ttl" and value is not None and ascii_uint(value, 255) is None:
             raise ParseError("bad Via ttl")
         if lkey == "rport" and value is not None:
             split_hostport("x:" + value)  # a valid port number
@@ -450,22 +451,17 @@ def parse_cseq(text: str) -> CSeq:
     if len(parts) != 2:
         raise ParseError("malformed CSeq")
     num, method = parts
-    if not num.isdigit() or not num.isascii() or len(num.lstrip("0")) > 10:
-        raise ParseError("malformed CSeq number")
-    number = int(num)
-    if number >= 2**31:
-        raise ParseError("CSeq number too large")
+    number = ascii_uint(num, 2**31 - 1)
+    if number is None:
+        raise ParseError("malformed or too large CSeq number")
     return CSeq(number, method)
 
 
 def parse_uint(text: str, name: str, limit: int = 2**32 - 1) -> int:
     """A decimal integer header value in ``0..limit`` (Expires, Max-Forwards ...)."""
-    text = text.strip()
-    if not text.isdigit() or not text.isascii() or len(text.lstrip("0")) > 10:
-        raise ParseError(f"malformed {name}")
-    value = int(text)
-    if value > limit:
-        raise ParseError(f"{name} out of range")
+    value = ascii_uint(text.strip(), limit)
+    if value is None:
+        raise ParseError(f"malformed or out of range {name}")
     return value
 
 

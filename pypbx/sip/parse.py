@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from pypbx.sip.abnf import ParseError, is_token
+from pypbx.sip.abnf import ParseError, ascii_uint, is_token
 from pypbx.sip.headers import KEYS, Field, Headers, parse_cseq, parse_uint
 from pypbx.sip.message import Message, Request, Response
 
@@ -121,9 +121,9 @@ def parse_message(data: bytes) -> Message:
         body = data[body_start:]
     else:
         text = fields[pos][2]
-        if not text.isdigit() or not text.isascii():
+        length = ascii_uint(text, 2**31)
+        if length is None:
             raise ParseError("malformed Content-Length")
-        length = int(text)
         if length > rest:
             raise ParseError("body shorter than Content-Length")
         body = data[body_start : body_start + length]
@@ -194,7 +194,7 @@ def validate_message(msg: Message) -> None:
                 raise ParseError(f"bad option tag in {name}")
     for value in msg.headers.get_all("warning"):
         code = value.split(" ", 1)[0]
-        if len(code) != 3 or not code.isdigit():
+        if len(code) != 3 or ascii_uint(code, 999) is None:
             raise ParseError("bad Warning code")
     for value in msg.headers.get_all("allow"):
         if not is_token(value):

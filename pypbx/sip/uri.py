@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pypbx.sip.abnf import (
     Params,
     ParseError,
+    ascii_uint,
     format_params,
     get_param,
     has_param,
@@ -65,9 +66,10 @@ def _check_host(host: str) -> str:
 
 
 def _parse_port(text: str) -> int:
-    if not text.isdigit() or not text.isascii() or len(text) > 5 or int(text) > 65535:
-        raise ParseError(f"bad port {text!r}")
-    return int(text)
+    port = ascii_uint(text, 65535)
+    if port is None:
+        raise ParseError(f"bad port {text[:20]!r}")
+    return port
 
 
 def split_hostport(text: str) -> tuple[str, int | None]:
