@@ -1,0 +1,520 @@
+"""The dial plan model and its lookups (Asterisk ``main/pbx.c``: ``pbx_find_extension``).
+
+Values (:class:`Priority`, :class:`Extension`, :class:`Context`, :class:`Include`,
+:class:`Dialplan`) are built by :mod:`pypbx.dialplan.parser` and not changed afterwards.
+
+Lookups follow Asterisk's default algorithm (``extenpatternmatchnew = no``), Asterisk
+documentation "Configuration / Dialplan / Pattern Matching" and "Include Statements":
+
+* a context's extensions are tried in ``ext_cmp`` order (literals, then patterns from the most
+  specific), a caller-id extension (``100/_1XX``) before the same one without;
+* the first extension that matches *and has the wanted priority* (or label) wins: when the
+  best match lacks the priority, the next matching one is used ("priority fall-through",
+  the documented ``6410`` / ``_641X`` example);
+* only then are the ``include =>`` contexts searched, in order, recursively; a context is
+  searched at most once per lookup (loops), and the depth is bounded (``AST_PBX_MAX_STACK``);
+* in MATCHMORE mode a matching ``!`` extension ends the search of that context with no result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from pypbx.config.conf import ConfWarning, Origin
+from pypbx.dialplan.pattern import EARLY, NO_MATCH, MatchMode, Pattern, compile_pattern
+
+__all__ = [
+    "HINT_PRIORITY",
+    "MAX_INCLUDE_DEPTH",
+    "Context",
+    "Dialplan",
+    "DialplanGeneral",
+    "Extension",
+    "Found",
+    "GlobalVar",
+    "Include",
+    "Priority",
+    "Switch",
+    "TimeSpec",
+]
+
+HINT_PRIORITY: Final = -1  # Asterisk's PRIORITY_HINT
+MAX_INCLUDE_DEPTH: Final = 128  # Asterisk's AST_PBX_MAX_STACK
+_CACHE_LIMIT: Final = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Priority:
+    """One step: ``exten => name,number(label),app(args)``; ``app``/``args`` are verbatim."""
+
+    number: int
+    label: str | None
+    app: str
+    args: str
+    origin: Origin
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Extension:
+    """An extension (literal or pattern, optionally with a caller-id pattern) and its steps.
+
+    ``priorities`` maps number → :class:`Priority` (in ascending order); ``labels`` maps
+    label → number; ``hint`` is the device text of ``exten => name,hint,...``.
+    """
+
+    name: str
+    cid: str | None
+    priorities: dict[int, Priority]
+    labels: dict[str, int]
+    origin: Origin
+    hint: str | None = None
+    hint_origin: Origin | None = None
+    pattern: Pattern = field(init=False, repr=False)
+    cid_pattern: Pattern | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", compile_pattern(self.name))
+        cp = None if self.cid is None else compile_pattern(self.cid)
+        object.__setattr__(self, "cid_pattern", cp)
+
+    @property
+    def is_pattern(self) -> bool:
+        return self.pattern.is_pattern
+
+    def cid_matches(self, callerid: str | None) -> bool:
+        """Asterisk ``matchcid``: a caller-id extension needs a matching caller number."""
+        if self.cid_pattern is None:
+            return True
+        if not callerid:
+            return self.cid == ""
+        return self.cid_pattern.match_core(callerid, MatchMode.MATCH) != NO_MATCH
+
+
+_DAYS: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_MONTHS: Final = (
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+)  # fmt: skip
+
+
+def _range_mask(text: str, size: int, names: tuple[str, ...] | None) -> int:
+    """Asterisk ``get_range``: ``*``, ``a-b`` (wrapping), ``x&y``; bit i = item i (0-based)."""
+    text = text.strip()
+    if not text or text == "*":
+        return (1 << size) - 1
+    mask = 0
+    for part in text.split("&"):
+        lo_s, dash, hi_s = part.partition("-")
+        lo = _range_item(lo_s, size, names)
+        hi = _range_item(hi_s, size, names) if dash else lo
+        if lo is None or hi is None:
+            raise ValueError(f"invalid range {part!r}")
+        i = lo
+        while True:
+            mask |= 1 << i
+            if i == hi:
+                break
+            i = (i + 1) % size
+    return mask
+
+
+def _range_item(text: str, size: int, names: tuple[str, ...] | None) -> int | None:
+    t = text.strip().lower()
+    if names is not None and t[:1].isalpha():
+        return names.index(t) if t in names else None
+    if not t.isdigit():
+        return None
+    n = int(t)  # numbers count from 1, for days of the week too ("1" is Sunday)
+    return n - 1 if 1 <= n <= size else None
+
+
+def _minutes(text: str) -> int | None:
+    h, colon, m = text.strip().partition(":")
+    if not colon or not h.isdigit() or not m.isdigit():
+        return None
+    hh, mm = int(h), int(m)
+    if hh > 23 or mm > 59:
+        return None
+    return hh * 60 + mm
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSpec:
+    """``times,weekdays,mdays,months[,tz]`` (Asterisk ``ast_build_timing``/``ast_check_timing``).
+
+    Times are ``HH:MM-HH:MM`` (both ends included, wrapping past midnight) or ``*``; the other
+    fields are ``*``, names or numbers, ranges ``a-b`` and ``&`` lists. ``now`` is taken in the
+    time zone it carries; a ``tz`` field is kept but not applied (pure code reads no zone db).
+    """
+
+    minutes: frozenset[int] | None  # None: all day
+    weekdays: int
+    mdays: int
+    months: int
+    timezone: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TimeSpec:
+        """Parse the fields; ``ValueError`` on a malformed one."""
+        fields = [f.strip() for f in text.replace("|", ",").split(",")]
+        tz = fields[4] if len(fields) >= 5 else None
+        fields += ["*"] * (4 - len(fields))
+        times = fields[0]
+        minutes: frozenset[int] | None = None
+        if times and times != "*":
+            start_s, dash, end_s = times.partition("-")
+            start = _minutes(start_s)
+            end = _minutes(end_s) if dash else start
+            if start is None or end is None:
+                raise ValueError(f"invalid time range {times!r}")
+            span = {start}
+            i = start
+            while i != end:
+                i = (i + 1) % 1440
+                span.add(i)
+            minutes = frozenset(span)
+        return cls(
+            minutes=minutes,
+            weekdays=_range_mask(fields[1], 7, _DAYS),
+            mdays=_range_mask(fields[2], 31, None),
+            months=_range_mask(fields[3], 12, _MONTHS),
+            timezone=tz,
+        )
+
+    def matches(self, now: datetime) -> bool:
+        if not self.months >> (now.month - 1) & 1:
+            return False
+        if not self.mdays >> (now.day - 1) & 1:
+            return False
+        if not self.weekdays >> ((now.weekday() + 1) % 7) & 1:
+            return False
+        return self.minutes is None or now.hour * 60 + now.minute in self.minutes
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    """``include => name[,timespec]``: search ``name`` after this context's own extensions."""
+
+    name: str
+    timespec: str | None
+    origin: Origin
+    timing: TimeSpec | None = field(default=None, compare=False, repr=False)
+
+    def valid_at(self, now: datetime | None) -> bool:
+        """Asterisk ``include_valid``; without ``now`` a timed include counts as valid."""
+        if self.timing is None or now is None:
+            return True
+        return self.timing.matches(now)
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """``switch``/``lswitch``/``eswitch => Module/data``; kept but not run by pypbx."""
+
+    kind: str
+    module: str
+    data: str
+    origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalVar:
+    """A ``[globals]`` entry, value verbatim (not substituted)."""
+
+    name: str
+    value: str
+    origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """A ``[context]``: extensions in file order, includes, ignore patterns, switches."""
+
+    name: str
+    extensions: list[Extension]
+    includes: list[Include]
+    ignorepats: list[str]
+    switches: list[Switch]
+    origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
+class DialplanGeneral:
+    """The ``[general]`` section of extensions.conf, with Asterisk's defaults."""
+
+    static: bool = False
+    writeprotect: bool = False
+    clearglobalvars: bool = False
+    autofallthrough: bool = True
+    extenpatternmatchnew: bool = False
+    priorityjumping: bool = False
+    userscontext: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The result of :meth:`Dialplan.find`: where the step is and what it runs."""
+
+    context: str
+    extension: Extension
+    priority: Priority
+
+
+@dataclass(slots=True)
+class _Index:
+    """Lookup structure of one context: extensions in ``ext_cmp`` order."""
+
+    ordered: tuple[Extension, ...]
+    literals: dict[str, tuple[Extension, ...]]
+    patterns: tuple[Extension, ...]
+    buckets: dict[tuple[str, int], tuple[Extension, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, ctx: Context) -> _Index:
+        ordered = tuple(sorted(ctx.extensions, key=_order_key))
+        literals: dict[str, list[Extension]] = {}
+        for e in ordered:
+            if not e.is_pattern:
+                literals.setdefault(e.pattern.literal, []).append(e)
+        patterns = tuple(e for e in ordered if e.is_pattern)
+        return cls(ordered, {k: tuple(v) for k, v in literals.items()}, patterns)
+
+    def match_candidates(self, exten: str) -> tuple[Extension, ...]:
+        """Extensions that may MATCH ``exten`` (dashes already removed), in order."""
+        lits = self.literals.get(exten, ())
+        if not self.patterns:
+            return lits
+        first = exten[:1]
+        key = (first, len(exten))
+        pats = self.buckets.get(key)
+        if pats is None:
+            n = len(exten)
+            pats = tuple(
+                e
+                for e in self.patterns
+                if e.pattern.min_len <= n
+                and (e.pattern.max_len is None or e.pattern.max_len >= n)
+                and (e.pattern.first is None or not first or first in e.pattern.first)
+            )
+            if len(self.buckets) < 4096:
+                self.buckets[key] = pats
+        return lits + pats if lits else pats
+
+
+def _order_key(e: Extension) -> tuple[object, ...]:
+    # Asterisk ast_add_extension2: same name → caller-id ones first, ordered by ext_cmp(cid).
+    if e.cid_pattern is None:
+        return (e.pattern.key, 1, (0, "", ()))
+    return (e.pattern.key, 0, e.cid_pattern.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialplan:
+    """A loaded extensions.conf: settings, globals, contexts and warnings; answers lookups."""
+
+    general: DialplanGeneral = field(default_factory=DialplanGeneral)
+    globals: list[GlobalVar] = field(default_factory=list)
+    contexts: dict[str, Context] = field(default_factory=dict)
+    warnings: list[ConfWarning] = field(default_factory=list)
+    _index: dict[str, _Index] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cache: dict[tuple[object, ...], object] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    # -- plain accessors -------------------------------------------------------------------
+
+    def context_names(self) -> list[str]:
+        return list(self.contexts)
+
+    def global_vars(self) -> dict[str, str]:
+        """``[globals]`` as name → value, in file order; a repeated name keeps its last value."""
+        out: dict[str, str] = {}
+        for g in self.globals:
+            out[g.name] = g.value
+        return out
+
+    def ordered_extensions(self, context: str) -> tuple[Extension, ...]:
+        """A context's extensions in Asterisk's match order (empty if no such context)."""
+        idx = self._index_of(context)
+        return () if idx is None else idx.ordered
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def find(
+        self,
+        context: str,
+        exten: str,
+        priority: int,
+        *,
+        callerid: str | None = None,
+        now: datetime | None = None,
+    ) -> Found | None:
+        """The step run for ``exten`` at ``priority`` in ``context`` (``ast_exists_extension``)."""
+        return self._lookup(MatchMode.MATCH, context, exten, priority, None, callerid, now)
+
+    def find_label(
+        self,
+        context: str,
+        exten: str,
+        label: str,
+        *,
+        callerid: str | None = None,
+        now: datetime | None = None,
+    ) -> int | None:
+        """The priority number of ``label`` (``ast_findlabel_extension``), or None."""
+        found = self._lookup(MatchMode.MATCH, context, exten, 0, label, callerid, now)
+        return None if found is None else found.priority.number
+
+    def exists(
+        self,
+        context: str,
+        exten: str,
+        priority: int = 1,
+        *,
+        callerid: str | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        return self.find(context, exten, priority, callerid=callerid, now=now) is not None
+
+    def can_match(
+        self, context: str, exten: str, *, callerid: str | None = None, now: datetime | None = None
+    ) -> bool:
+        """``ast_canmatch_extension``: ``exten`` is, or may become, an extension."""
+        return self._lookup(MatchMode.CANMATCH, context, exten, 1, None, callerid, now) is not None
+
+    def match_more(
+        self, context: str, exten: str, *, callerid: str | None = None, now: datetime | None = None
+    ) -> bool:
+        """``ast_matchmore_extension``: more digits could still match an extension."""
+        return self._lookup(MatchMode.MATCHMORE, context, exten, 1, None, callerid, now) is not None
+
+    def find_hint(
+        self, context: str, exten: str, *, callerid: str | None = None
+    ) -> tuple[str, Extension] | None:
+        """The hint device text for ``exten`` (``ast_get_hint``) and its extension."""
+        data = exten.replace("-", "")
+        for name in self._search_order(context, None):
+            idx = self._index_of(name)
+            if idx is None:
+                continue
+            for e in idx.match_candidates(data):
+                if e.hint is not None and e.cid_matches(callerid) and e.pattern.matches(data):
+                    return e.hint, e
+        return None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _index_of(self, context: str) -> _Index | None:
+        idx = self._index.get(context)
+        if idx is None:
+            ctx = self.contexts.get(context)
+            if ctx is None:
+                return None
+            idx = _Index.build(ctx)
+            self._index[context] = idx
+        return idx
+
+    def _search_order(self, context: str, now: datetime | None) -> list[str]:
+        """Contexts searched for ``context``: itself, then includes depth-first, each once."""
+        seen: set[str] = set()
+        order: list[str] = []
+
+        def visit(name: str, depth: int) -> None:
+            if depth >= MAX_INCLUDE_DEPTH or name.lower() in seen:
+                return
+            ctx = self.contexts.get(name)
+            if ctx is None:
+                return
+            order.append(name)
+            seen.add(name.lower())
+            for inc in ctx.includes:
+                if inc.valid_at(now):
+                    visit(inc.name, depth + 1)
+
+        visit(context, 0)
+        return order
+
+    def _lookup(
+        self,
+        mode: MatchMode,
+        context: str,
+        exten: str,
+        priority: int,
+        label: str | None,
+        callerid: str | None,
+        now: datetime | None,
+    ) -> Found | None:
+        key = (mode, context, exten, priority, label, callerid)
+        cacheable = now is None or not self._has_timed_includes()
+        if cacheable:
+            hit = self._cache.get(key, self)
+            if hit is not self:
+                return hit  # type: ignore[return-value]
+        found = self._search(mode, context, exten.replace("-", ""), priority, label, callerid, now)
+        if cacheable:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def _has_timed_includes(self) -> bool:
+        flag = self._cache.get(("timed",))
+        if flag is None:
+            flag = any(i.timing is not None for c in self.contexts.values() for i in c.includes)
+            self._cache[("timed",)] = flag
+        return bool(flag)
+
+    def _search(
+        self,
+        mode: MatchMode,
+        context: str,
+        data: str,
+        priority: int,
+        label: str | None,
+        callerid: str | None,
+        now: datetime | None,
+    ) -> Found | None:
+        seen: set[str] = set()
+        return self._search_context(mode, context, data, priority, label, callerid, now, seen)
+
+    def _search_context(
+        self,
+        mode: MatchMode,
+        name: str,
+        data: str,
+        priority: int,
+        label: str | None,
+        callerid: str | None,
+        now: datetime | None,
+        seen: set[str],
+    ) -> Found | None:
+        # Asterisk pbx_find_extension: stack overflow and "already searched" checks first.
+        if len(seen) >= MAX_INCLUDE_DEPTH or name.lower() in seen:
+            return None
+        idx = self._index_of(name)
+        if idx is None:
+            return None
+        candidates = idx.match_candidates(data) if mode is MatchMode.MATCH else idx.ordered
+        for e in candidates:
+            m = e.pattern.match_core(data, mode)
+            if m == NO_MATCH or not e.cid_matches(callerid):
+                continue
+            if m == EARLY and mode is MatchMode.MATCHMORE:
+                return None  # a '!' match is final in MATCHMORE mode
+            if label is not None:
+                num = e.labels.get(label)
+                step = None if num is None else e.priorities.get(num)
+            else:
+                step = e.priorities.get(priority)
+            if step is not None:
+                return Found(name, e, step)
+        seen.add(name.lower())
+        for inc in self.contexts[name].includes:
+            if inc.valid_at(now):
+                found = self._search_context(
+                    mode, inc.name, data, priority, label, callerid, now, seen
+                )
+                if found is not None:
+                    return found
+        return None
