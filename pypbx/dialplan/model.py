@@ -451,7 +451,7 @@ class Dialplan:
             hit = self._cache.get(key, self)
             if hit is not self:
                 return hit  # type: ignore[return-value]
-        found = self._search(mode, context, exten.replace("-", ""), priority, label, callerid, now)
+        found = self._search(mode, context, exten, priority, label, callerid, now)
         if cacheable:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
@@ -495,7 +495,10 @@ class Dialplan:
         idx = self._index_of(name)
         if idx is None:
             return None
-        candidates = idx.match_candidates(data) if mode is MatchMode.MATCH else idx.ordered
+        if mode is MatchMode.MATCH and not data.startswith("_"):
+            candidates = idx.match_candidates(data.replace("-", ""))
+        else:
+            candidates = idx.ordered
         for e in candidates:
             m = e.pattern.match_core(data, mode)
             if m == NO_MATCH or not e.cid_matches(callerid):

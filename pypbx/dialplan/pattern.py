@@ -100,17 +100,20 @@ class Pattern:
 
     def match_core(self, data: str, mode: MatchMode = MatchMode.MATCH) -> int:
         """Asterisk's ``_extension_match_core``: 0 no, 1 match, 2 match through ``!``."""
-        data = strip_dashes(data)
         if not self.is_pattern:
-            return _literal_core(self.literal, data, mode)
-        if mode is MatchMode.MATCH:
-            if data.startswith("_") and compile_pattern(data).key == self.key:
-                return MATCHED
-            if self.regex is not None:
-                m = self.regex.fullmatch(data)
-                if m is None:
-                    return NO_MATCH
-                return EARLY if m.lastgroup == "bang" else MATCHED
+            return _literal_core(self.literal, strip_dashes(data), mode)
+        if (
+            mode is MatchMode.MATCH
+            and data.startswith("_")
+            and compile_pattern(data).key == self.key
+        ):
+            return MATCHED  # pbx.c: "if this test is left out, then _x. will not match _x. !!!"
+        data = strip_dashes(data)
+        if mode is MatchMode.MATCH and self.regex is not None:
+            m = self.regex.fullmatch(data)
+            if m is None:
+                return NO_MATCH
+            return EARLY if m.lastgroup == "bang" else MATCHED
         return _pattern_core(self.tokens, data, mode)
 
     def matches(self, data: str, mode: MatchMode = MatchMode.MATCH) -> bool:
