@@ -145,6 +145,8 @@ def _parse_params(value: str, what: str) -> dict[str, str]:
                 raise AuthParseError(f"{what}: bad value for {name}")
         if name in params:
             raise AuthParseError(f"{what}: duplicate parameter {name}")
+        if not _encodable(val):
+            raise AuthParseError(f"{what}: {name} is not text")
         params[name] = val
         while pos < end and rest[pos] in _LWS:
             pos += 1
@@ -169,6 +171,19 @@ def _quoted(text: str, pos: int, what: str) -> tuple[int, str]:
         out.append(c)
         pos += 1
     raise AuthParseError(f"{what}: unterminated quoted string")
+
+
+def _b(text: str) -> bytes:
+    """UTF-8, giving back the original bytes of text decoded with surrogateescape."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        _b(text)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _quote(value: str) -> str:
@@ -323,7 +338,7 @@ def parse_credentials(value: str) -> Credentials:
 
 def compute_ha1(username: str, realm: str, password: str, algorithm: str = "MD5") -> str:
     """``H(username:realm:password)``; with MD5 this is Asterisk's ``md5secret``."""
-    return _algorithm(algorithm).hexdigest(f"{username}:{realm}:{password}".encode())
+    return _algorithm(algorithm).hexdigest(_b(f"{username}:{realm}:{password}"))
 
 
 def compute_response(
@@ -342,14 +357,14 @@ def compute_response(
     algo = _algorithm(algorithm)
     h = algo.hexdigest
     if algo.session:
-        ha1 = h(f"{ha1}:{nonce}:{cnonce or ''}".encode())
+        ha1 = h(_b(f"{ha1}:{nonce}:{cnonce or ''}"))
     if qop == "auth-int":
-        ha2 = h(f"{method}:{uri}:{h(body)}".encode())
+        ha2 = h(_b(f"{method}:{uri}:{h(body)}"))
     else:
-        ha2 = h(f"{method}:{uri}".encode())
+        ha2 = h(_b(f"{method}:{uri}"))
     if qop is None:
-        return h(f"{ha1}:{nonce}:{ha2}".encode())
-    return h(f"{ha1}:{nonce}:{nc or 0:08x}:{cnonce or ''}:{qop}:{ha2}".encode())
+        return h(_b(f"{ha1}:{nonce}:{ha2}"))
+    return h(_b(f"{ha1}:{nonce}:{nc or 0:08x}:{cnonce or ''}:{qop}:{ha2}"))
 
 
 def uri_matches(creds_uri: str, request_uri: str) -> bool:
@@ -458,7 +473,7 @@ class DigestServer:
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
     def _mac(self, head: bytes) -> bytes:
-        msg = b"pypbx-digest-nonce\0" + self.realm.encode() + b"\0" + head
+        msg = b"pypbx-digest-nonce\0" + _b(self.realm) + b"\0" + head
         return hmac.new(self._secret, msg, hashlib.sha256).digest()[:16]
 
     def nonce_issued(self, nonce: str) -> float | None:
@@ -535,7 +550,7 @@ class DigestServer:
         if issued is None or issued > now + 1.0:
             return Verdict.BAD_NONCE
         if self.opaque is not None and not hmac.compare_digest(
-            (creds.opaque or "").encode(), self.opaque.encode()
+            _b(creds.opaque or ""), _b(self.opaque)
         ):
             return Verdict.BAD_NONCE
         if ha1 is None:
@@ -551,7 +566,7 @@ class DigestServer:
             cnonce=creds.cnonce,
             body=body,
         )
-        if not hmac.compare_digest(expected.encode(), creds.response.lower().encode()):
+        if not hmac.compare_digest(_b(expected), _b(creds.response.lower())):
             return Verdict.BAD_CREDENTIALS
         expires = issued + self.nonce_lifetime
         if now >= expires:

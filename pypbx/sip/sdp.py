@@ -216,10 +216,17 @@ def _values(attributes: Iterable[Attribute], name: str) -> list[str]:
 # --- parsing ----------------------------------------------------------------------------------
 
 
+def _number(text: str) -> int | None:
+    """ASCII digits (at most 20 of them) as an int, else None."""
+    if 0 < len(text) <= 20 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def _int(text: str, what: str, limit: int | None = None) -> int:
-    if not text or not text.isascii() or not text.isdigit():
-        raise SdpError(f"{what} is not a number: {text!r}")
-    value = int(text)
+    value = _number(text)
+    if value is None:
+        raise SdpError(f"{what} is not a number: {text[:40]!r}")
     if limit is not None and value > limit:
         raise SdpError(f"{what} out of range: {value}")
     return value
@@ -437,7 +444,7 @@ TELEPHONE_EVENT = "telephone-event"
 def _pt_value(values: list[str], pt: int) -> str | None:
     for value in values:
         head, _, rest = value.partition(" ")
-        if head.isascii() and head.isdigit() and int(head) == pt:
+        if _number(head) == pt:
             return rest.strip()
     return None
 
@@ -448,9 +455,10 @@ def codec_for(media: Media, payload_type: int) -> Codec | None:
     mapping = _pt_value(media.values("rtpmap"), payload_type)
     if mapping is not None:
         name, _, rest = mapping.partition("/")
-        rate, _, chans = rest.partition("/")
-        if name and rate.isascii() and rate.isdigit() and (not chans or chans.isdigit()):
-            return Codec(payload_type, name, int(rate), int(chans) if chans else None, fmtp)
+        rate_text, _, chans_text = rest.partition("/")
+        rate, chans = _number(rate_text), _number(chans_text)
+        if name and rate is not None and (chans is not None or not chans_text):
+            return Codec(payload_type, name, rate, chans, fmtp)
     static = STATIC_PAYLOAD_TYPES.get(payload_type)
     return None if static is None else dataclasses.replace(static, fmtp=fmtp)
 
@@ -459,8 +467,9 @@ def codecs(media: Media) -> list[Codec]:
     """The codecs of an RTP media description in offer order (unknown dynamic ones skipped)."""
     out = []
     for fmt in media.formats:
-        if fmt.isascii() and fmt.isdigit() and int(fmt) <= 127:
-            codec = codec_for(media, int(fmt))
+        pt = _number(fmt)
+        if pt is not None and pt <= 127:
+            codec = codec_for(media, pt)
             if codec is not None:
                 out.append(codec)
     return out
