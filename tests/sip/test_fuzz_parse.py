@@ -138,7 +138,9 @@ def test_framer_only_raises_parse_error(seed, cuts, noise):
 
 
 @pytest.mark.slow
-def test_long_seeded_campaign():
+def test_long_seeded_campaign(request):
+    if "slow" not in (request.config.option.markexpr or ""):
+        pytest.skip("long fuzz campaign: run with -m slow")
     rnd = random.Random(4475)
     for i in range(120_000):
         if i % 5 == 0:

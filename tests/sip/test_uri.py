@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pypbx.sip.abnf import ParseError
@@ -353,10 +353,14 @@ _user = st.text(
     min_size=1,
     max_size=12,
 )
-_host = st.from_regex(r"[a-z][a-z0-9\-]{0,10}(\.[a-z][a-z0-9]{0,5}){0,2}", fullmatch=True)
+_label = st.from_regex(r"[a-z]([a-z0-9\-]{0,8}[a-z0-9])?", fullmatch=True)
+_host = st.lists(_label, min_size=1, max_size=3).map(".".join) | st.builds(
+    "{}.{}.{}.{}".format, *[st.integers(0, 255)] * 4
+)
 _pname = st.from_regex(r"[a-z][a-z0-9\-]{0,6}", fullmatch=True)
 
 
+@settings(max_examples=150, deadline=None)
 @given(
     user=st.none() | _user,
     password=st.none() | _user,
