@@ -668,6 +668,13 @@ class _Cached:
     nc: int = 0
 
 
+def _realm_of(credentials: str) -> str | None:
+    try:
+        return parse_credentials(credentials).realm
+    except AuthParseError:
+        return None
+
+
 class ClientAuthState:
     """Remembers the last challenge per realm so later requests reuse it with nc+1."""
 
@@ -676,17 +683,21 @@ class ClientAuthState:
         self.password = password
         self._cache: dict[str, _Cached] = {}
 
-    def learn(self, challenge: str | Challenge) -> bool:
-        """Store a challenge; False when it follows our answer and is not stale (bad password)."""
+    def learn(self, challenge: str | Challenge, *, sent: Iterable[str] = ()) -> bool:
+        """Store a challenge and say whether answering it is worth a retry.
+
+        ``sent`` holds the (Proxy-)Authorization values of the request that drew the
+        challenge. A challenge that is not stale, for a realm those credentials already
+        answered, means they were refused (wrong password): False, so the caller stops.
+        """
         ch = parse_challenge(challenge) if isinstance(challenge, str) else challenge
         _algorithm(ch.algorithm)
         old = self._cache.get(ch.realm)
-        retry = old is None or old.nc == 0 or ch.stale
         if old is not None and old.challenge.nonce == ch.nonce:
             self._cache[ch.realm] = _Cached(ch, old.nc)
         else:
             self._cache[ch.realm] = _Cached(ch)
-        return retry
+        return ch.stale or not any(_realm_of(v) == ch.realm for v in sent)
 
     @property
     def realms(self) -> tuple[str, ...]:

@@ -586,11 +586,27 @@ def test_client_state_learn_tells_when_retrying_is_pointless() -> None:
     assert client.learn(server.challenge(0.0)) is True
     value = client.authorization(REALM, method="REGISTER", uri=URI, cnonce="c")
     assert server.verify(value, "REGISTER", password="pw", now=1.0) is Verdict.BAD_CREDENTIALS
-    assert client.learn(server.challenge(1.0)) is False
-    assert client.learn(server.challenge(2.0, stale=True)) is True
-    # a fresh nonce restarts the count
+    # the request carried our answer and the server challenged again: refused
+    assert client.learn(server.challenge(1.0), sent=[value]) is False
+    # a stale challenge, or credentials for another realm / unparsable ones, are worth a retry
+    assert client.learn(server.challenge(2.0, stale=True), sent=[value]) is True
+    other = value.replace(f'realm="{REALM}"', 'realm="elsewhere"')
+    assert client.learn(server.challenge(3.0), sent=[other, "Basic xyz"]) is True
+    # a later refresh without credentials gets a fresh challenge: retry, nc restarts
+    assert client.learn(server.challenge(4.0)) is True
     value = client.authorization(REALM, method="REGISTER", uri=URI, cnonce="c")
     assert parse_credentials(value).nc == 1
+
+
+def test_client_state_same_nonce_keeps_counting() -> None:
+    client = ClientAuthState("u", "p")
+    client.learn('Digest realm="a", nonce="n", qop="auth"')
+    client.authorization("a", method="A", uri="u", cnonce="c")
+    client.learn('Digest realm="a", nonce="n", qop="auth", stale=true')
+    value = client.authorization("a", method="A", uri="u", cnonce="c")
+    assert parse_credentials(value).nc == 2
+    client.learn('Digest realm="b", nonce="m"')
+    assert client.realms == ("a", "b")
 
 
 def test_client_state_unknown_realm_and_forget() -> None:
