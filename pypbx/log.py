@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,20 @@ class VerbosityFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         v = getattr(record, "verbosity", 0)
         return isinstance(v, int) and v <= self.level
+
+
+class TraceFilter(logging.Filter):
+    """``sip set debug ip A`` / ``peer X``: pass SIP trace records to or from these hosts only.
+
+    The transport logs each message with ``extra={"peer_ip": host}``.
+    """
+
+    def __init__(self, hosts: set[str]) -> None:
+        super().__init__()
+        self.hosts = hosts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "peer_ip", None) in self.hosts
 
 
 class CallAdapter(logging.LoggerAdapter[logging.Logger]):
@@ -64,12 +78,65 @@ class JsonFormatter(logging.Formatter):
 _TEXT = logging.Formatter("[%(asctime)s] %(levelname)s[%(process)d] %(name)s: %(message)s")
 
 
+class LogSink:
+    """One receiver of log lines (a remote console) with its own verbosity level."""
+
+    __slots__ = ("level", "write")
+
+    def __init__(self, write: Callable[[str], None], level: int) -> None:
+        self.write = write
+        self.level = level
+
+
+class FanoutHandler(logging.Handler):
+    """Copies every record to the attached sinks, each filtered at its own verbosity.
+
+    The control server attaches one sink per connected ``pypbx -r`` console, so a console
+    shows live log lines at the level its user chose (``core set verbose N``), whatever the
+    daemon's own stderr level is.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self._sinks: list[LogSink] = []
+        self.setFormatter(_TEXT)
+
+    def attach(self, write: Callable[[str], None], level: int) -> LogSink:
+        sink = LogSink(write, level)
+        self._sinks.append(sink)
+        return sink
+
+    def detach(self, sink: LogSink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    @property
+    def sinks(self) -> list[LogSink]:
+        return list(self._sinks)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._sinks:
+            return
+        v = getattr(record, "verbosity", 0)
+        wanted = [s for s in self._sinks if isinstance(v, int) and v <= s.level]
+        if not wanted:
+            return
+        line = self.format(record)
+        for sink in wanted:
+            sink.write(line)
+
+
 def setup(
-    *, verbosity: int = 3, json_logs: bool = False, logdir: Path | None = None
+    *,
+    verbosity: int = 3,
+    json_logs: bool = False,
+    logdir: Path | None = None,
+    fanout: FanoutHandler | None = None,
 ) -> VerbosityFilter:
     """Configure the ``pypbx`` logger for a daemon: stderr, and ``logdir/messages`` if given.
 
-    Returns the filter so ``core set verbose N`` can change the level at run time.
+    ``fanout``, when given, is attached too (remote consoles). Returns the filter so
+    ``core set verbose N`` can change the level at run time.
     """
     root = logging.getLogger(ROOT)
     root.setLevel(logging.DEBUG)
@@ -87,6 +154,8 @@ def setup(
         fh.setFormatter(fmt)
         fh.addFilter(flt)
         root.addHandler(fh)
+    if fanout is not None:
+        root.addHandler(fanout)
     trace = logging.getLogger(TRACE)
     trace.propagate = False
     trace.setLevel(logging.CRITICAL)

@@ -1,0 +1,3 @@
+"""``database show|get|put|del|deltree`` (Asterisk main/db.c) on the PBX's astdb."""
+
+from __future__ import annotations

@@ -1,0 +1,398 @@
+"""The composition root: configuration → objects → services; reload; signals; shutdown.
+
+:class:`Pbx` owns the loaded :class:`~pypbx.check.ConfigSet`, the run-time directories of
+``pypbx.conf``, the control socket and a list of :class:`Service` objects (the SIP stack, the
+RTP relay ...). Each service starts with the PBX, stops on SIGTERM/SIGINT or ``core stop``
+(hang up calls, unregister, release ports) and is told about reloads. A reload builds the new
+configuration aside and swaps it whole; a configuration with an error keeps the old one and
+reports ``file:line: message``. Several PBXs with different configuration directories run side
+by side: everything they share on a machine lives in their own run directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pypbx import __version__
+from pypbx.check import ConfigSet, load_config_dir, load_one
+from pypbx.config.conf import ConfigError
+from pypbx.errors import PbxError
+from pypbx.log import FanoutHandler, VerbosityFilter, verbose
+
+__all__ = [
+    "SERVICE_FACTORIES",
+    "AlreadyRunning",
+    "Directories",
+    "Pbx",
+    "ReloadResult",
+    "Service",
+    "directories_for",
+    "register_service",
+    "serve",
+]
+
+log = logging.getLogger("pypbx.server")
+
+CONTROL_SOCKET = "pypbx.ctl"
+PID_FILE = "pypbx.pid"
+STOP_TIMEOUT = 4.0
+"""Seconds a service gets to stop before the PBX exits anyway (SIGTERM must end within 5 s)."""
+
+
+class AlreadyRunning(PbxError):
+    """Another pypbx answers on this run directory's control socket."""
+
+
+class Service(Protocol):
+    """A long-lived part of the PBX (SIP transport, registrations, RTP relay ...)."""
+
+    name: str
+
+    async def start(self, pbx: Pbx) -> None:
+        """Open sockets, start timers. Raise to refuse the start-up."""
+
+    async def stop(self) -> None:
+        """Hang up, unregister, release ports."""
+
+    def describe(self) -> list[str]:
+        """Lines for the start-up banner, e.g. ``SIP listening on udp 127.0.0.1:5060``."""
+        ...
+
+    async def reload(self, config: ConfigSet) -> list[str]:
+        """Adopt a new configuration (unchanged parts are the same objects); report lines."""
+        ...
+
+
+ServiceFactory = Callable[["Pbx"], "Service | None"]
+SERVICE_FACTORIES: list[ServiceFactory] = []
+"""Factories called at start-up, in order, to build the PBX's services (None = not wanted)."""
+
+
+def register_service(factory: ServiceFactory) -> ServiceFactory:
+    """Decorator for a service factory: ``@register_service def sip(pbx): return SipService()``."""
+    SERVICE_FACTORIES.append(factory)
+    return factory
+
+
+@dataclass(frozen=True, slots=True)
+class Directories:
+    """Where a PBX keeps its run-time files (``[directories]`` of pypbx.conf)."""
+
+    rundir: Path
+    datadir: Path
+    logdir: Path
+    sounddir: Path
+
+    @property
+    def control_socket(self) -> Path:
+        return self.rundir / CONTROL_SOCKET
+
+    @property
+    def pid_file(self) -> Path:
+        return self.rundir / PID_FILE
+
+
+def directories_for(config_dir: Path, settings: Any) -> Directories:
+    """The directories of a ``PbxConfig`` (relative ones resolved against ``config_dir``)."""
+    defaults = {"rundir": "run", "datadir": "data", "logdir": "log", "sounddir": "sounds"}
+    found: dict[str, Path] = {}
+    for key, default in defaults.items():
+        value = getattr(settings, key, None)
+        if value is None:
+            value = getattr(getattr(settings, "directories", None), key, None)
+        path = Path(value) if value is not None else Path(default)
+        found[key] = path if path.is_absolute() else (config_dir / path).resolve()
+    return Directories(**found)
+
+
+def control_socket_for(config_dir: str | Path) -> Path:
+    """The control socket of the PBX configured in ``config_dir`` (reads only pypbx.conf)."""
+    root = Path(config_dir).resolve()
+    try:
+        settings, _ = load_one(root, "pypbx.conf")
+    except ConfigError:
+        settings = None
+    return directories_for(root, settings).control_socket
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """The outcome of a reload: ``ok`` is False when the old configuration was kept."""
+
+    ok: bool
+    lines: tuple[str, ...]
+
+
+def _plain(value: Any) -> Any:
+    """A comparable form of a config value with its ``origin`` (file:line) fields dropped."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return tuple(
+            (f.name, _plain(getattr(value, f.name)))
+            for f in dataclasses.fields(value)
+            if f.name not in ("origin", "origins")
+        )
+    if isinstance(value, dict):
+        return tuple((k, _plain(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, set | frozenset):
+        return frozenset(_plain(v) for v in value)
+    return value
+
+
+def sip_changes(old: Any, new: Any) -> list[str]:
+    """What a sip.conf reload changes: peers and registrations added, removed, changed."""
+    old_peers: dict[str, Any] = dict(getattr(old, "peers", None) or {})
+    new_peers: dict[str, Any] = dict(getattr(new, "peers", None) or {})
+    lines = [f"Peer added: {n}" for n in new_peers if n not in old_peers]
+    lines += [f"Peer removed: {n}" for n in old_peers if n not in new_peers]
+    lines += [
+        f"Peer changed: {n}"
+        for n in new_peers
+        if n in old_peers and _plain(new_peers[n]) != _plain(old_peers[n])
+    ]
+    old_regs = [_plain(r) for r in getattr(old, "registrations", None) or ()]
+    new_regs = [_plain(r) for r in getattr(new, "registrations", None) or ()]
+    regs_new = list(getattr(new, "registrations", None) or ())
+    regs_old = list(getattr(old, "registrations", None) or ())
+    lines += [
+        f"Registration added: {_reg_name(r)}"
+        for r, p in zip(regs_new, new_regs, strict=True)
+        if p not in old_regs
+    ]
+    lines += [
+        f"Registration removed: {_reg_name(r)}"
+        for r, p in zip(regs_old, old_regs, strict=True)
+        if p not in new_regs
+    ]
+    if old is not None and _plain(getattr(old, "general", None)) != _plain(
+        getattr(new, "general", None)
+    ):
+        lines.append("General settings changed")
+    return lines
+
+
+def _reg_name(reg: Any) -> str:
+    user = getattr(reg, "username", None) or getattr(reg, "user", None) or "?"
+    host = getattr(reg, "host", None) or getattr(reg, "hostname", None) or "?"
+    return f"{user}@{host}"
+
+
+class Pbx:
+    """One running PBX: configuration, directories, services, control socket, lifecycle."""
+
+    def __init__(
+        self,
+        config: ConfigSet,
+        *,
+        clock: Callable[[], float] = time.time,
+        log_filter: VerbosityFilter | None = None,
+        fanout: FanoutHandler | None = None,
+    ) -> None:
+        self.config = config
+        self.dirs = directories_for(config.config_dir, config.settings)
+        self.clock = clock
+        self.started_at = clock()
+        self.reloaded_at = self.started_at
+        self.log_filter = log_filter or VerbosityFilter(0)
+        self.fanout = fanout or FanoutHandler()
+        self.services: list[Service] = []
+        self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.channels: list[Any] = []
+        """Live channels (the call layer fills it); read by ``core show channels``."""
+        self.calls_processed = 0
+        self.sip_runtime: Any = None
+        """Run-time SIP state (peer addresses, qualify, registration states), set by the SIP
+        service; ``sip show peers`` falls back to the loaded sip.conf when it is None."""
+        self.accepting_calls = True
+        self.listening: list[str] = []
+        self._stop_event: asyncio.Event | None = None
+        self._graceful = False
+        self._reload_lock = asyncio.Lock()
+
+    # -- configuration -------------------------------------------------------------------
+
+    @property
+    def sip(self) -> Any:
+        return self.config.sip
+
+    @property
+    def dialplan(self) -> Any:
+        return self.config.dialplan
+
+    @property
+    def rtp(self) -> Any:
+        return self.config.rtp
+
+    @property
+    def settings(self) -> Any:
+        return self.config.settings
+
+    @property
+    def verbosity(self) -> int:
+        return self.log_filter.level
+
+    async def _reload(
+        self, names: tuple[str, ...], describe: Callable[[ConfigSet], list[str]]
+    ) -> ReloadResult:
+        async with self._reload_lock:
+            new = self.config
+            for name in names:
+                try:
+                    value, warnings = load_one(self.config.config_dir, name)
+                except ConfigError as exc:
+                    log.warning("reload of %s refused: %s", name, exc)
+                    return ReloadResult(
+                        False,
+                        (str(exc), f"{name} not reloaded: keeping the running configuration."),
+                    )
+                new = new.with_part(name, value, warnings)
+            lines = describe(new)
+            old, self.config = self.config, new
+            for svc in self.services:
+                try:
+                    lines += await svc.reload(new)
+                except PbxError as exc:
+                    self.config = old
+                    return ReloadResult(
+                        False,
+                        (f"{svc.name}: {exc}", "Reload failed: keeping the running configuration."),
+                    )
+            self.reloaded_at = self.clock()
+            return ReloadResult(True, tuple(lines))
+
+    async def reload_sip(self) -> ReloadResult:
+        """``sip reload``: re-read sip.conf (and rtp.conf) aside, swap, report changes."""
+        old = self.config.sip
+
+        def report(new: ConfigSet) -> list[str]:
+            changes = sip_changes(old, new.sip)
+            return [
+                *changes,
+                f"SIP reloaded: {len(changes) or 'no'} change{'' if len(changes) == 1 else 's'}.",
+            ]
+
+        return await self._reload(("sip.conf", "rtp.conf"), report)
+
+    async def reload_dialplan(self) -> ReloadResult:
+        """``dialplan reload``: re-read extensions.conf aside and swap it."""
+        return await self._reload(("extensions.conf",), lambda _new: ["Dialplan reloaded."])
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def request_stop(self, *, graceful: bool = False) -> None:
+        """Ask :meth:`run` to stop (``graceful`` waits for live calls to end first)."""
+        self._graceful = graceful
+        self.accepting_calls = False
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    def _prepare_dirs(self) -> None:
+        for d in (self.dirs.rundir, self.dirs.datadir, self.dirs.logdir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    async def _wait_for_calls(self) -> None:
+        while self.channels:
+            await asyncio.sleep(0.2)
+
+    async def run(self) -> int:
+        """Start, serve until asked to stop, stop everything; the process exit code."""
+        from pypbx.control.server import ControlServer
+
+        self._stop_event = asyncio.Event()
+        self._prepare_dirs()
+        control = ControlServer(self, self.dirs.control_socket)
+        await control.start()  # raises AlreadyRunning before we touch the pid file
+        self.dirs.pid_file.write_text(f"{os.getpid()}\n")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        started: list[Service] = []
+        try:
+            self.listening = [f"Control socket {self.dirs.control_socket} (mode 0660)"]
+            for factory in SERVICE_FACTORIES:
+                svc = factory(self)
+                if svc is not None:
+                    self.services.append(svc)
+            for svc in self.services:
+                await svc.start(self)
+                started.append(svc)
+                self.listening += svc.describe()
+            for line in self.listening:
+                verbose(log, 0, "Listening: %s", line)
+            verbose(
+                log, 0, "pypbx %s ready (configuration %s)", __version__, self.config.config_dir
+            )
+            await self._stop_event.wait()
+            if self._graceful:
+                verbose(log, 1, "Waiting for %d channels to hang up", len(self.channels))
+                await self._wait_for_calls()
+            verbose(log, 0, "pypbx stopping")
+        finally:
+            for svc in reversed(started):
+                try:
+                    await asyncio.wait_for(svc.stop(), STOP_TIMEOUT)
+                except (TimeoutError, PbxError, OSError) as exc:
+                    log.warning("service %s did not stop cleanly: %r", svc.name, exc)
+            for hook in reversed(self.stop_hooks):
+                try:
+                    await asyncio.wait_for(hook(), STOP_TIMEOUT)
+                except (TimeoutError, PbxError, OSError) as exc:
+                    log.warning("stop hook failed: %r", exc)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await control.close()
+            self.dirs.pid_file.unlink(missing_ok=True)
+        verbose(log, 0, "pypbx stopped")
+        return 0
+
+
+def _new_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def serve(config_dir: str, *, extra_verbosity: int = 0, json_logs: bool = False) -> int:
+    """``pypbx run``: load the configuration, set up logging, run until stopped."""
+    from pypbx.log import setup
+
+    try:
+        config = load_config_dir(config_dir)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        print(f"pypbx: {config_dir}: configuration has an error, not starting", file=sys.stderr)
+        return 1
+    base = getattr(config.settings, "verbose", None)
+    level = (base if isinstance(base, int) else 0) + extra_verbosity
+    dirs = directories_for(config.config_dir, config.settings)
+    fanout = FanoutHandler()
+    try:
+        flt = setup(verbosity=level, json_logs=json_logs, logdir=dirs.logdir, fanout=fanout)
+    except OSError as exc:
+        print(f"pypbx: {dirs.logdir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for w in config.warnings:
+        log.warning("%s", w)
+    pbx = Pbx(config, log_filter=flt, fanout=fanout)
+    try:
+        with asyncio.Runner(loop_factory=_new_loop_factory()) as runner:
+            return runner.run(pbx.run())
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return 1
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
