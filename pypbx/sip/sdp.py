@@ -271,10 +271,39 @@ def _media(value: str) -> Media:
     )
 
 
-def parse_sdp(data: bytes | str) -> SessionDescription:
-    """Parse an SDP body (CRLF or LF); raise ``SdpError`` if it is not one."""
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
-    lines: list[tuple[str, str]] = []
+@dataclass(slots=True)
+class _Section:
+    """Lines common to the session and media levels, gathered while parsing."""
+
+    connection: Connection | None = None
+    bandwidths: list[Bandwidth] = field(default_factory=list)
+    attributes: list[Attribute] = field(default_factory=list)
+    other: list[Line] = field(default_factory=list)
+
+    def add(self, kind: str, value: str) -> None:
+        if kind == "c":
+            if self.connection is not None:
+                raise SdpError("duplicate c= line")
+            self.connection = _connection(value)
+        elif kind == "b":
+            self.bandwidths.append(_bandwidth(value))
+        elif kind == "a":
+            self.attributes.append(_attribute(value))
+        else:
+            self.other.append(Line(kind, value))
+
+    def media(self, head: Media) -> Media:
+        return dataclasses.replace(
+            head,
+            connection=self.connection,
+            bandwidths=tuple(self.bandwidths),
+            attributes=tuple(self.attributes),
+            other=tuple(self.other),
+        )
+
+
+def _lines(text: str) -> list[tuple[str, str]]:
+    lines = []
     for raw in text.split("\n"):
         line = raw[:-1] if raw.endswith("\r") else raw
         if not line.strip():
@@ -284,79 +313,60 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         if "\r" in line or "\x00" in line:
             raise SdpError("CR or NUL inside an SDP line")
         lines.append((line[0], line[2:]))
+    return lines
+
+
+def parse_sdp(data: bytes | str) -> SessionDescription:
+    """Parse an SDP body (CRLF or LF); raise ``SdpError`` if it is not one."""
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    lines = _lines(text)
     if not lines or lines[0][0] != "v":
         raise SdpError("SDP must start with v=")
     version = _int(lines[0][1], "v=")
     if version != 0:
         raise SdpError(f"unsupported SDP version {version}")
-    session: dict[str, object] = {}
-    sess_other: list[Line] = []
-    sess_bw: list[Bandwidth] = []
-    sess_attrs: list[Attribute] = []
-    timing: list[Timing] = []
-    media: list[Media] = []
+    origin: Origin | None = None
+    name: str | None = None
+    timing: list[tuple[int, int, list[str]]] = []
+    session = _Section()
+    media: list[tuple[Media, _Section]] = []
     for kind, value in lines[1:]:
         if kind == "m":
-            media.append(_media(value))
+            media.append((_media(value), _Section()))
         elif media:
-            media[-1] = _media_line(media[-1], kind, value)
-        elif kind in "vos" and kind in session:
+            if kind in "vostrzuep":
+                raise SdpError(f"{kind}= is not allowed in a media section")
+            media[-1][1].add(kind, value)
+        elif kind == "v" or (kind == "o" and origin) or (kind == "s" and name is not None):
             raise SdpError(f"duplicate {kind}= line")
         elif kind == "o":
             username, sess_id, ver, nettype, addrtype, address = _fields(value, 6, "o=")
-            session["o"] = Origin(
-                username, sess_id, _int(ver, "o= sess-version"), nettype, addrtype, address
-            )
+            sess_version = _int(ver, "o= sess-version")
+            origin = Origin(username, sess_id, sess_version, nettype, addrtype, address)
         elif kind == "s":
-            session["s"] = value
-        elif kind == "c":
-            if "c" in session:
-                raise SdpError("duplicate session c= line")
-            session["c"] = _connection(value)
-        elif kind == "b":
-            sess_bw.append(_bandwidth(value))
+            name = value
         elif kind == "t":
             start, stop = _fields(value, 2, "t=")
-            timing.append(Timing(_int(start, "t= start"), _int(stop, "t= stop")))
+            timing.append((_int(start, "t= start"), _int(stop, "t= stop"), []))
         elif kind == "r":
             if not timing:
                 raise SdpError("r= before any t=")
-            timing[-1] = dataclasses.replace(timing[-1], repeats=(*timing[-1].repeats, value))
-        elif kind == "a":
-            sess_attrs.append(_attribute(value))
-        elif kind == "v":
-            raise SdpError("duplicate v= line")
+            timing[-1][2].append(value)
         else:
-            sess_other.append(Line(kind, value))
-    origin = session.get("o")
-    if not isinstance(origin, Origin):
+            session.add(kind, value)
+    if origin is None:
         raise SdpError("SDP has no o= line")
-    conn = session.get("c")
     return SessionDescription(
         origin=origin,
-        name=str(session.get("s", "-")),
+        name="-" if name is None else name,
         version=version,
-        connection=conn if isinstance(conn, Connection) else None,
-        bandwidths=tuple(sess_bw),
-        timing=tuple(timing),
-        attributes=tuple(sess_attrs),
-        media=tuple(media),
-        other=tuple(sess_other),
+        connection=session.connection,
+        bandwidths=tuple(session.bandwidths),
+        timing=tuple(Timing(start, stop, tuple(r)) for start, stop, r in timing),
+        attributes=tuple(session.attributes),
+        media=tuple(section.media(head) for head, section in media),
+        other=tuple(session.other),
     )
-
-
-def _media_line(m: Media, kind: str, value: str) -> Media:
-    if kind == "c":
-        if m.connection is not None:
-            raise SdpError("duplicate media c= line")
-        return dataclasses.replace(m, connection=_connection(value))
-    if kind == "b":
-        return dataclasses.replace(m, bandwidths=(*m.bandwidths, _bandwidth(value)))
-    if kind == "a":
-        return dataclasses.replace(m, attributes=(*m.attributes, _attribute(value)))
-    if kind in "vostrzuep":
-        raise SdpError(f"{kind}= is not allowed in a media section")
-    return dataclasses.replace(m, other=(*m.other, Line(kind, value)))
 
 
 # --- codecs and payload types (RFC 3551 §6, RFC 4566 §6) ---------------------------------------
