@@ -269,6 +269,7 @@ class Pbx:
                         (f"{svc.name}: {exc}", "Reload failed: keeping the running configuration."),
                     )
             self.reloaded_at = self.clock()
+            verbose(log, 1, "Reloaded %s", ", ".join(names))
             return ReloadResult(True, tuple(lines))
 
     async def reload_sip(self) -> ReloadResult:
