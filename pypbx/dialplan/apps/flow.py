@@ -1,0 +1,246 @@
+"""Flow control: Goto, GotoIf, GotoIfTime, Gosub, GosubIf, Return, Macro, MacroExit, ExecIf
+(Asterisk main/pbx_builtins.c, apps/app_stack.c, apps/app_macro.c, apps/app_exec.c).
+
+Loops (While/EndWhile/ExitWhile/ContinueWhile, apps/app_while.c) are in ``loops.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from pypbx.dialplan.args import split_args
+from pypbx.dialplan.interpreter import Frame, FrameKind, Position, check_condition
+from pypbx.dialplan.model import TimeSpec
+from pypbx.dialplan.registry import AppResult, application
+
+if TYPE_CHECKING:
+    from pypbx.dialplan.interpreter import Execution
+
+CONTINUE = AppResult.CONTINUE
+HANGUP = AppResult.HANGUP
+
+
+def split_condition(data: str) -> tuple[str, str, str]:
+    """``cond?a:b`` → (cond, a, b), with ``(...)`` protecting ``:`` and ``?`` in a and b."""
+    parts = split_args(data, "?", remove_chars=False, max_args=2)
+    cond = parts[0] if parts else ""
+    rest = parts[1] if len(parts) > 1 else ""
+    branches = split_args(rest, ":", remove_chars=False, max_args=2)
+    iftrue = branches[0] if branches else ""
+    iffalse = branches[1] if len(branches) > 1 else ""
+    return cond, iftrue, iffalse
+
+
+def do_goto(x: Execution, spec: str) -> AppResult:
+    """``pbx_builtin_goto``: jump, or end the call when the place is malformed."""
+    pos = x.resolve_goto(spec)
+    if pos is None:
+        return HANGUP
+    x.note(logging.INFO, f"Goto ({pos.context},{pos.exten},{pos.priority})")
+    x.goto(pos.context, pos.exten, pos.priority)
+    return CONTINUE
+
+
+@application("Goto", syntax="Goto([[context,]extension,]priority)")
+async def goto(x: Execution, data: str) -> AppResult:
+    """Jump to a particular priority, extension, or context.
+
+    The priority may be a label, or ``+N``/``-N`` relative to the current one.
+    """
+    if not data.strip():
+        x.warn("Goto requires an argument ([[context,]extension,]priority)")
+        return HANGUP
+    return do_goto(x, data)
+
+
+@application("GotoIf", syntax="GotoIf(condition?[labeliftrue][:labeliffalse])")
+async def goto_if(x: Execution, data: str) -> AppResult:
+    """Conditional goto: to ``labeliftrue`` when the condition is true, else ``labeliffalse``.
+
+    A missing branch continues at the next priority.
+    """
+    if not data:
+        x.warn("Ignoring, since there is no variable to check")
+        return CONTINUE
+    cond, a, b = split_condition(data)
+    branch = a if check_condition(cond) else b
+    if not branch.strip():
+        return CONTINUE
+    return do_goto(x, branch)
+
+
+@application(
+    "GotoIfTime",
+    syntax="GotoIfTime(times,weekdays,mdays,months[,timezone]?[labeliftrue][:labeliffalse])",
+)
+async def goto_if_time(x: Execution, data: str) -> AppResult:
+    """Conditional goto on the current time (``09:00-17:00,mon-fri,*,*``)."""
+    spec, sep, branches = data.partition("?")
+    if not sep:
+        x.warn("GotoIfTime requires an argument: <time range>,<days of week>,..?'labeliftrue'")
+        return CONTINUE
+    try:
+        timing = TimeSpec.parse(spec)
+    except ValueError as exc:
+        x.warn(f"GotoIfTime: invalid time specification '{spec}': {exc}")
+        return CONTINUE
+    _, a, b = split_condition("x?" + branches)
+    branch = a if timing.matches(x.now()) else b
+    if not branch.strip():
+        return CONTINUE
+    return do_goto(x, branch)
+
+
+def _split_label_args(text: str) -> tuple[str, list[str]]:
+    label, paren, rest = text.partition("(")
+    if not paren:
+        return label.strip(), []
+    end = rest.rfind(")")
+    if end >= 0:
+        rest = rest[:end]
+    return label.strip(), split_args(rest, remove_chars=False)
+
+
+async def do_gosub(x: Execution, data: str, app: str = "Gosub") -> AppResult:
+    """``gosub_exec``: push a return address, set ARG1..ARGn/ARGC locally, jump."""
+    label, args = _split_label_args(data)
+    if not label:
+        x.warn(f"{app} requires an argument: {app}([[context,]exten,]priority[(arg1[,...])])")
+        return HANGUP
+    target = x.resolve_goto(label)
+    if target is None:
+        return HANGUP
+    if not x.exists(target.context, target.exten, target.priority):
+        x.note(
+            logging.ERROR,
+            f"{x.channel.name} attempted to reach non-existent destination "
+            f"'{target.context},{target.exten},{target.priority}' from "
+            f"'{x.context},{x.exten},{x.priority}'.",
+        )
+        return HANGUP
+    frame = Frame(FrameKind.GOSUB, Position(x.context, x.exten, x.priority))
+    if not x.push_frame(frame):
+        x.note(logging.ERROR, f"{app}: stack is too deep")
+        return HANGUP
+    for i, value in enumerate(args, start=1):
+        x.save_and_set(frame, f"ARG{i}", value)
+    # Asterisk clears ARGs the caller had beyond this call's count
+    i = len(args) + 1
+    while x.vars.get(f"ARG{i}") is not None:
+        frame.saved.setdefault(f"ARG{i}", x.vars.get(f"ARG{i}"))
+        x.vars.set(f"ARG{i}", None)
+        i += 1
+    x.save_and_set(frame, "ARGC", str(len(args)))
+    x.goto(target.context, target.exten, target.priority)
+    return CONTINUE
+
+
+@application("Gosub", syntax="Gosub([[context,]exten,]priority[(arg1[,...][,argN])])")
+async def gosub(x: Execution, data: str) -> AppResult:
+    """Jump to a subroutine; Return comes back to the priority after this one.
+
+    Arguments are available as ``${ARG1}``..``${ARGn}`` and ``${ARGC}``, local to the call.
+    """
+    return await do_gosub(x, data)
+
+
+@application(
+    "GosubIf",
+    syntax="GosubIf(condition?labeliftrue[(args)][:labeliffalse[(args)]])",
+)
+async def gosub_if(x: Execution, data: str) -> AppResult:
+    """Conditionally jump to a subroutine."""
+    if not data:
+        x.warn("GosubIf requires an argument: GosubIf(cond?label1(args):label2(args)")
+        return CONTINUE
+    cond, a, b = split_condition(data)
+    branch = a if check_condition(cond) else b
+    if not branch.strip():
+        return CONTINUE
+    return await do_gosub(x, branch, "GosubIf")
+
+
+@application("Return", syntax="Return([return-value])")
+async def return_app(x: Execution, data: str) -> AppResult:
+    """Return from a Gosub; the value is left in ``${GOSUB_RETVAL}``."""
+    frame = x.pop_frame(FrameKind.GOSUB)
+    if frame is None:
+        x.note(logging.ERROR, "Return without Gosub: stack is empty")
+        return HANGUP
+    x.vars.set("GOSUB_RETVAL", data)
+    c = frame.caller
+    x.goto(c.context, c.exten, c.priority + 1)
+    return CONTINUE
+
+
+@application("Macro", syntax="Macro(name[,arg1[,arg2[,...]]])")
+async def macro(x: Execution, data: str) -> AppResult:
+    """Run the ``[macro-name]`` context's ``s`` extension, then continue after Macro.
+
+    ``${ARGn}``, ``${MACRO_EXTEN}``, ``${MACRO_CONTEXT}``, ``${MACRO_PRIORITY}`` and
+    ``${MACRO_DEPTH}`` are set for the macro and restored afterwards. Deprecated in Asterisk
+    in favour of Gosub, still everywhere in real dial plans.
+    """
+    args = split_args(data)
+    if not args or not args[0].strip():
+        x.warn('Macro() requires arguments. See "core show application macro" for help.')
+        return HANGUP
+    name = args[0].strip()
+    context = f"macro-{name}"
+    if not x.exists(context, "s", 1):
+        x.warn(f"Context '{context}' for macro '{name}' lacks 's' extension, priority 1")
+        return CONTINUE
+    depth_text = x.vars.get("MACRO_DEPTH") or ""
+    depth = int(depth_text) if depth_text.isdigit() else 0
+    frame = Frame(FrameKind.MACRO, Position(x.context, x.exten, x.priority), macro_context=context)
+    if not x.push_frame(frame):
+        x.note(logging.ERROR, "Macro():  possible infinite loop detected.  Returning early.")
+        return CONTINUE
+    x.save_and_set(frame, "MACRO_EXTEN", x.exten)
+    x.save_and_set(frame, "MACRO_CONTEXT", x.context)
+    x.save_and_set(frame, "MACRO_PRIORITY", str(x.priority))
+    x.save_and_set(frame, "MACRO_DEPTH", str(depth + 1))
+    frame.saved.setdefault("MACRO_OFFSET", x.vars.get("MACRO_OFFSET"))
+    x.vars.set("MACRO_OFFSET", None)
+    for i, value in enumerate(args[1:], start=1):
+        x.save_and_set(frame, f"ARG{i}", value)
+    i = len(args)
+    while x.vars.get(f"ARG{i}") is not None:
+        frame.saved.setdefault(f"ARG{i}", x.vars.get(f"ARG{i}"))
+        x.vars.set(f"ARG{i}", None)
+        i += 1
+    x.goto(context, "s", 1)
+    return CONTINUE
+
+
+@application("MacroExit", syntax="MacroExit()")
+async def macro_exit(x: Execution, data: str) -> AppResult:
+    """Leave the current Macro and continue after it."""
+    back = x.end_macro()
+    if back is None:
+        x.warn("MacroExit outside of a Macro: ending the call")
+        return HANGUP
+    x.goto(back.context, back.exten, back.priority)
+    return CONTINUE
+
+
+@application("ExecIf", syntax="ExecIf(expression?appiftrue(args)[:appiffalse(args)])")
+async def exec_if(x: Execution, data: str) -> AppResult:
+    """Run an application when the expression is true (another one when false)."""
+    cond, a, b = split_condition(data)
+    if "?" not in data:
+        x.warn("ExecIf requires an argument: ExecIf(<expr>?<appiftrue>(<data>)[:<appiffalse>])")
+        return HANGUP
+    branch = (a if check_condition(cond) else b).strip()
+    if not branch:
+        return CONTINUE
+    name, paren, rest = branch.partition("(")
+    if paren:
+        end = rest.rfind(")")
+        if end >= 0:
+            rest = rest[:end]
+    if x.registry.app(name) is None:
+        x.warn(f"Could not find application! ({name})")
+        return HANGUP
+    return await x.exec_app(name.strip(), rest)

@@ -1,0 +1,162 @@
+"""Media applications: Playback, Background, Echo, Read, PlayTones, StopPlayTones
+(Asterisk apps/app_playback.c, main/pbx_builtins.c Background, apps/app_echo.c,
+apps/app_read.c, main/indications.c). The sound work is the channel's; these parse arguments,
+answer when Asterisk would, and set the status variables.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pypbx.dialplan.apps.basic import parse_seconds
+from pypbx.dialplan.args import split_args
+from pypbx.dialplan.registry import AppResult, Flag, application
+
+if TYPE_CHECKING:
+    from pypbx.dialplan.interpreter import Execution
+
+CONTINUE = AppResult.CONTINUE
+HANGUP = AppResult.HANGUP
+DTMF = "0123456789*#"
+
+
+def sound_files(text: str) -> list[str]:
+    """``file1&file2`` → ``[file1, file2]`` (empty names dropped)."""
+    return [f.strip() for f in text.split("&") if f.strip()]
+
+
+@application(
+    "Playback", syntax="Playback(filename[&filename2[&...]][,options])", flags=(Flag.NEEDS_CALL,)
+)
+async def playback(x: Execution, data: str) -> AppResult:
+    """Play one or more sound files; answers first unless ``noanswer``.
+
+    Options: ``skip`` (do nothing if the channel is not answered), ``noanswer``.
+    Sets ``PLAYBACKSTATUS`` to SUCCESS or FAILED.
+    """
+    args = split_args(data)
+    if not args or not args[0].strip():
+        x.warn("Playback requires an argument (filename)")
+        return HANGUP
+    options = args[1].lower() if len(args) > 1 else ""
+    if not x.channel.answered:
+        if "skip" in options:
+            x.vars.set("PLAYBACKSTATUS", "SUCCESS")
+            return CONTINUE
+        if "noanswer" not in options:
+            await x.channel.answer()
+    await x.channel.play(sound_files(args[0]))
+    x.vars.set("PLAYBACKSTATUS", "SUCCESS")
+    return HANGUP if x.channel.hung_up else CONTINUE
+
+
+@application(
+    "Background",
+    syntax="Background(filename[&filename2...][,options[,langoverride[,context]]])",
+    flags=(Flag.NEEDS_CALL,),
+)
+async def background(x: Execution, data: str) -> AppResult:
+    """Play sound files while listening for digits; a digit starts dialling an extension.
+
+    Options: ``s`` (skip if not answered), ``n`` (do not answer). The dialled digits go to
+    their extension in ``context`` (default: the current one), or ``i``.
+    """
+    args = split_args(data)
+    if not args or not args[0].strip():
+        x.warn("Background requires an argument (filename)")
+        return HANGUP
+    options = args[1] if len(args) > 1 else ""
+    context = args[3].strip() if len(args) > 3 and args[3].strip() else None
+    if not x.channel.answered:
+        if "s" in options:
+            x.vars.set("BACKGROUNDSTATUS", "SUCCESS")
+            return CONTINUE
+        if "n" not in options:
+            await x.channel.answer()
+    digit = await x.channel.play(sound_files(args[0]), stop_digits=DTMF)
+    x.vars.set("BACKGROUNDSTATUS", "SUCCESS")
+    if x.channel.hung_up:
+        return HANGUP
+    if not digit:
+        return CONTINUE
+    more = await x.channel.read_digits(0, x.digit_timeout)
+    pos = x.route_digits(digit + more, context)
+    if pos is None:
+        return HANGUP
+    x.goto(pos.context, pos.exten, pos.priority)
+    return CONTINUE
+
+
+@application("Echo", syntax="Echo()", flags=(Flag.NEEDS_CALL,))
+async def echo(x: Execution, data: str) -> AppResult:
+    """Echo media, DTMF and frames back to the caller until ``#`` or hangup."""
+    await x.channel.echo()
+    return HANGUP if x.channel.hung_up else CONTINUE
+
+
+@application(
+    "Read",
+    syntax="Read(variable[,filename[&filename2...]][,maxdigits][,options][,attempts][,timeout])",
+    flags=(Flag.NEEDS_CALL,),
+)
+async def read(x: Execution, data: str) -> AppResult:
+    """Read digits into a variable after an optional prompt; ``#`` ends the input.
+
+    ``maxdigits`` 0 means up to 255. Options: ``s`` (return if not answered), ``n`` (read
+    even if not answered), ``i`` (prompt is an indication tone). Sets ``READSTATUS``.
+    """
+    args = split_args(data)
+    if not args or not args[0].strip():
+        x.warn("Read requires an argument (variable)")
+        return CONTINUE
+    var = args[0].strip()
+    files = sound_files(args[1]) if len(args) > 1 else []
+    maxd = int(args[2]) if len(args) > 2 and args[2].strip().isdigit() else 0
+    options = args[3] if len(args) > 3 else ""
+    attempts = int(args[4]) if len(args) > 4 and args[4].strip().isdigit() else 1
+    timeout = parse_seconds(args[5]) if len(args) > 5 else None
+    if maxd <= 0 or maxd > 255:
+        maxd = 255
+    if not x.channel.answered:
+        if "s" in options:
+            x.vars.set("READSTATUS", "SKIPPED")
+            x.vars.set(var, "")
+            return CONTINUE
+        if "n" not in options:
+            await x.channel.answer()
+    got = ""
+    for _ in range(max(1, attempts)):
+        first = ""
+        if files:
+            if "i" in options:
+                await x.channel.play_tones(args[1])
+            else:
+                first = await x.channel.play(files, stop_digits=DTMF)
+        if first == "#":
+            break
+        got = first + await x.channel.read_digits(maxd - len(first), timeout or x.response_timeout)
+        if got:
+            break
+    x.vars.set(var, got)
+    if x.channel.hung_up:
+        x.vars.set("READSTATUS", "HANGUP")
+        return HANGUP
+    x.vars.set("READSTATUS", "OK" if got else "TIMEOUT")
+    return CONTINUE
+
+
+@application("PlayTones", syntax="PlayTones(arg)", flags=(Flag.NEEDS_CALL,))
+async def play_tones(x: Execution, data: str) -> AppResult:
+    """Play a tone list (``busy``, ``ring`` or ``440+480/2000,0/4000``) while the plan goes on."""
+    if not data.strip():
+        x.warn("PlayTones requires an argument (the tone name or tone list)")
+        return CONTINUE
+    await x.channel.play_tones(data.strip())
+    return CONTINUE
+
+
+@application("StopPlayTones", syntax="StopPlayTones()", flags=(Flag.NEEDS_CALL,))
+async def stop_play_tones(x: Execution, data: str) -> AppResult:
+    """Stop the tones PlayTones started."""
+    await x.channel.stop_tones()
+    return CONTINUE

@@ -1,0 +1,117 @@
+"""Channel functions: CALLERID, CHANNEL, HANGUPCAUSE, DIALPLAN_EXISTS
+(Asterisk funcs/func_callerid.c, func_channel.c, func_hangupcause.c, func_dialplan.c).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pypbx.dialplan.args import split_args
+from pypbx.dialplan.interpreter import neutralize
+from pypbx.dialplan.registry import function
+
+if TYPE_CHECKING:
+    from pypbx.dialplan.interpreter import Execution
+
+
+def split_callerid(text: str) -> tuple[str, str]:
+    """``"Name" <num>`` / ``Name <num>`` / ``num`` → (name, num) (ast_callerid_split)."""
+    t = text.strip()
+    if "<" in t and t.endswith(">"):
+        name, _, num = t[:-1].rpartition("<")
+        return name.strip().strip('"').strip(), num.strip()
+    if t and all(c.isdigit() or c in "+*#" for c in t):
+        return "", t
+    return t.strip('"'), ""
+
+
+@function("CALLERID", syntax="CALLERID(datatype)")
+def callerid(x: Execution, args: str) -> str | None:
+    """Caller id: ``num``, ``name``, ``all`` (``"name" <num>``), ``number``, ``ani``."""
+    what = split_args(args)[0].strip().lower() if args.strip() else ""
+    if what in ("num", "number", "ani", "ani-num"):
+        return x.callerid_num
+    if what in ("name", "ani-name"):
+        return x.callerid_name
+    if what == "all":
+        if x.callerid_name:
+            return f'"{x.callerid_name}" <{x.callerid_num}>'
+        return x.callerid_num
+    x.warn(f"Unknown callerid data type '{what}'.")
+    return None
+
+
+@callerid.writer
+def _callerid_write(x: Execution, args: str, value: str) -> None:
+    what = split_args(args)[0].strip().lower() if args.strip() else ""
+    if what in ("num", "number", "ani", "ani-num"):
+        x.callerid_num = neutralize(value) if value != x.callerid_num else value
+    elif what in ("name", "ani-name"):
+        x.callerid_name = value
+    elif what == "all":
+        name, num = split_callerid(value)
+        x.callerid_name, x.callerid_num = name, num
+    else:
+        x.warn(f"Unknown callerid data type '{what}'.")
+
+
+@function("CHANNEL", syntax="CHANNEL(item)")
+def channel_func(x: Execution, args: str) -> str | None:
+    """Channel information: name, uniqueid, state, language, context, exten, priority ..."""
+    item = args.strip().lower()
+    values = {
+        "name": x.channel.name,
+        "uniqueid": x.channel.uniqueid,
+        "linkedid": x.channel.uniqueid,
+        "state": "Up" if x.channel.answered else "Ring",
+        "language": x.vars.get("CHANNEL_LANGUAGE") or "en",
+        "musicclass": x.vars.get("CHANNEL_MUSICCLASS") or "default",
+        "context": x.context,
+        "exten": x.exten,
+        "priority": str(x.priority),
+        "channeltype": x.channel.name.partition("/")[0],
+        "hangupcause": str(x.hangup_cause),
+    }
+    if item in values:
+        return values[item]
+    x.warn(f"Unknown or unavailable item requested: '{args}'")
+    return None
+
+
+@channel_func.writer
+def _channel_write(x: Execution, args: str, value: str) -> None:
+    item = args.strip().lower()
+    if item in ("language", "musicclass"):
+        x.vars.set(f"CHANNEL_{item.upper()}", value)
+    elif item == "hangupcause":
+        x.set_cause(int(value) if value.isdigit() else 0)
+    else:
+        x.warn(f"Unknown or unavailable item requested: '{args}'")
+
+
+@function("HANGUPCAUSE", syntax="HANGUPCAUSE([channel[,type]])")
+def hangupcause(x: Execution, args: str) -> str:
+    """The hangup cause of this channel (or of a dialled one, once calls exist)."""
+    return str(x.hangup_cause)
+
+
+@function("DIALPLAN_EXISTS", syntax="DIALPLAN_EXISTS(context[,extension[,priority]])")
+def dialplan_exists(x: Execution, args: str) -> str:
+    """1 if the context (and extension, and priority or label) exists, else 0."""
+    a = [s.strip() for s in split_args(args)]
+    if not a or not a[0]:
+        x.warn("DIALPLAN_EXISTS() requires an argument")
+        return "0"
+    context = a[0]
+    if len(a) < 2 or not a[1]:
+        return "1" if context in x.dialplan.contexts else "0"
+    exten = a[1]
+    prio_text = a[2] if len(a) > 2 and a[2] else "1"
+    if prio_text.isdigit():
+        priority = int(prio_text)
+    else:
+        label = x.dialplan.find_label(context, exten, prio_text, callerid=x.callerid)
+        if label is None:
+            return "0"
+        priority = label
+    return "1" if x.exists(context, exten, priority) else "0"
