@@ -23,7 +23,15 @@ from datetime import datetime
 from typing import Final
 
 from pypbx.config.conf import ConfWarning, Origin
-from pypbx.dialplan.pattern import EARLY, NO_MATCH, MatchMode, Pattern, compile_pattern
+from pypbx.dialplan.pattern import (
+    EARLY,
+    NO_MATCH,
+    MatchMode,
+    Pattern,
+    Token,
+    Wildcard,
+    compile_pattern,
+)
 
 __all__ = [
     "HINT_PRIORITY",
@@ -261,14 +269,66 @@ class Found:
     priority: Priority
 
 
+class _TrieNode:
+    """One position of the MATCH-mode pattern trie (indexes are positions in match order)."""
+
+    __slots__ = ("bang", "chars", "dot", "ends", "sets")
+
+    def __init__(self) -> None:
+        self.chars: dict[str, _TrieNode] = {}
+        self.sets: dict[frozenset[str], _TrieNode] = {}
+        self.dot: list[int] = []
+        self.bang: list[int] = []
+        self.ends: list[int] = []
+
+    def insert(self, tokens: tuple[Token, ...], index: int) -> None:
+        node = self
+        for tok in tokens:
+            if tok is Wildcard.DOT:
+                node.dot.append(index)
+                return
+            if tok is Wildcard.BANG:
+                node.bang.append(index)
+                return
+            if tok is Wildcard.BAD:
+                return  # an unterminated '[' never matches in MATCH mode
+            if len(tok) == 1:
+                (c,) = tok
+                node = node.chars.setdefault(c, _TrieNode())
+            else:
+                node = node.sets.setdefault(tok, _TrieNode())
+        node.ends.append(index)
+
+    def matches(self, data: str) -> list[int]:
+        """Indexes of every pattern that MATCHes ``data`` (dashes removed), unsorted."""
+        out: list[int] = []
+        n = len(data)
+        stack: list[tuple[_TrieNode, int]] = [(self, 0)]
+        while stack:
+            node, i = stack.pop()
+            out.extend(node.bang)
+            if i == n:
+                out.extend(node.ends)
+                continue
+            out.extend(node.dot)
+            c = data[i]
+            child = node.chars.get(c)
+            if child is not None:
+                stack.append((child, i + 1))
+            for chars, sub in node.sets.items():
+                if c in chars:
+                    stack.append((sub, i + 1))
+        return out
+
+
 @dataclass(slots=True)
 class _Index:
-    """Lookup structure of one context: extensions in ``ext_cmp`` order."""
+    """Lookup structure of one context: extensions in ``ext_cmp`` order, literal map, trie."""
 
     ordered: tuple[Extension, ...]
     literals: dict[str, tuple[Extension, ...]]
     patterns: tuple[Extension, ...]
-    buckets: dict[tuple[str, int], tuple[Extension, ...]] = field(default_factory=dict)
+    trie: _TrieNode
 
     @classmethod
     def build(cls, ctx: Context) -> _Index:
@@ -278,28 +338,21 @@ class _Index:
             if not e.is_pattern:
                 literals.setdefault(e.pattern.literal, []).append(e)
         patterns = tuple(e for e in ordered if e.is_pattern)
-        return cls(ordered, {k: tuple(v) for k, v in literals.items()}, patterns)
+        trie = _TrieNode()
+        for i, e in enumerate(patterns):
+            trie.insert(e.pattern.tokens, i)
+        return cls(ordered, {k: tuple(v) for k, v in literals.items()}, patterns, trie)
 
     def match_candidates(self, exten: str) -> tuple[Extension, ...]:
-        """Extensions that may MATCH ``exten`` (dashes already removed), in order."""
+        """Extensions that MATCH ``exten`` (dashes already removed), in match order."""
         lits = self.literals.get(exten, ())
-        if not self.patterns:
+        hits = self.trie.matches(exten)
+        if not hits:
             return lits
-        first = exten[:1]
-        key = (first, len(exten))
-        pats = self.buckets.get(key)
-        if pats is None:
-            n = len(exten)
-            pats = tuple(
-                e
-                for e in self.patterns
-                if e.pattern.min_len <= n
-                and (e.pattern.max_len is None or e.pattern.max_len >= n)
-                and (e.pattern.first is None or not first or first in e.pattern.first)
-            )
-            if len(self.buckets) < 4096:
-                self.buckets[key] = pats
-        return lits + pats if lits else pats
+        if len(hits) > 1:
+            hits.sort()
+        pats = self.patterns
+        return lits + tuple(pats[i] for i in hits)
 
 
 def _order_key(e: Extension) -> tuple[object, ...]:

@@ -32,6 +32,8 @@ __all__ = [
     "MatchMode",
     "Pattern",
     "SortKey",
+    "Token",
+    "Wildcard",
     "compile_pattern",
     "extension_close",
     "extension_match",
@@ -70,13 +72,15 @@ Position = tuple[int, int, tuple[int, ...]]
 SortKey = tuple[int, str, tuple[Position, ...]]
 
 
-class _Wild(Enum):
+class Wildcard(Enum):
+    """Pattern positions that are not character sets."""
+
     DOT = "."
     BANG = "!"
     BAD = "["
 
 
-Token = frozenset[str] | _Wild
+Token = frozenset[str] | Wildcard
 
 
 def strip_dashes(text: str) -> str:
@@ -140,14 +144,14 @@ def _pattern_core(tokens: tuple[Token, ...], data: str, mode: MatchMode) -> int:
     for tok in tokens:
         if i == n:
             # Ran off the end of the data: decide on what comes next in the pattern.
-            if tok is _Wild.BANG:
+            if tok is Wildcard.BANG:
                 return EARLY
             return NO_MATCH if mode is MatchMode.MATCH else MATCHED
-        if tok is _Wild.DOT:
+        if tok is Wildcard.DOT:
             return MATCHED
-        if tok is _Wild.BANG:
+        if tok is Wildcard.BANG:
             return EARLY
-        if tok is _Wild.BAD or data[i] not in tok:
+        if tok is Wildcard.BAD or data[i] not in tok:
             return NO_MATCH
         i += 1
     if i < n:
@@ -186,7 +190,7 @@ def _tokenize(body: str) -> tuple[Token, ...]:
         if c == "[":
             end = body.find("]", i + 1)
             if end < 0:
-                out.append(_Wild.BAD)
+                out.append(Wildcard.BAD)
                 break
             chars = _parse_set(body[i + 1 : end])
             i = end + 1
@@ -197,9 +201,9 @@ def _tokenize(body: str) -> tuple[Token, ...]:
         if low in _LETTER_SETS:
             out.append(_LETTER_SETS[low])
         elif c == ".":
-            out.append(_Wild.DOT)
+            out.append(Wildcard.DOT)
         elif c == "!":
-            out.append(_Wild.BANG)
+            out.append(Wildcard.BANG)
         else:
             out.append(frozenset(c))
         i += 1
@@ -209,11 +213,11 @@ def _tokenize(body: str) -> tuple[Token, ...]:
 def _positions(tokens: tuple[Token, ...]) -> tuple[Position, ...]:
     pos: list[Position] = []
     for tok in tokens:
-        if tok is _Wild.DOT:
+        if tok is Wildcard.DOT:
             pos.append((_DOT_RANK, 0, ()))
-        elif tok is _Wild.BANG:
+        elif tok is Wildcard.BANG:
             pos.append((_BANG_RANK, 0, ()))
-        elif tok is _Wild.BAD:
+        elif tok is Wildcard.BAD:
             pos.append((_BAD_RANK, 0, ()))
             return tuple(pos)
         else:
@@ -227,13 +231,13 @@ def _regex(tokens: tuple[Token, ...]) -> re.Pattern[str] | None:
     """A regex equivalent to MATCH mode (None when a bad set makes it awkward)."""
     parts: list[str] = []
     for tok in tokens:
-        if tok is _Wild.DOT:
+        if tok is Wildcard.DOT:
             parts.append("(?s:.+)")
             break
-        if tok is _Wild.BANG:
+        if tok is Wildcard.BANG:
             parts.append("(?P<bang>(?s:.*))")
             break
-        if tok is _Wild.BAD:
+        if tok is Wildcard.BAD:
             return None
         if len(tok) == 1:
             parts.append(re.escape(next(iter(tok))))
@@ -245,11 +249,11 @@ def _regex(tokens: tuple[Token, ...]) -> re.Pattern[str] | None:
 def _lengths(tokens: tuple[Token, ...]) -> tuple[int, int | None]:
     n = 0
     for tok in tokens:
-        if tok is _Wild.DOT:
+        if tok is Wildcard.DOT:
             return n + 1, None
-        if tok is _Wild.BANG:
+        if tok is Wildcard.BANG:
             return n, None
-        if tok is _Wild.BAD:
+        if tok is Wildcard.BAD:
             return n, n
         n += 1
     return n, n
@@ -278,7 +282,7 @@ def compile_pattern(text: str) -> Pattern:
         first = frozenset()
     else:
         t0 = tokens[0]
-        first = None if isinstance(t0, _Wild) else t0
+        first = None if isinstance(t0, Wildcard) else t0
     return Pattern(
         text=text,
         is_pattern=True,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pypbx.config.conf import parse_text
 from pypbx.dialplan.model import MAX_INCLUDE_DEPTH, Dialplan, TimeSpec
@@ -379,3 +381,22 @@ def test_repeated_lookups_are_stable() -> None:
     for _ in range(3):
         assert dp.find("ft", "6410", 2) == first
     assert dp.find("ft", "6410", 2, callerid="1") == first
+
+
+_PIECES = st.sampled_from([*"0123456789XZN.!-", "[1-3]", "[05]", "[]", "[a-c9]", "[7"])
+
+
+@given(
+    st.lists(st.lists(_PIECES, max_size=6), min_size=1, max_size=12),
+    st.lists(st.text(alphabet="0123456789-a", max_size=8), min_size=1, max_size=8),
+)
+def test_indexed_lookup_agrees_with_linear_scan(
+    bodies: list[list[str]], dialled: list[str]
+) -> None:
+    names = sorted({"_" + "".join(b) for b in bodies} | {"123", "1-2", "a"})
+    dp = plan("[p]\n" + "".join(f"exten => {n},1,NoOp({n})\n" for n in names))
+    ordered = dp.ordered_extensions("p")
+    for data in dialled:
+        expected = next((e for e in ordered if e.pattern.matches(data)), None)
+        found = dp.find("p", data, 1)
+        assert (None if found is None else found.extension) is expected
