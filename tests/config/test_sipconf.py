@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pypbx.config.conf import Origin, parse_text
+from pypbx.config.conf import ConfigError, Origin, parse_text
 from pypbx.config.netaddr import (
     Acl,
     AclAction,
@@ -779,3 +779,29 @@ def test_tutorial_sip_conf(tmp_path: Path) -> None:
     assert str(unknown[0]).startswith(f"{path}:36: ")
     assert "dial" in unknown[0].message
     assert sorted(kinds(cfg)) == ["deprecated", "deprecated", "unknown-option"]
+
+
+# --- fuzz ----------------------------------------------------------------------------------------
+
+_KEYS = ["type", "host", "port", "nat", "allow", "disallow", "qualify", "insecure", "register"]
+_KEYS += ["canreinvite", "callerid", "permit", "deny", "localnet", "bindaddr", "setvar", "auth"]
+_KEYS += ["dtmfmode", "call-limit", "transport", "mailbox", "defaultexpiry", "udpbindaddr"]
+_VALUE = st.text(alphabet='abyesno0123456789.:/@?~,!#<>" =-_', max_size=20)
+_LINE = st.one_of(
+    st.tuples(st.sampled_from(_KEYS), st.sampled_from(["=", "=>"]), _VALUE).map("".join),
+    st.sampled_from(["[general]", "[authentication]", "[p]", "[t](!)", "[q](t)", "type=peer"]),
+)
+
+
+@given(st.lists(_LINE, max_size=25))
+def test_any_sip_conf_gives_a_model_with_warnings_never_an_exception(lines: list[str]) -> None:
+    try:
+        conf = parse_text("[general]\n" + "\n".join(lines) + "\n", "sip.conf")
+    except ConfigError:
+        return  # the dialect stage may refuse (e.g. an unknown template); the model never does
+    cfg = parse_sip_conf(conf)
+    for warning in cfg.warnings:
+        assert warning.origin.line >= 1
+    for peer in cfg.peers.values():
+        assert isinstance(peer.type, PeerType)
+        assert all(codec in AUDIO_CODECS for codec in peer.allow)
