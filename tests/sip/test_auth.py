@@ -628,3 +628,15 @@ def test_client_state_unknown_realm_and_forget() -> None:
 def test_header_names(status: int, challenge: str, credentials: str) -> None:
     assert challenge_header(status) == challenge
     assert credentials_header(status) == credentials
+
+
+def test_rng_must_give_eight_bytes() -> None:
+    with pytest.raises(ValueError, match="8 bytes"):
+        _server(rng=lambda n: b"short").make_nonce(0.0)
+
+
+def test_bytes_decoded_with_surrogateescape_hash_as_sent() -> None:
+    # a Latin-1 user name that the message parser decoded with surrogateescape
+    assert compute_ha1("J\udce4n", "r", "p") == hashlib.md5(b"J\xe4n:r:p").hexdigest()
+    with pytest.raises(AuthParseError, match="not text"):
+        parse_challenge('Digest realm="\ud800", nonce="n"')
