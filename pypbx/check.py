@@ -9,7 +9,6 @@ not all of them. An error is a :class:`~pypbx.config.conf.ConfigError` whose tex
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,6 +16,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pypbx.config.conf import ConfigError
+from pypbx.config.pypbxconf import PbxConfig, load_pypbx_conf
+from pypbx.config.rtpconf import RtpConfig, load_rtp_conf
+from pypbx.config.sipconf import SipConfig, load_sip_conf
+from pypbx.dialplan.model import Dialplan
+from pypbx.dialplan.parser import load_dialplan
 
 __all__ = [
     "FILES",
@@ -34,15 +38,14 @@ FILES = ("sip.conf", "extensions.conf", "rtp.conf", "pypbx.conf")
 class ConfigSet:
     """Everything read from one configuration directory; swapped as a whole on reload.
 
-    ``sip`` is a ``SipConfig``, ``dialplan`` a ``Dialplan``, ``rtp`` an ``RtpConfig`` and
-    ``settings`` a ``PbxConfig`` (None when the file is absent or its loader is not built).
+    A part is None when its file is absent (pypbx.conf: defaults are used instead).
     """
 
     config_dir: Path
-    sip: Any = None
-    dialplan: Any = None
-    rtp: Any = None
-    settings: Any = None
+    sip: SipConfig | None = None
+    dialplan: Dialplan | None = None
+    rtp: RtpConfig | None = None
+    settings: PbxConfig | None = None
     warnings: tuple[str, ...] = ()
     missing: tuple[str, ...] = field(default=())
 
@@ -65,43 +68,11 @@ def _warning_is_for(text: str, name: str) -> bool:
     return Path(head).name == name
 
 
-def _loader(module: str, names: tuple[str, ...]) -> Callable[..., Any] | None:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    for n in names:
-        fn = getattr(mod, n, None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    return None
-
-
-def _load_sip(path: Path) -> Any:
-    fn = _loader("pypbx.config.sipconf", ("load_sip_conf",))
-    return None if fn is None else fn(str(path))
-
-
-def _load_dialplan(path: Path) -> Any:
-    fn = _loader("pypbx.dialplan.parser", ("load_dialplan",))
-    return None if fn is None else fn(str(path))
-
-
-def _load_rtp(path: Path) -> Any:
-    fn = _loader("pypbx.config.rtpconf", ("load_rtp_conf", "load_rtpconf", "load"))
-    return None if fn is None else fn(str(path))
-
-
-def _load_settings(path: Path) -> Any:
-    fn = _loader("pypbx.config.pypbxconf", ("load_pypbx_conf",))
-    return None if fn is None else fn(path.parent)
-
-
 _LOADERS: dict[str, Callable[[Path], Any]] = {
-    "sip.conf": _load_sip,
-    "extensions.conf": _load_dialplan,
-    "rtp.conf": _load_rtp,
-    "pypbx.conf": _load_settings,
+    "sip.conf": load_sip_conf,
+    "extensions.conf": load_dialplan,
+    "rtp.conf": load_rtp_conf,
+    "pypbx.conf": lambda path: load_pypbx_conf(path.parent),
 }
 
 
@@ -124,8 +95,6 @@ def load_one(config_dir: Path, name: str) -> tuple[Any, list[str]]:
         value = _LOADERS[name](path)
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from exc
-    if value is None and path.exists():
-        return None, [f"{path}: not loaded (this pypbx has no loader for {name} yet)"]
     return value, notes + _warnings_of(value)
 
 
@@ -147,32 +116,24 @@ def load_config_dir(config_dir: str | Path) -> ConfigSet:
     return ConfigSet(root, warnings=tuple(warnings), missing=missing, **parts)
 
 
-def _count(obj: Any, attr: str) -> int:
-    value = getattr(obj, attr, None)
-    return len(value) if value is not None else 0
-
-
 def summary_lines(cfg: ConfigSet) -> list[str]:
     """A short human summary: peers, registrations, contexts, extensions, ports, directories."""
     out: list[str] = []
     if cfg.sip is not None:
-        peers, regs = _count(cfg.sip, "peers"), _count(cfg.sip, "registrations")
+        peers, regs = len(cfg.sip.peers), len(cfg.sip.registrations)
         out.append(f"sip.conf: {peers} peers, {regs} registrations")
     if cfg.dialplan is not None:
-        contexts = getattr(cfg.dialplan, "contexts", {}) or {}
-        ctx_list = list(contexts.values()) if isinstance(contexts, dict) else list(contexts)
-        exts = sum(_count(c, "extensions") for c in ctx_list)
-        out.append(f"extensions.conf: {len(ctx_list)} contexts, {exts} extensions")
+        contexts = list(cfg.dialplan.contexts.values())
+        exts = sum(len(c.extensions) for c in contexts)
+        out.append(f"extensions.conf: {len(contexts)} contexts, {exts} extensions")
     if cfg.rtp is not None:
-        start, end = getattr(cfg.rtp, "rtpstart", None), getattr(cfg.rtp, "rtpend", None)
-        out.append(f"rtp.conf: RTP ports {start}-{end}")
+        out.append(f"rtp.conf: RTP ports {cfg.rtp.rtpstart}-{cfg.rtp.rtpend}")
     if cfg.settings is not None:
-        dirs = [
-            f"{k}={getattr(cfg.settings, k)}"
-            for k in ("rundir", "datadir", "logdir", "sounddir")
-            if getattr(cfg.settings, k, None) is not None
-        ]
-        out.append("pypbx.conf: " + (", ".join(dirs) if dirs else "loaded"))
+        d = cfg.settings.directories
+        out.append(
+            f"pypbx.conf: rundir {d.rundir}, datadir {d.datadir}, logdir {d.logdir},"
+            f" sounddir {d.sounddir}"
+        )
     out.append(f"{len(cfg.warnings)} warnings")
     return out
 

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from pypbx import __version__
 from pypbx.check import ConfigSet, load_config_dir, load_one
 from pypbx.config.conf import ConfigError
+from pypbx.config.pypbxconf import PbxConfig, default_directories, load_pypbx_conf
+from pypbx.dialplan.astdb import AstDb
 from pypbx.errors import PbxError
 from pypbx.log import FanoutHandler, VerbosityFilter, verbose
 
@@ -43,8 +45,6 @@ __all__ = [
 
 log = logging.getLogger("pypbx.server")
 
-CONTROL_SOCKET = "pypbx.ctl"
-PID_FILE = "pypbx.pid"
 STOP_TIMEOUT = 4.0
 """Seconds a service gets to stop before the PBX exits anyway (SIGTERM must end within 5 s)."""
 
@@ -92,34 +92,25 @@ class Directories:
     datadir: Path
     logdir: Path
     sounddir: Path
-
-    @property
-    def control_socket(self) -> Path:
-        return self.rundir / CONTROL_SOCKET
-
-    @property
-    def pid_file(self) -> Path:
-        return self.rundir / PID_FILE
+    control_socket: Path
+    pid_file: Path
 
 
-def directories_for(config_dir: Path, settings: Any) -> Directories:
-    """The directories of a ``PbxConfig`` (relative ones resolved against ``config_dir``)."""
-    defaults = {"rundir": "run", "datadir": "data", "logdir": "log", "sounddir": "sounds"}
-    found: dict[str, Path] = {}
-    for key, default in defaults.items():
-        value = getattr(settings, key, None)
-        if value is None:
-            value = getattr(getattr(settings, "directories", None), key, None)
-        path = Path(value) if value is not None else Path(default)
-        found[key] = path if path.is_absolute() else (config_dir / path).resolve()
-    return Directories(**found)
+def directories_for(config_dir: Path, settings: PbxConfig | None) -> Directories:
+    """The run-time directories and files of a configuration (pypbx.conf or its defaults)."""
+    if settings is None:
+        settings = PbxConfig(config_dir.resolve(), default_directories(config_dir))
+    d = settings.directories
+    return Directories(
+        d.rundir, d.datadir, d.logdir, d.sounddir, settings.control_path, settings.pid_path
+    )
 
 
 def control_socket_for(config_dir: str | Path) -> Path:
     """The control socket of the PBX configured in ``config_dir`` (reads only pypbx.conf)."""
-    root = Path(config_dir).resolve()
+    root = Path(config_dir)
     try:
-        settings, _ = load_one(root, "pypbx.conf")
+        settings: PbxConfig | None = load_pypbx_conf(root)
     except ConfigError:
         settings = None
     return directories_for(root, settings).control_socket
@@ -219,6 +210,14 @@ class Pbx:
         self._stop_event: asyncio.Event | None = None
         self._graceful = False
         self._reload_lock = asyncio.Lock()
+        self._astdb: AstDb | None = None
+
+    @property
+    def astdb(self) -> AstDb:
+        """The astdb in the data directory (opened on first use, closed at stop)."""
+        if self._astdb is None:
+            self._astdb = AstDb.in_data_dir(self.dirs.datadir)
+        return self._astdb
 
     # -- configuration -------------------------------------------------------------------
 
@@ -353,6 +352,8 @@ class Pbx:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await control.close()
+            if self._astdb is not None:
+                self._astdb.close()
             self.dirs.pid_file.unlink(missing_ok=True)
         verbose(log, 0, "pypbx stopped")
         return 0
@@ -376,8 +377,7 @@ def serve(config_dir: str, *, extra_verbosity: int = 0, json_logs: bool = False)
         print(str(exc), file=sys.stderr)
         print(f"pypbx: {config_dir}: configuration has an error, not starting", file=sys.stderr)
         return 1
-    base = getattr(config.settings, "verbose", None)
-    level = (base if isinstance(base, int) else 0) + extra_verbosity
+    level = (config.settings.verbose if config.settings is not None else 0) + extra_verbosity
     dirs = directories_for(config.config_dir, config.settings)
     fanout = FanoutHandler()
     try:

@@ -130,8 +130,26 @@ def test_rx_command(
         assert re.search(pattern, out, re.MULTILINE), f"{pattern!r} not in:\n{out}"
 
 
+def test_database_commands(running: PbxProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = running.config_dir
+    assert rx(capsys, cfg, "database put cidname 1000 Alice")[1].strip() == (
+        "Updated database successfully"
+    )
+    assert rx(capsys, cfg, "database put cidname 1001 Bob")[0] == 0
+    assert rx(capsys, cfg, "database get cidname 1000")[1].strip() == "Value: Alice"
+    out = rx(capsys, cfg, "database show cidname")[1]
+    assert re.search(r"^/cidname/1000 {37}: Alice$", out, re.MULTILINE)
+    assert out.rstrip().endswith("2 results found.")
+    assert rx(capsys, cfg, "database del cidname 1000")[1].strip() == "Database entry removed."
+    code, _, err = rx(capsys, cfg, "database get cidname 1000")
+    assert (code, err.strip()) == (1, "Database entry not found.")
+    code, _, err = rx(capsys, cfg, "database del cidname 1000")
+    assert (code, err.strip()) == (1, "Database entry does not exist.")
+    assert rx(capsys, cfg, "database deltree cidname")[1].strip() == "1 database entries removed."
+    assert (cfg / "data" / "astdb.sqlite3").exists()
+
+
 def test_dialplan_show(running: PbxProcess, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("pypbx.dialplan.show")
     code, out, _ = rx(capsys, running.config_dir, "dialplan show outgoing")
     assert code == 0
     assert "outgoing" in out
@@ -139,6 +157,10 @@ def test_dialplan_show(running: PbxProcess, capsys: pytest.CaptureFixture[str]) 
     code, _, err = rx(capsys, running.config_dir, "dialplan show nosuchcontext")
     assert code == 1
     assert "There is no existence of 'nosuchcontext' context" in err
+    code, out, _ = rx(capsys, running.config_dir, "dialplan show 600@outgoing")
+    assert code == 0
+    assert "Echo()" in out
+    assert "1000" not in out
 
 
 @pytest.mark.parametrize(

@@ -2,59 +2,28 @@
 main/pbx_app.c, main/pbx_functions.c).
 
 The applications and functions come from the dial plan registry
-(:mod:`pypbx.dialplan.registry`); the plan shown is the one the PBX runs now.
+(:mod:`pypbx.dialplan.registry`); the plan shown is the one the PBX runs now. The listing
+commands take Asterisk's ``like <text>`` filter.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pypbx.control.commands import CommandError, ShowUsage, command
+from pypbx.dialplan.interpreter import load_builtins
+from pypbx.dialplan.show import show_dialplan
 
 if TYPE_CHECKING:
     from pypbx.server import Pbx
 
-_PLUGIN_PACKAGES = ("pypbx.dialplan.apps", "pypbx.dialplan.functions")
-
-
-def _registry() -> Any:
-    """The dial plan registry with every built-in application and function module imported."""
-    try:
-        mod = importlib.import_module("pypbx.dialplan.registry")
-    except ImportError as exc:
-        raise CommandError("No dial plan registry in this pypbx yet.") from exc
-    for pkg_name in _PLUGIN_PACKAGES:
-        try:
-            pkg = importlib.import_module(pkg_name)
-        except ImportError:
-            continue
-        for info in pkgutil.iter_modules(pkg.__path__, pkg_name + "."):
-            importlib.import_module(info.name)
-    return getattr(mod, "REGISTRY", mod)
-
-
-_LISTERS = {
-    "application": ("iter_apps", "apps", "applications"),
-    "function": ("iter_functions", "functions"),
-}
-
 
 def _entries(kind: str) -> list[Any]:
     """Registered applications (``kind="application"``) or functions, sorted by name."""
-    reg = _registry()
-    items: Any = None
-    for name in _LISTERS[kind]:
-        obj = getattr(reg, name, None)
-        if obj is not None:
-            items = obj() if callable(obj) else obj
-            break
-    if items is None:
-        raise CommandError(f"The dial plan registry lists no {kind}s.")
-    values = list(items.values()) if isinstance(items, dict) else list(items)
-    return sorted(values, key=lambda e: str(getattr(e, "name", e)).lower())
+    reg = load_builtins()
+    items = reg.iter_apps() if kind == "application" else reg.iter_functions()
+    return sorted(items, key=lambda e: e.name.lower())
 
 
 def _text(entry: Any, *names: str) -> str:
@@ -74,10 +43,7 @@ def _synopsis(entry: Any) -> str:
 
 
 def _app_names(pbx: Pbx, args: list[str], word: str) -> Iterable[str]:
-    try:
-        return [str(getattr(e, "name", e)) for e in _entries("application")]
-    except CommandError:
-        return []
+    return [e.name for e in _entries("application")]
 
 
 @command(
@@ -156,8 +122,9 @@ async def show_functions(pbx: Pbx, args: list[str]) -> str:
 
 
 def _context_names(pbx: Pbx, args: list[str], word: str) -> Iterable[str]:
-    contexts = getattr(pbx.dialplan, "contexts", None) or {}
-    return list(contexts) if not args else []
+    if pbx.dialplan is None or args:
+        return []
+    return list(pbx.dialplan.contexts)
 
 
 @command(
@@ -172,17 +139,10 @@ async def dialplan_show(pbx: Pbx, args: list[str]) -> str:
     dp = pbx.dialplan
     if dp is None:
         raise CommandError("No dial plan loaded (extensions.conf is missing).")
-    context = args[0] if args else None
-    if context is not None and "@" in context:
-        context = context.split("@", 1)[1] or None
-    contexts = getattr(dp, "contexts", None) or {}
-    if context is not None and context not in contexts:
-        raise CommandError(f"There is no existence of '{context}' context")
-    try:
-        show = importlib.import_module("pypbx.dialplan.show")
-    except ImportError as exc:
-        raise CommandError("'dialplan show' is not available in this pypbx yet.") from exc
-    return str(show.show_dialplan(dp, context)).rstrip("\n")
+    text = show_dialplan(dp, args[0] if args else None).rstrip("\n")
+    if text.startswith("There is no existence"):
+        raise CommandError(text)
+    return text
 
 
 @command(
