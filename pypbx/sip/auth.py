@@ -492,9 +492,15 @@ class DigestServer:
 
     # challenges
 
-    def challenge(self, now: float, *, stale: bool = False, algorithm: str = "MD5") -> str:
-        """A ``WWW-Authenticate`` value with a fresh nonce and ``qop="auth"``."""
-        return self._challenge(self.make_nonce(now), stale, _algorithm(algorithm).name)
+    def challenge(self, now: float, *, stale: bool = False, algorithm: str | None = None) -> str:
+        """A ``WWW-Authenticate`` value with a fresh nonce and ``qop="auth"``.
+
+        ``algorithm`` defaults to the preferred (first) configured one and must be configured.
+        """
+        name = self.algorithms[0] if algorithm is None else _algorithm(algorithm).name
+        if name not in self.algorithms:
+            raise ValueError(f"{name} is not one of this server's algorithms {self.algorithms}")
+        return self._challenge(self.make_nonce(now), stale, name)
 
     def challenges(self, now: float, *, stale: bool = False) -> list[str]:
         """One value per configured algorithm, preferred first, sharing a nonce (RFC 8760 §2.4)."""
@@ -527,8 +533,9 @@ class DigestServer:
     ) -> Verdict:
         """Check credentials against the password (or a precomputed non-session HA1).
 
-        ``ha1`` must be computed with the credentials' hash (an Asterisk ``md5secret`` only
-        verifies MD5 credentials). The caller checks ``creds.uri`` with ``uri_matches``.
+        ``ha1`` must be computed with the credentials' hash: an Asterisk ``md5secret`` only
+        verifies MD5 credentials (others give BAD_ALGORITHM), so challenge such peers with
+        MD5. The caller checks ``creds.uri`` against the Request-URI with ``uri_matches``.
         """
         if (password is None) == (ha1 is None):
             raise ValueError("verify needs exactly one of password= or ha1=")
@@ -555,6 +562,8 @@ class DigestServer:
             return Verdict.BAD_NONCE
         if ha1 is None:
             ha1 = compute_ha1(creds.username, creds.realm, password or "", algo.name)
+        elif len(ha1) != len(algo.hexdigest(b"")):
+            return Verdict.BAD_ALGORITHM  # e.g. an MD5 md5secret against SHA-256 credentials
         expected = compute_response(
             algorithm=algo.name,
             ha1=ha1.lower(),

@@ -341,6 +341,22 @@ def test_round_trip_with_md5secret_ha1() -> None:
     assert server.verify(reply, "REGISTER", ha1=other, now=1.0) is Verdict.BAD_CREDENTIALS
 
 
+def test_md5secret_cannot_verify_sha256_credentials() -> None:
+    server = _server(algorithms=("SHA-256", "MD5"))
+    reply = _answer(server.challenge(0.0))
+    assert parse_credentials(reply).algorithm == "SHA-256"
+    ha1 = compute_ha1("1000", REALM, "pw")
+    assert server.verify(reply, "REGISTER", ha1=ha1, now=1.0) is Verdict.BAD_ALGORITHM
+    md5 = _answer(server.challenge(0.0, algorithm="md5"))
+    assert server.verify(md5, "REGISTER", ha1=ha1, now=1.0) is Verdict.OK
+
+
+def test_challenge_only_for_configured_algorithms() -> None:
+    with pytest.raises(ValueError, match="not one of"):
+        _server().challenge(0.0, algorithm="SHA-256")
+    assert parse_challenge(_server(algorithms=("SHA-256",)).challenge(0.0)).algorithm == "SHA-256"
+
+
 def test_challenges_one_per_algorithm_with_shared_nonce() -> None:
     server = _server(algorithms=("SHA-256", "MD5"))
     values = [parse_challenge(v) for v in server.challenges(3.0)]
