@@ -1,0 +1,155 @@
+"""Events the SIP endpoint hands to its transaction user (RFC 3261 §17 / §8.2 / §9.2).
+
+Every event is a frozen, slotted dataclass named as a past participle. The endpoint queues
+them; the TU reads them with ``Endpoint.next_event()``. Keys identify transactions:
+:class:`ClientTxnKey` (§17.1.3: branch + CSeq method) and :class:`ServerTxnKey` (§17.2.3:
+branch + sent-by + method, or the RFC 2543 fallback fields when the branch has no cookie).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pypbx.sip.message import Request, Response
+
+__all__ = [
+    "AckReceived",
+    "Addr",
+    "CancelReceived",
+    "ClientTxnKey",
+    "Event",
+    "MessageRejected",
+    "RequestReceived",
+    "ResponseDropped",
+    "ResponseReceived",
+    "ServerTxnKey",
+    "TransactionKey",
+    "TransactionTerminated",
+    "TransactionTimedOut",
+    "TransportError",
+]
+
+#: A transport address: (host, port).
+Addr = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTxnKey:
+    """A client transaction's identity (§17.1.3): the branch of the top Via we sent and
+    the CSeq method (a CANCEL shares the INVITE's branch)."""
+
+    branch: str
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTxnKey:
+    """A server transaction's identity (§17.2.3). ``method`` is ``INVITE`` for an ACK.
+
+    For an RFC 3261 branch (``z9hG4bK``) the key is branch, sent-by and method; for an
+    RFC 2543 peer ``branch`` is empty and ``legacy`` holds Request-URI, From tag, Call-ID,
+    CSeq number and the top Via as written.
+    """
+
+    branch: str
+    host: str
+    port: int | None
+    method: str
+    legacy: tuple[str, ...] = ()
+
+
+TransactionKey = ClientTxnKey | ServerTxnKey
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A new request for the TU; answer it with ``Endpoint.send_response(key, ...)``."""
+
+    request: Request
+    key: ServerTxnKey
+    source: Addr
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """A response passed up by client transaction ``key`` (2xx retransmissions to INVITE
+    included, so that the TU can ACK them again)."""
+
+    response: Response
+    key: ClientTxnKey
+
+
+@dataclass(frozen=True, slots=True)
+class AckReceived:
+    """An ACK that belongs to no transaction in progress: the ACK for a 2xx (§13.3.1.4).
+    ``key`` is the INVITE server transaction it matched in the Accepted state, if any."""
+
+    request: Request
+    source: Addr
+    key: ServerTxnKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReceived:
+    """A CANCEL matched INVITE server transaction ``invite_key`` still in Proceeding (§9.2).
+    The endpoint has answered the CANCEL with 200; the TU answers the INVITE with 487
+    (unless the endpoint was configured to do it)."""
+
+    request: Request
+    invite_key: ServerTxnKey
+    cancel_key: ServerTxnKey
+    source: Addr
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTimedOut:
+    """Timer B, F or H fired (§17.1.1.2, §17.1.2.2, §17.2.1)."""
+
+    key: ClientTxnKey | ServerTxnKey
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTerminated:
+    """The transaction reached Terminated and was forgotten."""
+
+    key: ClientTxnKey | ServerTxnKey
+
+
+@dataclass(frozen=True, slots=True)
+class TransportError:
+    """The transport could not send for transaction ``key`` (§17.1.4, §17.2.4)."""
+
+    key: ClientTxnKey | ServerTxnKey
+    dest: Addr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRejected:
+    """Input that was not passed up: unparsable bytes, a merged request (482), the
+    transaction limit (503) ... ``status`` is the answer sent, if any."""
+
+    reason: str
+    source: Addr
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDropped:
+    """A response that matched no client transaction (a stray, §17.1.3 / §18.1.2)."""
+
+    response: Response
+    source: Addr
+    reason: str = "no matching client transaction"
+
+
+Event = (
+    RequestReceived
+    | ResponseReceived
+    | AckReceived
+    | CancelReceived
+    | TransactionTimedOut
+    | TransactionTerminated
+    | TransportError
+    | MessageRejected
+    | ResponseDropped
+)
