@@ -22,7 +22,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from pypbx.config.conf import ConfFile, ConfWarning, Entry, Origin, ReadFile, load
+from pypbx.config.conf import ConfFile, ConfWarning, Entry, Origin, ReadFile, Section, load
 from pypbx.config.netaddr import (
     Acl,
     AclAction,
@@ -268,7 +268,7 @@ class Peer:
     @property
     def auth_name(self) -> str:
         """User name for outbound digest auth: authuser, else defaultuser/username, else name."""
-        return self.authuser or self.defaultuser or self.username or self.name
+        return self.authuser or self.defaultuser or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,9 +686,26 @@ def _call_limit(scope: _Scope, entry: Entry) -> None:
     except ValueError:
         limit = -1
     if limit < 0:
-        scope.warn(entry, f"{entry.value!r} is not a valid call limit")
-        return
-    scope.values["call_limit"] = limit
+        scope.warn(entry, f"{entry.value!r} is not a valid call limit; no limit")
+    scope.values["call_limit"] = limit if limit > 0 else None
+
+
+def _type(scope: _Scope, entry: Entry) -> None:
+    # chan_sip ORs the type lines together: peer + user (in any order) makes a friend.
+    try:
+        new = PeerType(entry.value.strip().lower())
+    except ValueError:
+        return  # chan_sip ignores it; only the section's first type line is checked
+    old = scope.values["type"]
+    if old is None or old is new:
+        scope.values["type"] = new
+    else:
+        scope.values["type"] = PeerType.FRIEND
+
+
+def _username(scope: _Scope, entry: Entry) -> None:
+    # the deprecated 'username' and 'defaultuser' set the same chan_sip field
+    scope.values["username"] = scope.values["defaultuser"] = entry.value
 
 
 def _mailbox(scope: _Scope, entry: Entry) -> None:
@@ -753,8 +770,11 @@ _GENERAL: dict[str, Handler] = {
     "allowguest": _allowguest,
     "alwaysauthreject": _flag("alwaysauthreject"),
     "defaultexpiry": _int("defaultexpiry", minimum=1),
+    "defaultexpirey": _int("defaultexpiry", minimum=1),
     "minexpiry": _int("minexpiry", minimum=1),
+    "minexpirey": _int("minexpiry", minimum=1),
     "maxexpiry": _int("maxexpiry", minimum=1),
+    "maxexpirey": _int("maxexpiry", minimum=1),
     "registertimeout": _int("registertimeout", minimum=1),
     "registerattempts": _int("registerattempts"),
     "useragent": _text("useragent"),
@@ -772,7 +792,8 @@ _PEER: dict[str, Handler] = {
     "secret": _text("secret"),
     "md5secret": _text("md5secret"),
     "remotesecret": _text("remotesecret"),
-    "username": _text("username"),
+    "type": _type,
+    "username": _username,
     "defaultuser": _text("defaultuser"),
     "fromuser": _text("fromuser"),
     "authuser": _text("authuser"),
@@ -800,40 +821,42 @@ _KNOWN_COMMON = _words(
     callgroup callingpres cc_agent_dialstring cc_agent_policy cc_max_agents cc_max_monitors
     cc_monitor_policy cc_offer_timer cc_recall_timer ccbs_available_timer ccnr_available_timer
     cos_audio cos_sip cos_text cos_video directmediaacl directmediadeny directmediapermit
-    discard_remote_hold_retrieval dtlsautogeneratecert dtlscafile dtlscapath dtlscertfile
-    dtlscipher dtlsenable dtlsfingerprint dtlsprivatekey dtlsrekey dtlssetup dtlsverify
-    encryption encryption_taglen faxdetect force_avp g726nonstandard icesupport ignoresdpversion
-    keepalive maxcallbitrate maxforwards mohinterpret mohsuggest musicclass musiconhold
-    namedcallgroup namedpickupgroup notifyhold notifyringing outofcall_message_context parkinglot
-    pickupgroup preferred_codec_only progressinband promiscredir rfc2833compensate rpid_immediate
-    rpid_update rtcp_mux rtpkeepalive sdpowner sdpsession send_diversion sendrpid session-expires
-    session-minse session-refresher session-timers snom_aoc_enabled subscribecontext
-    t38pt_udptl t38pt_usertpsource textsupport timerb timert1 tonezone trust_id_outbound trustrpid
-    unsolicited_mailbox use_q850_reason usereqphone videosupport webrtc vmexten
+    disallowed_methods discard_remote_hold_retrieval dtlsautogeneratecert dtlscafile dtlscapath
+    dtlscertfile dtlscipher dtlsenable dtlsfingerprint dtlsprivatekey dtlsrekey dtlssetup
+    dtlsverify encryption encryption_taglen faxdetect force_avp g726nonstandard icesupport
+    ignoresdpversion keepalive maxcallbitrate maxforwards mohinterpret mohsuggest musicclass
+    musiconhold namedcallgroup namedpickupgroup notifyhold notifyringing
+    outofcall_message_context parkinglot pickupgroup preferred_codec_only progressinband
+    promiscredir rfc2833compensate rpid_immediate rpid_update rtcp_mux rtpkeepalive sdpowner
+    sdpsession send_diversion sendrpid session-expires session-minse session-refresher session-
+    timers snom_aoc_enabled subscribecontext t38pt_udptl t38pt_usertpsource textsupport timerb
+    timert1 tonezone trust_id_outbound trustrpid unsolicited_mailbox use_q850_reason usereqphone
+    videosupport vmexten webrtc
     """
 )
 _KNOWN_GENERAL = _KNOWN_COMMON | _words(
     """
     accept_outofcall_message allowexternaldomains auth_message_requests auth_options_requests
     authfailureevents autocreatepeer autodomain callevents checkmwi compactheaders contactacl
-    contactdeny contactpermit counteronpeer domain domainsasrealm dumphistory
-    dynamic_exclude_static externtcpport externtlsport ignoreregexpire jbenable jbforce jbimpl
+    contactdeny contactpermit domain domainsasrealm dumphistory dynamic_exclude_static
+    dynamic_excludes_static externtcpport externtlsport ignoreregexpire jbenable jbforce jbimpl
     jblog jbmaxsize jbresyncthreshold jbtargetextra legacy_useroption_parsing limitonpeers
-    match_auth_username matchexternaddrlocally media_address minexpirey mwi_from mwiexpiry
-    notifycid notifymimetype pedantic qualifygap qualifypeers recordhistory recordofffeature
-    recordonfeature refer_addheaders regcontext regextenonqualify register_retry_403 relaxdtmf
-    rtautoclear rtcachefriends rtpbindaddr rtsavepath rtsavesysname rtupdate shrinkcallerid
-    sipdebug storesipcause submaxexpiry subminexpiry subscribe_network_change_event
-    supportpath t1min tcpauthlimit tcpauthtimeout tlsbindaddr tlscafile tlscapath tlscertfile
-    tlscipher tlsclientmethod tlsdontverifyserver tlsenable tlsprivatekey tos tos_audio tos_sip
-    tos_text tos_video websocket_enabled websocket_write_timeout
+    match_auth_username matchexternaddrlocally matchexterniplocally media_address mwi mwi_from
+    mwiexpirey mwiexpiry notifycid notifymimetype pedantic prematuremedia qualifygap
+    qualifypeers recordhistory recordofffeature recordonfeature refer_addheaders regcontext
+    regextenonqualify register_retry_403 relaxdtmf rtautoclear rtcachefriends rtpbindaddr
+    rtsavepath rtsavesysname rtupdate shrinkcallerid sipdebug storesipcause submaxexpiry
+    subminexpiry subscribe_network_change_event supportpath t1min tcpauthlimit tcpauthtimeout
+    tlsbindaddr tlscafile tlscapath tlscertfile tlscipher tlsclientmethod tlsdontverifyserver
+    tlsenable tlsprivatekey tlsverifyclient tos tos_audio tos_sip tos_text tos_video
+    websocket_enabled websocket_write_timeout
     """
 )
 _KNOWN_PEER = _KNOWN_COMMON | _words(
     """
-    acl callbackextension contactacl contactdeny contactpermit description disallowed_methods
-    fullcontact ipaddr lastms mwi_from regexten regserver regseconds rtpbindaddr template
-    type useragent useclientcode
+    acl callbackextension callcounter cid_number contactacl contactdeny contactpermit
+    description fullcontact fullname hasvoicemail ipaddr lastms mwi_from regexten registertrying
+    regseconds regserver rtpbindaddr subscribemwi template trunkname useclientcode useragent
     """
 )
 
@@ -905,38 +928,50 @@ def _build_auth(conf: ConfFile, warnings: list[ConfWarning]) -> list[AuthCredent
     return creds
 
 
+def _peer_type_ok(section: Section, warnings: list[ConfWarning]) -> bool:
+    """chan_sip's check before build_peer: the first ``type`` line must be friend/peer/user."""
+    types = section.all("type")
+    if not types:
+        msg = f"section [{section.name}] lacks type; skipped"
+        warnings.append(ConfWarning(section.origin, msg, "no-type"))
+        return False
+    if types[0].value.strip().lower() not in set(PeerType):
+        msg = f"unknown type {types[0].value!r} for [{section.name}]; section skipped"
+        warnings.append(ConfWarning(types[0].origin, msg, "unknown-type"))
+        return False
+    return True
+
+
 def parse_sip_conf(conf: ConfFile) -> SipConfig:
-    """Give meaning to a parsed sip.conf (see the module docstring for the rules)."""
+    """Give meaning to a parsed sip.conf (see the module docstring for the rules).
+
+    A second section with exactly the same name is merged into the first, as chan_sip's
+    ``build_peer`` does when it finds the peer already built: its options apply on top of the
+    first's, except setvar, auth, mailbox and transport, which start again.
+    """
     warnings = list(conf.warnings)
     general, registrations = _build_general(conf, warnings)
     auth = _build_auth(conf, warnings)
     defaults = _peer_defaults(general)
-    peers: dict[str, Peer] = {}
+    scopes: dict[str, _Scope] = {}
     for section in conf.categories():
         if section.name.lower() in ("general", "authentication"):
             continue
-        type_entry = section.entry("type")
-        if type_entry is None:
-            warnings.append(
-                ConfWarning(section.origin, f"section [{section.name}] lacks type", "no-type")
-            )
+        if not _peer_type_ok(section, warnings):
             continue
-        try:
-            peer_type = PeerType(type_entry.value.strip().lower())
-        except ValueError:
-            msg = f"unknown type {type_entry.value!r} for [{section.name}]; section skipped"
-            warnings.append(ConfWarning(type_entry.origin, msg, "unknown-type"))
-            continue
-        scope = _Scope(section.name, defaults, warnings, general)
-        scope.values = {**defaults, "name": section.name, "type": peer_type}
-        scope.values["origin"] = section.origin
-        _apply(scope, section.entries, _PEER, _KNOWN_PEER)
-        existing = next((k for k in peers if k.lower() == section.name.lower()), None)
-        if existing is not None:
-            msg = f"peer [{section.name}] defined again; the later definition replaces the first"
+        scope = scopes.get(section.name)
+        if scope is None:
+            scope = _Scope(section.name, defaults, warnings, general)
+            scope.values = {**defaults, "name": section.name, "type": None}
+            scope.values["origin"] = section.origin
+            scopes[section.name] = scope
+        else:
+            msg = f"peer [{section.name}] defined again; merged into the first definition"
             warnings.append(ConfWarning(section.origin, msg, "duplicate-peer"))
-            del peers[existing]
-        peers[section.name] = Peer(**scope.values)
+            for key in ("setvar", "auth", "mailbox", "transports"):
+                scope.reset(key)
+        _apply(scope, section.entries, _PEER, _KNOWN_PEER)
+    peers = {name: Peer(**scope.values) for name, scope in scopes.items()}
     return SipConfig(general, peers, registrations, auth, warnings)
 
 

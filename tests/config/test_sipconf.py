@@ -426,7 +426,6 @@ def test_parse_auth_line(line: str, user: str, secret: str | None, realm: str) -
 # --- peers -------------------------------------------------------------------------------------
 
 PEER_OPTIONS: list[tuple[str, str, Any]] = [
-    ("type=user", "type", PeerType.USER),
     ("type=Friend", "type", PeerType.FRIEND),
     ("host=dynamic", "dynamic", True),
     ("host=192.0.2.5", "host", "192.0.2.5"),
@@ -436,6 +435,7 @@ PEER_OPTIONS: list[tuple[str, str, Any]] = [
     ("md5secret=abc", "md5secret", "abc"),
     ("remotesecret=rs", "remotesecret", "rs"),
     ("username=u1", "username", "u1"),
+    ("username=u1", "defaultuser", "u1"),
     ("defaultuser=u2", "defaultuser", "u2"),
     ("fromuser=f1", "fromuser", "f1"),
     ("fromdomain=example.org", "fromdomain", "example.org"),
@@ -459,6 +459,7 @@ PEER_OPTIONS: list[tuple[str, str, Any]] = [
     ("mailbox=1000@default,1001", "mailbox", ("1000@default", "1001")),
     ('callerid="Alice" <1000>', "callerid", CallerId("Alice", "1000")),
     ("call-limit=2", "call_limit", 2),
+    ("call-limit=0", "call_limit", None),
     ("outboundproxy=proxy.example.org", "outboundproxy", "proxy.example.org"),
     ("language=de", "language", "de"),
     ("accountcode=acct", "accountcode", "acct"),
@@ -558,11 +559,43 @@ def test_section_without_type_or_with_bad_type_is_skipped() -> None:
     assert [str(w.origin) for w in cfg.warnings] == ["sip.conf:1", "sip.conf:4"]
 
 
-def test_duplicate_peer_later_definition_wins() -> None:
-    cfg = sip("[p]\ntype=peer\nsecret=1\n[P]\ntype=peer\nsecret=2\n")
-    assert list(cfg.peers) == ["P"]
-    assert cfg.peers["P"].secret == "2"
+def test_same_name_section_is_merged_into_the_first_like_build_peer() -> None:
+    cfg = sip(
+        "[p]\ntype=peer\nsecret=1\ncontext=a\nsetvar=A=1\n"
+        "[p]\ntype=user\nsecret=2\nsetvar=B=2\n"
+        "[P]\ntype=peer\n"
+    )
+    assert list(cfg.peers) == ["p", "P"]  # build_peer compares names case-sensitively
+    p = cfg.peers["p"]
+    assert (p.type, p.secret, p.context, p.setvar) == (PeerType.FRIEND, "2", "a", (("B", "2"),))
+    assert p.origin == Origin("sip.conf", 1)
     assert kinds(cfg) == ["duplicate-peer"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["type=peer"], PeerType.PEER),
+        (["type=peer", "type=user"], PeerType.FRIEND),
+        (["type=user", "type=user"], PeerType.USER),
+        (["type=friend", "type=peer"], PeerType.FRIEND),
+        (["type=user", "type=bogus"], PeerType.USER),
+    ],
+)
+def test_type_lines_are_ored_together(lines: list[str], expected: PeerType) -> None:
+    body = "\n".join(lines)
+    assert sip(f"[p]\n{body}\n").peers["p"].type is expected
+
+
+def test_template_type_friend_cannot_be_narrowed() -> None:
+    cfg = sip("[t](!)\ntype=friend\n[p](t)\ntype=peer\n")
+    assert cfg.peers["p"].type is PeerType.FRIEND
+
+
+def test_username_is_the_deprecated_spelling_of_defaultuser() -> None:
+    cfg = sip("[a]\ntype=peer\nusername=old\n[b]\ntype=peer\nusername=old\ndefaultuser=new\n")
+    assert (cfg.peers["a"].username, cfg.peers["a"].defaultuser) == ("old", "old")
+    assert cfg.peers["b"].defaultuser == "new"
 
 
 def test_template_chain_overrides_in_order() -> None:
