@@ -20,6 +20,7 @@ from pypbx.sip.abnf import (
     format_params,
     get_param,
     has_param,
+    is_token,
     parse_params,
     split_commas,
 )
@@ -154,6 +155,8 @@ def header_key(name: str) -> str:
     lname = name.lower()
     return KEYS.get(lname, lname)
 
+
+_MISSING = object()
 
 # A stored field: (key, name as written, value (unfolded, stripped), raw wire text or None).
 Field = tuple[str, str, str, str | None]
@@ -290,13 +293,16 @@ class Headers:
 
     def parsed(self, name: str, parser: Callable[[list[str]], Any]) -> Any:
         """``parser(field values)`` for ``name``, cached until the header changes."""
+        cache = self._cache
+        result = cache.get(name, _MISSING)  # fast path: called with the lowercase key
+        if result is not _MISSING:
+            return result
         key = header_key(name)
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
+        result = cache.get(key, _MISSING)
+        if result is not _MISSING:
+            return result
         result = parser([f[2] for f in self._fields if f[0] == key])
-        self._cache[key] = result
+        cache[key] = result
         return result
 
     def lines(self, content_length: int | None) -> list[str]:
@@ -396,31 +402,63 @@ class Via:
 _VIA_RE = re.compile(
     r"""\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*/\s*
         ([A-Za-z0-9\-.!%*_+`'~]+)\s+
-        (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-_.]+)(?:\s*:\s*([0-9]+))?""",
+        (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-_.]+)(?:[ \t]*:[ \t]*([0-9]+))?""",
     re.VERBOSE,
 )
 
 
+def _via_fast(text: str) -> tuple[str, str, int | None, int] | None:
+    """The common compact form ``SIP/2.0/UDP host[:port][;params]`` without a regex."""
+    if not text.startswith("SIP/2.0/"):
+        return None
+    sp = text.find(" ", 8)
+    if sp < 0:
+        return None
+    semi = text.find(";", sp)
+    end = len(text) if semi < 0 else semi
+    transport = text[8:sp]
+    hostport = text[sp + 1 : end]
+    if not is_token(transport) or " " in hostport or "\t" in hostport or not hostport:
+        return None
+    host, port = split_hostport(hostport)
+    return transport, host, port, end
+
+
 def parse_via(text: str) -> Via:
     """Parse one Via value (not a comma list)."""
-    m = _VIA_RE.match(text)
-    if m is None:
-        raise ParseError(f"malformed Via {text[:60]!r}")
-    proto = f"{m.group(1)}/{m.group(2)}"
-    if proto.upper() != "SIP/2.0":
-        raise ParseError(f"unsupported Via protocol {proto!r}", 400)
-    hostport = m.group(4) + (":" + m.group(5) if m.group(5) is not None else "")
-    host, port = split_hostport(hostport)
-    params = parse_params(text, m.end())
+    fast = _via_fast(text)
+    if fast is not None:
+        transport, host, port, end = fast
+    else:
+        m = _VIA_RE.match(text)
+        if m is None:
+            raise ParseError(f"malformed Via {text[:60]!r}")
+        name, version, transport, host, port_text = m.groups()
+        if name.upper() != "SIP" or version != "2.0":
+            raise ParseError(f"unsupported Via protocol {name}/{version}")
+        port = None
+        if port_text is not None:
+            port = ascii_uint(port_text, 65535)
+            if port is None:
+                raise ParseError("bad Via port")
+        if host[0] != "[" and (host[0] in "-." or host[-1] == "-"):
+            raise ParseError(f"bad Via host {host[:40]!r}")
+        end = m.end()
+    params = parse_params(text, end) if end < len(text) else ()
     for key, value in params:
         lkey = key.lower()
-        if value is None and lkey in ("branch", "received", "maddr", "ttl"):
-            raise ParseError(f"Via parameter {key} needs a value")
-        if lkey == "ttl" and value is not None and ascii_uint(value, 255) is None:
-            raise ParseError("bad Via ttl")
-        if lkey == "rport" and value is not None:
-            split_hostport("x:" + value)  # a valid port number
-    return Via(m.group(3).upper(), host, port, params, "SIP/2.0")
+        if value is None:
+            if lkey in _VIA_VALUED:
+                raise ParseError(f"Via parameter {key} needs a value")
+        elif lkey == "ttl":
+            if ascii_uint(value, 255) is None:
+                raise ParseError("bad Via ttl")
+        elif lkey == "rport" and ascii_uint(value, 65535) is None:
+            raise ParseError("bad Via rport")
+    return Via(transport.upper(), host, port, params, "SIP/2.0")
+
+
+_VIA_VALUED = frozenset(("branch", "received", "maddr", "ttl"))
 
 
 def parse_via_list(values: list[str]) -> tuple[Via, ...]:

@@ -43,6 +43,24 @@ def _check_request_uri(text: str) -> None:
         raise ParseError("headers in SIP Request-URI")
 
 
+def _unfold(lines: list[str]) -> dict[int, str]:
+    """Join continuation lines (§7.3.1) in place; return the original wire text of each
+    folded header, keyed by header index (line index - 1)."""
+    raws: dict[int, str] = {}
+    out = [lines[0]]
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and line:
+            last = len(out) - 1
+            if last == 0:
+                raise ParseError("continuation line before the first header")
+            raws[last - 1] = raws.get(last - 1, out[last]) + "\r\n" + line
+            out[last] = out[last] + " " + line.strip()
+        else:
+            out.append(line)
+    lines[:] = out
+    return raws
+
+
 def parse_message(data: bytes) -> Message:
     """Parse one message from a datagram (or one framed stream message).
 
@@ -64,22 +82,15 @@ def parse_message(data: bytes) -> Message:
     else:
         head = data[:end]
         body_start = end + len(bsep)
-    lines = head.decode("utf-8", "surrogateescape").split(sep)
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split(sep)
+    raws = _unfold(lines) if "\n " in text or "\n\t" in text else None
 
     fields: list[Field] = []
     first: dict[str, int] = {}
     dup: str | None = None
     keys = KEYS
     for line in lines[1:]:
-        if not line:
-            raise ParseError("empty line inside header section")
-        c = line[0]
-        if c == " " or c == "\t":
-            if not fields:
-                raise ParseError("continuation line before the first header")
-            k, n, v, r = fields[-1]
-            fields[-1] = (k, n, f"{v} {line.strip()}".strip(), f"{r}\r\n{line}")
-            continue
         colon = line.find(":")
         if colon <= 0:
             raise ParseError(f"header line without a colon: {line[:40]!r}")
@@ -100,6 +111,10 @@ def parse_message(data: bytes) -> Message:
             first[key] = len(fields)
         fields.append((key, name, line[colon + 1 :].strip(), line))
 
+    if raws:
+        for i, raw in raws.items():
+            k, n, v, _ = fields[i]
+            fields[i] = (k, n, v, raw)
     if dup is not None:
         raise ParseError(f"more than one {dup} header")
     for key in _REQUIRED:

@@ -22,7 +22,6 @@ from pypbx.sip.abnf import (
     percent_decode,
     percent_encode,
     quote,
-    scan_quoted,
     unquote,
 )
 
@@ -48,8 +47,9 @@ _PARAM_SAFE = _UNRESERVED | frozenset("[]/:&+$")
 # hnv-unreserved = [ ] / ? : + $
 _HEADER_SAFE = _UNRESERVED | frozenset("[]/?:+$")
 
-_USER_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+")
-_PASSWORD_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
+# Character-class checks; "%" escapes are then checked by percent_decode.
+_USER_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+")
+_PASSWORD_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,%]*")
 _PARAMCHARS_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+")
 _HEADERCHARS_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|%[0-9A-Fa-f]{2})*")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9.])?")
@@ -60,8 +60,8 @@ _OPAQUE_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()%;/?:@&=+$,\[\]#]*")
 
 
 def _check_host(host: str) -> str:
-    if _IPV6_RE.fullmatch(host) is None and _HOSTNAME_RE.fullmatch(host) is None:
-        raise ParseError(f"bad host {host!r}")
+    if _HOSTNAME_RE.fullmatch(host) is None and _IPV6_RE.fullmatch(host) is None:
+        raise ParseError(f"bad host {host[:40]!r}")
     return host
 
 
@@ -85,7 +85,9 @@ def split_hostport(text: str) -> tuple[str, int | None]:
             raise ParseError(f"junk after IPv6 reference in {text!r}")
         return _check_host(host), _parse_port(rest[1:])
     host, colon, port = text.partition(":")
-    return _check_host(host), (_parse_port(port) if colon else None)
+    if _HOSTNAME_RE.fullmatch(host) is None:
+        raise ParseError(f"bad host {host[:40]!r}")
+    return host, (_parse_port(port) if colon else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,8 @@ def parse_uri(text: str) -> Uri:
     Raises ``ParseError(400)`` on malformed input (whitespace, ``<>``, bad escapes, bad
     host or port; an IPv6 address must be in brackets, RFC 5118 §4.2).
     """
+    if text.startswith("sip:"):
+        return _parse_sip("sip", text[4:])
     colon = text.find(":")
     if colon <= 0:
         raise ParseError(f"URI without scheme: {text[:40]!r}")
@@ -255,11 +259,11 @@ def _parse_sip(scheme: str, rest: str) -> SipUri:
         u, colon, pw = userinfo.partition(":")
         if _USER_RE.fullmatch(u) is None:
             raise ParseError(f"bad user part {u[:40]!r}")
-        user = percent_decode(u)
+        user = percent_decode(u) if "%" in u else u
         if colon:
             if _PASSWORD_RE.fullmatch(pw) is None:
                 raise ParseError("bad password in URI")
-            password = percent_decode(pw)
+            password = percent_decode(pw) if "%" in pw else pw
     headers: tuple[tuple[str, str], ...] = ()
     qmark = rest.find("?")
     if qmark >= 0:
@@ -398,6 +402,9 @@ class NameAddr:
         return f"{head}<{self.uri}>{format_params(self.params)}"
 
 
+_QUOTED_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
 def _check_display_tokens(text: str) -> str | None:
     words = text.split()
     if not words:
@@ -418,9 +425,11 @@ def parse_name_addr(text: str) -> NameAddr:
     text = text.strip()
     display: str | None
     if text.startswith('"'):
-        end = scan_quoted(text, 0)
-        display = unquote(text[:end])
-        lt = end
+        m = _QUOTED_RE.match(text)
+        if m is None:
+            raise ParseError("unterminated quoted-string")
+        display = unquote(m.group())
+        lt = m.end()
         while lt < len(text) and text[lt] in " \t":
             lt += 1
         if lt >= len(text) or text[lt] != "<":
