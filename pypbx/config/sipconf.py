@@ -318,11 +318,12 @@ def apply_codecs(
     """Apply one ``allow=``/``disallow=`` line; returns the new list and unknown names.
 
     ``all`` adds every audio codec (allow) or clears the list (disallow); ``!name`` inverts;
-    ``name:ms`` framing is accepted and ignored; an already allowed codec keeps its place.
+    ``name:ms`` framing is accepted and ignored; an already allowed codec keeps its place;
+    ``|`` separates like ``,`` (Asterisk 13+ ``ast_format_cap_update_by_allow_disallow``).
     """
     result = list(codecs)
     unknown: list[str] = []
-    for item in value.split(","):
+    for item in value.replace("|", ",").split(","):
         name = item.strip().lower()
         allowing = allow
         if name.startswith("!"):
@@ -504,11 +505,15 @@ def _text(key: str, *, empty_is_none: bool = False) -> Handler:
     return handle
 
 
-def _flag(key: str) -> Handler:
+def _flag(key: str, *, unless_false: bool = False) -> Handler:
+    """A yes/no option: chan_sip tests ``ast_true`` (or ``!ast_false`` for ``unless_false``)."""
+
     def handle(scope: _Scope, entry: Entry) -> None:
+        value = not ast_false(entry.value) if unless_false else ast_true(entry.value)
         if not (ast_true(entry.value) or ast_false(entry.value)):
-            scope.warn(entry, f"{entry.key}={entry.value!r} is neither yes nor no; taken as no")
-        scope.values[key] = ast_true(entry.value)
+            word = "yes" if value else "no"
+            scope.warn(entry, f"{entry.key}={entry.value!r} is neither yes nor no; taken as {word}")
+        scope.values[key] = value
 
     return handle
 
@@ -760,7 +765,7 @@ _GENERAL: dict[str, Handler] = {
     "bindaddr": _hostport("bindaddr", "bindport"),
     "udpbindaddr": _hostport("bindaddr", "bindport"),
     "bindport": _port("bindport"),
-    "tcpenable": _flag("tcpenable"),
+    "tcpenable": _flag("tcpenable", unless_false=True),
     "tcpbindaddr": _hostport("tcpbindaddr", "tcpbindport"),
     "externip": _hostport("externaddr", "externport"),
     "externaddr": _hostport("externaddr", "externport"),

@@ -143,7 +143,8 @@ BAD_GENERAL: list[tuple[str, str, Any]] = [
     ("dtmfmode=rfc8233", "dtmfmode", DtmfMode.RFC2833),
     ("localnet=192.168.0.0/255.0.255.0", "localnet", ()),
     ("localnet=nonsense", "localnet", ()),
-    ("tcpenable=perhaps", "tcpenable", False),
+    ("tcpenable=perhaps", "tcpenable", True),  # chan_sip: anything but a false word enables
+    ("srvlookup=perhaps", "srvlookup", False),  # ... while srvlookup needs a true word
 ]
 
 
@@ -258,6 +259,7 @@ CODEC_CASES: list[tuple[list[str], tuple[str, ...]]] = [
     (["disallow=all", "allow=all", "disallow=ulaw"], tuple(c for c in AUDIO_CODECS if c != "ulaw")),
     (["disallow=all", "allow=!ulaw,alaw"], ("alaw",)),
     (["allow=ULAW,GSM"], ("ulaw", "alaw", "gsm")),
+    (["disallow=all", "allow=g722|alaw"], ("g722", "alaw")),
 ]
 
 
