@@ -180,7 +180,14 @@ class AuthCredential:
 
 @dataclass(frozen=True, slots=True)
 class General:
-    """``[general]`` of sip.conf with chan_sip's defaults (pypbx: ``allowguest`` is off)."""
+    """``[general]`` of sip.conf with chan_sip's defaults (pypbx: ``allowguest`` is off).
+
+    ``bindaddr``/``bindport`` are the UDP listener (``udpbindaddr=host:port`` overrides both,
+    ``bindport`` applies when the address has no port); ``tcpbindaddr`` None means bindaddr;
+    ``externport`` None means bindport. Times are seconds, ``qualify`` milliseconds (None = off).
+    ``allow`` is the ordered audio codec preference list; ``allowguest_explicit`` tells whether
+    the file set ``allowguest`` (chan_sip's default is yes, pypbx's is no).
+    """
 
     bindaddr: str = "0.0.0.0"
     bindport: int = STANDARD_SIP_PORT
@@ -222,7 +229,13 @@ class General:
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """One device or trunk section; ``type=friend`` is both a peer and a user."""
+    """One device or trunk section; ``type=friend`` is both a peer and a user.
+
+    Defaults come from ``[general]`` (context, language, nat, directmedia, insecure, dtmfmode,
+    allow, qualify, qualifyfreq, fromdomain, rtptimeout, rtpholdtimeout, transports). ``host``
+    None means unspecified (kept, as chan_sip keeps it: such a peer can only be matched by
+    name); ``port`` None means 5060 (5061 for TLS); ``call_limit`` None means no limit.
+    """
 
     name: str
     type: PeerType
