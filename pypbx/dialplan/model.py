@@ -28,8 +28,7 @@ from pypbx.dialplan.pattern import (
     NO_MATCH,
     MatchMode,
     Pattern,
-    Token,
-    Wildcard,
+    PatternIndex,
     compile_pattern,
 )
 
@@ -269,90 +268,27 @@ class Found:
     priority: Priority
 
 
-class _TrieNode:
-    """One position of the MATCH-mode pattern trie (indexes are positions in match order)."""
+@dataclass(frozen=True, slots=True)
+class _Flat:
+    """MATCH-mode index of a context and everything it includes, in search order.
 
-    __slots__ = ("bang", "chars", "dot", "ends", "sets")
+    Asterisk searches a context's own extensions and then its includes depth-first, each
+    context once; without MATCHMORE's early stop that is a fixed sequence of
+    (context, extension) pairs, numbered here and indexed by :class:`PatternIndex`.
+    """
 
-    def __init__(self) -> None:
-        self.chars: dict[str, _TrieNode] = {}
-        self.sets: dict[frozenset[str], _TrieNode] = {}
-        self.dot: list[int] = []
-        self.bang: list[int] = []
-        self.ends: list[int] = []
-
-    def insert(self, tokens: tuple[Token, ...], index: int) -> None:
-        node = self
-        for tok in tokens:
-            if tok is Wildcard.DOT:
-                node.dot.append(index)
-                return
-            if tok is Wildcard.BANG:
-                node.bang.append(index)
-                return
-            if tok is Wildcard.BAD:
-                return  # an unterminated '[' never matches in MATCH mode
-            if len(tok) == 1:
-                (c,) = tok
-                node = node.chars.setdefault(c, _TrieNode())
-            else:
-                node = node.sets.setdefault(tok, _TrieNode())
-        node.ends.append(index)
-
-    def matches(self, data: str) -> list[int]:
-        """Indexes of every pattern that MATCHes ``data`` (dashes removed), unsorted."""
-        out: list[int] = []
-        n = len(data)
-        stack: list[tuple[_TrieNode, int]] = [(self, 0)]
-        while stack:
-            node, i = stack.pop()
-            out.extend(node.bang)
-            if i == n:
-                out.extend(node.ends)
-                continue
-            out.extend(node.dot)
-            c = data[i]
-            child = node.chars.get(c)
-            if child is not None:
-                stack.append((child, i + 1))
-            for chars, sub in node.sets.items():
-                if c in chars:
-                    stack.append((sub, i + 1))
-        return out
-
-
-@dataclass(slots=True)
-class _Index:
-    """Lookup structure of one context: extensions in ``ext_cmp`` order, literal map, trie."""
-
-    ordered: tuple[Extension, ...]
-    literals: dict[str, tuple[Extension, ...]]
-    patterns: tuple[Extension, ...]
-    trie: _TrieNode
+    entries: tuple[tuple[str, Extension], ...]
+    index: PatternIndex
 
     @classmethod
-    def build(cls, ctx: Context) -> _Index:
-        ordered = tuple(sorted(ctx.extensions, key=_order_key))
-        literals: dict[str, list[Extension]] = {}
-        for e in ordered:
-            if not e.is_pattern:
-                literals.setdefault(e.pattern.literal, []).append(e)
-        patterns = tuple(e for e in ordered if e.is_pattern)
-        trie = _TrieNode()
-        for i, e in enumerate(patterns):
-            trie.insert(e.pattern.tokens, i)
-        return cls(ordered, {k: tuple(v) for k, v in literals.items()}, patterns, trie)
-
-    def match_candidates(self, exten: str) -> tuple[Extension, ...]:
-        """Extensions that MATCH ``exten`` (dashes already removed), in match order."""
-        lits = self.literals.get(exten, ())
-        hits = self.trie.matches(exten)
-        if not hits:
-            return lits
-        if len(hits) > 1:
-            hits.sort()
-        pats = self.patterns
-        return lits + tuple(pats[i] for i in hits)
+    def build(cls, contexts: list[tuple[str, tuple[Extension, ...]]]) -> _Flat:
+        entries: list[tuple[str, Extension]] = []
+        index = PatternIndex()
+        for name, ordered in contexts:
+            for e in ordered:
+                index.add(e.pattern, len(entries))
+                entries.append((name, e))
+        return cls(tuple(entries), index)
 
 
 def _order_key(e: Extension) -> tuple[object, ...]:
@@ -362,18 +298,33 @@ def _order_key(e: Extension) -> tuple[object, ...]:
     return (e.pattern.key, 0, e.cid_pattern.key)
 
 
+_MISS: Final = object()
+
+
 @dataclass(frozen=True, slots=True)
 class Dialplan:
-    """A loaded extensions.conf: settings, globals, contexts and warnings; answers lookups."""
+    """A loaded extensions.conf: settings, globals, contexts and warnings; answers lookups.
+
+    Lookups without a clock (or in a plan without timed includes) are cached; the plan must
+    not be changed after it is built (a reload builds a new one).
+    """
 
     general: DialplanGeneral = field(default_factory=DialplanGeneral)
     globals: list[GlobalVar] = field(default_factory=list)
     contexts: dict[str, Context] = field(default_factory=dict)
     warnings: list[ConfWarning] = field(default_factory=list)
-    _index: dict[str, _Index] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _cache: dict[tuple[object, ...], object] = field(
+    _ordered: dict[str, tuple[Extension, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _flat: dict[str, _Flat] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _found: dict[tuple[object, ...], Found | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _timed: list[bool] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        timed = any(i.timing is not None for c in self.contexts.values() for i in c.includes)
+        self._timed.append(timed)
 
     # -- plain accessors -------------------------------------------------------------------
 
@@ -389,8 +340,36 @@ class Dialplan:
 
     def ordered_extensions(self, context: str) -> tuple[Extension, ...]:
         """A context's extensions in Asterisk's match order (empty if no such context)."""
-        idx = self._index_of(context)
-        return () if idx is None else idx.ordered
+        ordered = self._ordered.get(context)
+        if ordered is None:
+            ctx = self.contexts.get(context)
+            if ctx is None:
+                return ()
+            ordered = self._ordered[context] = tuple(sorted(ctx.extensions, key=_order_key))
+        return ordered
+
+    def search_order(self, context: str, now: datetime | None = None) -> list[str]:
+        """Contexts searched for ``context``: itself, then its includes depth-first, each once
+        (names compared case-insensitively, as Asterisk's include stack does), at most
+        :data:`MAX_INCLUDE_DEPTH` of them; missing contexts and closed timed includes skipped.
+        """
+        seen: set[str] = set()
+        order: list[str] = []
+
+        def visit(name: str) -> None:
+            if len(seen) >= MAX_INCLUDE_DEPTH or name.lower() in seen:
+                return
+            ctx = self.contexts.get(name)
+            if ctx is None:
+                return
+            order.append(name)
+            seen.add(name.lower())
+            for inc in ctx.includes:
+                if inc.valid_at(now):
+                    visit(inc.name)
+
+        visit(context)
+        return order
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -404,7 +383,17 @@ class Dialplan:
         now: datetime | None = None,
     ) -> Found | None:
         """The step run for ``exten`` at ``priority`` in ``context`` (``ast_exists_extension``)."""
-        return self._lookup(MatchMode.MATCH, context, exten, priority, None, callerid, now)
+        if now is None or not self._timed[0]:
+            key = (context, exten, priority, callerid)
+            hit = self._found.get(key, _MISS)
+            if hit is not _MISS:
+                return hit  # type: ignore[return-value]
+            found = self._find_match(context, exten, priority, None, callerid, None)
+            if len(self._found) >= _CACHE_LIMIT:
+                self._found.clear()
+            self._found[key] = found
+            return found
+        return self._find_match(context, exten, priority, None, callerid, now)
 
     def find_label(
         self,
@@ -416,7 +405,7 @@ class Dialplan:
         now: datetime | None = None,
     ) -> int | None:
         """The priority number of ``label`` (``ast_findlabel_extension``), or None."""
-        found = self._lookup(MatchMode.MATCH, context, exten, 0, label, callerid, now)
+        found = self._find_match(context, exten, 0, label, callerid, now)
         return None if found is None else found.priority.number
 
     def exists(
@@ -434,63 +423,41 @@ class Dialplan:
         self, context: str, exten: str, *, callerid: str | None = None, now: datetime | None = None
     ) -> bool:
         """``ast_canmatch_extension``: ``exten`` is, or may become, an extension."""
-        return self._lookup(MatchMode.CANMATCH, context, exten, 1, None, callerid, now) is not None
+        seen: set[str] = set()
+        return self._search(MatchMode.CANMATCH, context, exten, callerid, now, seen) is not None
 
     def match_more(
         self, context: str, exten: str, *, callerid: str | None = None, now: datetime | None = None
     ) -> bool:
         """``ast_matchmore_extension``: more digits could still match an extension."""
-        return self._lookup(MatchMode.MATCHMORE, context, exten, 1, None, callerid, now) is not None
+        seen: set[str] = set()
+        return self._search(MatchMode.MATCHMORE, context, exten, callerid, now, seen) is not None
 
     def find_hint(
         self, context: str, exten: str, *, callerid: str | None = None
     ) -> tuple[str, Extension] | None:
         """The hint device text for ``exten`` (``ast_get_hint``) and its extension."""
-        data = exten.replace("-", "")
-        for name in self._search_order(context, None):
-            idx = self._index_of(name)
-            if idx is None:
-                continue
-            for e in idx.match_candidates(data):
-                if e.hint is not None and e.cid_matches(callerid) and e.pattern.matches(data):
+        for name in self.search_order(context):
+            for e in self.ordered_extensions(name):
+                if e.hint is not None and e.pattern.matches(exten) and e.cid_matches(callerid):
                     return e.hint, e
         return None
 
     # -- internals -------------------------------------------------------------------------
 
-    def _index_of(self, context: str) -> _Index | None:
-        idx = self._index.get(context)
-        if idx is None:
-            ctx = self.contexts.get(context)
-            if ctx is None:
-                return None
-            idx = _Index.build(ctx)
-            self._index[context] = idx
-        return idx
+    def _flat_index(self, context: str, now: datetime | None) -> _Flat:
+        if now is not None and self._timed[0]:
+            order = self.search_order(context, now)
+            return _Flat.build([(n, self.ordered_extensions(n)) for n in order])
+        flat = self._flat.get(context)
+        if flat is None:
+            order = self.search_order(context)
+            flat = _Flat.build([(n, self.ordered_extensions(n)) for n in order])
+            self._flat[context] = flat
+        return flat
 
-    def _search_order(self, context: str, now: datetime | None) -> list[str]:
-        """Contexts searched for ``context``: itself, then includes depth-first, each once."""
-        seen: set[str] = set()
-        order: list[str] = []
-
-        def visit(name: str, depth: int) -> None:
-            if depth >= MAX_INCLUDE_DEPTH or name.lower() in seen:
-                return
-            ctx = self.contexts.get(name)
-            if ctx is None:
-                return
-            order.append(name)
-            seen.add(name.lower())
-            for inc in ctx.includes:
-                if inc.valid_at(now):
-                    visit(inc.name, depth + 1)
-
-        visit(context, 0)
-        return order
-
-    def _lookup(
+    def _find_match(
         self,
-        mode: MatchMode,
         context: str,
         exten: str,
         priority: int,
@@ -498,79 +465,59 @@ class Dialplan:
         callerid: str | None,
         now: datetime | None,
     ) -> Found | None:
-        key = (mode, context, exten, priority, label, callerid)
-        cacheable = now is None or not self._has_timed_includes()
-        if cacheable:
-            hit = self._cache.get(key, self)
-            if hit is not self:
-                return hit  # type: ignore[return-value]
-        found = self._search(mode, context, exten, priority, label, callerid, now)
-        if cacheable:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = found
-        return found
-
-    def _has_timed_includes(self) -> bool:
-        flag = self._cache.get(("timed",))
-        if flag is None:
-            flag = any(i.timing is not None for c in self.contexts.values() for i in c.includes)
-            self._cache[("timed",)] = flag
-        return bool(flag)
+        """MATCH mode: the first matching extension, in search order, that has the step."""
+        flat = self._flat_index(context, now)
+        if exten.startswith("_"):  # a pattern named as itself (Goto(_X.,1)): compare patterns
+            numbers: list[int] = [
+                i for i, (_, e) in enumerate(flat.entries) if e.pattern.matches(exten)
+            ]
+        else:
+            numbers = flat.index.matches(exten.replace("-", "") if "-" in exten else exten)
+        for i in numbers:
+            name, e = flat.entries[i]
+            if e.cid_pattern is not None and not e.cid_matches(callerid):
+                continue
+            step = _step(e, priority, label)
+            if step is not None:
+                return Found(name, e, step)
+        return None
 
     def _search(
         self,
         mode: MatchMode,
-        context: str,
-        data: str,
-        priority: int,
-        label: str | None,
-        callerid: str | None,
-        now: datetime | None,
-    ) -> Found | None:
-        seen: set[str] = set()
-        return self._search_context(mode, context, data, priority, label, callerid, now, seen)
-
-    def _search_context(
-        self,
-        mode: MatchMode,
         name: str,
         data: str,
-        priority: int,
-        label: str | None,
         callerid: str | None,
         now: datetime | None,
         seen: set[str],
     ) -> Found | None:
-        # Asterisk pbx_find_extension: stack overflow and "already searched" checks first.
+        """CANMATCH/MATCHMORE (priority 1), recursive as ``pbx_find_extension``: a ``!`` match
+        in MATCHMORE mode ends the search of that context (and its includes) with nothing."""
         if len(seen) >= MAX_INCLUDE_DEPTH or name.lower() in seen:
             return None
-        idx = self._index_of(name)
-        if idx is None:
+        ctx = self.contexts.get(name)
+        if ctx is None:
             return None
-        if mode is MatchMode.MATCH and not data.startswith("_"):
-            candidates = idx.match_candidates(data.replace("-", ""))
-        else:
-            candidates = idx.ordered
-        for e in candidates:
+        for e in self.ordered_extensions(name):
             m = e.pattern.match_core(data, mode)
             if m == NO_MATCH or not e.cid_matches(callerid):
                 continue
             if m == EARLY and mode is MatchMode.MATCHMORE:
-                return None  # a '!' match is final in MATCHMORE mode
-            if label is not None:
-                num = e.labels.get(label)
-                step = None if num is None else e.priorities.get(num)
-            else:
-                step = e.priorities.get(priority)
+                return None
+            step = e.priorities.get(1)
             if step is not None:
                 return Found(name, e, step)
         seen.add(name.lower())
-        for inc in self.contexts[name].includes:
+        for inc in ctx.includes:
             if inc.valid_at(now):
-                found = self._search_context(
-                    mode, inc.name, data, priority, label, callerid, now, seen
-                )
+                found = self._search(mode, inc.name, data, callerid, now, seen)
                 if found is not None:
                     return found
         return None
+
+
+def _step(e: Extension, priority: int, label: str | None) -> Priority | None:
+    if label is None:
+        return e.priorities.get(priority)
+    num = e.labels.get(label)
+    return None if num is None else e.priorities.get(num)

@@ -31,6 +31,7 @@ __all__ = [
     "NO_MATCH",
     "MatchMode",
     "Pattern",
+    "PatternIndex",
     "SortKey",
     "Token",
     "Wildcard",
@@ -310,3 +311,87 @@ def extension_close(pattern: str, data: str, *, needmore: bool = False) -> bool:
     """``ast_extension_close``: CANMATCH, or MATCHMORE when ``needmore``."""
     mode = MatchMode.MATCHMORE if needmore else MatchMode.CANMATCH
     return compile_pattern(pattern).match_core(data, mode) != NO_MATCH
+
+
+class _TrieNode:
+    """One position of a :class:`PatternIndex` trie."""
+
+    __slots__ = ("bang", "chars", "dot", "ends", "sets")
+
+    def __init__(self) -> None:
+        self.chars: dict[str, _TrieNode] = {}
+        self.sets: dict[frozenset[str], _TrieNode] = {}
+        self.dot: list[int] = []
+        self.bang: list[int] = []
+        self.ends: list[int] = []
+
+
+class PatternIndex:
+    """Many extension names, each with a number; finds all that MATCH a string at once.
+
+    Literals go to a dict, patterns to a trie of their positions, so a lookup costs about
+    the length of the dialled string rather than the number of patterns. :meth:`matches`
+    returns the numbers of every name that matches, in ascending order; number the names in
+    Asterisk's order (:func:`sort_key`) and the first one is the best match.
+    """
+
+    __slots__ = ("_literals", "_max_len", "_min_len", "_root")
+
+    def __init__(self) -> None:
+        self._literals: dict[str, list[int]] = {}
+        self._root = _TrieNode()
+        self._min_len = 1 << 30
+        self._max_len = -1
+
+    def add(self, pattern: Pattern, number: int) -> None:
+        if not pattern.is_pattern:
+            self._literals.setdefault(pattern.literal, []).append(number)
+            return
+        self._min_len = min(self._min_len, pattern.min_len)
+        self._max_len = max(self._max_len, 1 << 30 if pattern.max_len is None else pattern.max_len)
+        node = self._root
+        for tok in pattern.tokens:
+            if tok is Wildcard.DOT:
+                node.dot.append(number)
+                return
+            if tok is Wildcard.BANG:
+                node.bang.append(number)
+                return
+            if tok is Wildcard.BAD:
+                return  # an unterminated '[' never matches in MATCH mode
+            if len(tok) == 1:
+                (c,) = tok
+                node = node.chars.setdefault(c, _TrieNode())
+            else:
+                node = node.sets.setdefault(tok, _TrieNode())
+        node.ends.append(number)
+
+    def matches(self, data: str) -> list[int]:
+        """Numbers of the names that MATCH ``data`` (``-`` already removed), ascending."""
+        lits = self._literals.get(data)
+        n = len(data)
+        if not self._min_len <= n <= self._max_len:
+            return list(lits) if lits else []
+        out: list[int] = list(lits) if lits else []
+        stack: list[tuple[_TrieNode, int]] = [(self._root, 0)]
+        while stack:
+            node, i = stack.pop()
+            if node.bang:
+                out.extend(node.bang)
+            if i == n:
+                if node.ends:
+                    out.extend(node.ends)
+                continue
+            if node.dot:
+                out.extend(node.dot)
+            c = data[i]
+            child = node.chars.get(c)
+            if child is not None:
+                stack.append((child, i + 1))
+            if node.sets:
+                for chars, sub in node.sets.items():
+                    if c in chars:
+                        stack.append((sub, i + 1))
+        if len(out) > 1:
+            out.sort()
+        return out

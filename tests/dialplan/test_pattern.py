@@ -16,6 +16,7 @@ from pypbx.dialplan.pattern import (
     MATCHED,
     NO_MATCH,
     MatchMode,
+    PatternIndex,
     compile_pattern,
     extension_close,
     extension_match,
@@ -197,3 +198,19 @@ def test_sort_is_a_total_order(a: list[str], b: list[str]) -> None:
     ka, kb = sort_key("_" + "".join(a)), sort_key("_" + "".join(b))
     assert (ka < kb) + (ka > kb) + (ka == kb) == 1
     assert sort_key("".join(c for c in "".join(a) if c.isdigit()) or "0") < ka
+
+
+@given(
+    st.lists(st.lists(_PATTERN_CHARS, max_size=7), min_size=1, max_size=15),
+    st.lists(st.sampled_from(["123", "1-2", "12", "s", "*1", ""]), max_size=3),
+    _DATA,
+)
+def test_pattern_index_finds_every_match_in_order(
+    bodies: list[list[str]], literals: list[str], data: str
+) -> None:
+    names = sorted({"_" + "".join(b) for b in bodies} | set(literals), key=sort_key)
+    index = PatternIndex()
+    for i, name in enumerate(names):
+        index.add(compile_pattern(name), i)
+    expected = [i for i, name in enumerate(names) if extension_match(name, data)]
+    assert index.matches(data.replace("-", "")) == expected
