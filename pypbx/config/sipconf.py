@@ -151,7 +151,11 @@ class CallerId:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """``register => [peer?][transport://]user[@domain][:secret[:authuser]]@host[:port][/ext][~expiry]``."""
+    """``register => [peer?][transport://]user[@domain][:secret[:authuser]]@host[:port][/ext][~expiry]``.
+
+    ``port`` None means 5060 (5061 for TLS); ``expiry`` None means ``defaultexpiry``; a secret
+    may hold ``@`` (the host starts after the last one) but not ``:`` (that starts authuser).
+    """
 
     user: str
     host: str
