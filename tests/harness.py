@@ -147,7 +147,13 @@ class Network:
 
     def sent(self, src: Addr, what: str) -> list[Packet]:
         """Datagrams ``src`` put on the wire whose method or status is ``what``."""
+        self.collect()
         return [p for p in self.wire if p.src == src and p.method_or_status == what]
+
+    def from_(self, src: Addr) -> list[Packet]:
+        """Every datagram ``src`` put on the wire, in order."""
+        self.collect()
+        return [p for p in self.wire if p.src == src]
 
     def times(self, src: Addr, what: str) -> list[float]:
         return [p.sent_at for p in self.sent(src, what)]
