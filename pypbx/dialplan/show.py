@@ -87,7 +87,7 @@ def _context_lines(
     for pat in ctx.ignorepats:
         if exten is None or compile_pattern(f"_{pat}.").matches(exten):
             body.append(_tail("Ignore pattern => ", f"'{pat}'"))
-    if not included:
+    if not included and (exten is None or body):
         for sw in ctx.switches:
             body.append(_tail("Alt. Switch =>    ", f"'{sw.module}/{sw.data}'"))
     lines: list[str] = []
