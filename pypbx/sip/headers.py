@@ -27,6 +27,7 @@ from pypbx.sip.abnf import (
 from pypbx.sip.uri import NameAddr, parse_name_addr, split_hostport
 
 __all__ = [
+    "KEYS",
     "STAR",
     "CSeq",
     "Contact",
@@ -135,7 +136,8 @@ for _name, _compact, _multi in (
 ):
     register_header(HeaderSpec(_name, _compact, _multi))
 
-# lowercase name or compact form → lowercase canonical key, for the parser's hot loop
+#: Lowercase name or compact form → lowercase canonical key (``"v"`` → ``"via"``), for
+#: hot loops that cannot afford a function call per header. Unknown names are not in it.
 KEYS: dict[str, str] = {k: spec.name.lower() for k, spec in _REGISTRY.items()}
 
 
@@ -162,6 +164,15 @@ _MISSING = object()
 Field = tuple[str, str, str, str | None]
 
 
+def _new_field(name: str, value: str) -> Field:
+    """A field set by code (not read from the wire): reject what would corrupt framing."""
+    if not is_token(name):
+        raise ValueError(f"bad header name {name!r}")
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"CR/LF in value of header {name}")
+    return (header_key(name), canonical_name(name), value.strip(), None)
+
+
 class Headers:
     """An ordered multimap of header fields with case-insensitive, compact-aware names.
 
@@ -172,9 +183,7 @@ class Headers:
     __slots__ = ("_cache", "_fields")
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
-        self._fields: list[Field] = [
-            (header_key(n), canonical_name(n), v.strip(), None) for n, v in fields
-        ]
+        self._fields: list[Field] = [_new_field(n, v) for n, v in fields]
         self._cache: dict[str, Any] = {}
 
     @classmethod
@@ -231,9 +240,12 @@ class Headers:
         return out
 
     def set(self, name: str, value: str) -> None:
-        """Replace every ``name`` field with one (at the first one's position, else at end)."""
-        key = header_key(name)
-        new: Field = (key, canonical_name(name), value.strip(), None)
+        """Replace every ``name`` field with one (at the first one's position, else at end).
+
+        ``set``/``add``/``insert_first`` raise ``ValueError`` for a name that is not a
+        token or a value containing CR or LF (it would forge header lines)."""
+        new = _new_field(name, value)
+        key = new[0]
         out: list[Field] = []
         placed = False
         for f in self._fields:
@@ -250,15 +262,15 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a field line."""
-        key = header_key(name)
-        self._fields.append((key, canonical_name(name), value.strip(), None))
-        self._cache.pop(key, None)
+        new = _new_field(name, value)
+        self._fields.append(new)
+        self._cache.pop(new[0], None)
 
     def insert_first(self, name: str, value: str) -> None:
         """Insert a field line before the first ``name`` field (top of the message if none);
         this is how a Via or Record-Route is pushed (§16.6, §18.1.1)."""
-        key = header_key(name)
-        new: Field = (key, canonical_name(name), value.strip(), None)
+        new = _new_field(name, value)
+        key = new[0]
         for i, f in enumerate(self._fields):
             if f[0] == key:
                 self._fields.insert(i, new)

@@ -90,6 +90,22 @@ class _Base:
         """All values of header ``name`` (list headers split on commas)."""
         return self.headers.get_all(name)
 
+    def set(self, name: str, value: str) -> None:
+        """Replace all ``name`` fields with one (see :meth:`Headers.set`)."""
+        self.headers.set(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        """Append a ``name`` field."""
+        self.headers.add(name, value)
+
+    def insert_first(self, name: str, value: str) -> None:
+        """Insert a field before the first ``name`` field (push a Via / Record-Route)."""
+        self.headers.insert_first(name, value)
+
+    def remove(self, name: str) -> int:
+        """Remove all ``name`` fields; return how many lines were removed."""
+        return self.headers.remove(name)
+
     # -- typed views ------------------------------------------------------------------
 
     @property

@@ -330,3 +330,23 @@ def test_split_commas_unterminated():
     for bad in ('"open, x', "<sip:a, b"):
         with pytest.raises(ParseError):
             split_commas(bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("X-Evil", "a\r\nVia: forged"),
+        ("X-Evil", "a\nb"),
+        ("Bad Name", "v"),
+        ("", "v"),
+        ("A:B", "v"),
+    ],
+)
+def test_code_set_fields_cannot_forge_lines(name, value):
+    h = Headers()
+    for op in (h.set, h.add, h.insert_first):
+        with pytest.raises(ValueError):
+            op(name, value)
+    with pytest.raises(ValueError):
+        Headers([(name, value)])
+    assert len(h) == 0

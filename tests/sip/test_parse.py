@@ -358,3 +358,18 @@ def test_request_and_response_constructors():
     assert resp.copy().status == 404
     with pytest.raises(ValueError):
         Response(42)
+
+
+def test_message_level_header_methods():
+    msg = parse_message(INVITE)
+    msg.insert_first("v", "SIP/2.0/UDP edge;branch=z9hG4bKe")
+    msg.add("X-Trace", "1")
+    msg.set("Max-Forwards", "69")
+    assert msg.remove("Contact") == 1
+    assert msg.top_via.host == "edge"
+    assert msg.max_forwards == 69
+    out = parse_message(msg.serialize())
+    assert [v.host for v in out.via] == ["edge", "pc33.atlanta.com"]
+    assert out.get("X-Trace") == "1"
+    assert out.contact == []
+    assert out.max_forwards == 69
