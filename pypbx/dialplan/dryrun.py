@@ -93,7 +93,10 @@ async def dry_run_async(
     rng: Random | None = None,
     tz: tzinfo | None = None,
 ) -> DryRunResult:
-    """Walk the plan from ``context,exten,1`` with a simulated channel."""
+    """Walk the plan from ``context,exten,1`` with a simulated channel.
+
+    Without ``astdb`` an empty in-memory one is used: a dry run never writes the real one.
+    """
     channel = RecordingChannel(dial_status=DialStatus(str(dialstatus).upper()), digits=digits)
     steps: list[Step] = []
     ex = Execution(
@@ -107,7 +110,7 @@ async def dry_run_async(
         globals_=globals_,
         clock=clock or time.time,
         rng=rng or random.Random(0),
-        astdb=astdb,
+        astdb=astdb if astdb is not None else AstDb(":memory:"),
         max_steps=max_steps,
         on_step=steps.append,
         tz=tz,

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
+from pypbx.config.conf import ConfWarning
 from pypbx.dialplan.channel_api import ChannelApi, HangupCause, Indication
 from pypbx.dialplan.registry import REGISTRY, AppResult, Registry
 from pypbx.dialplan.variables import substitute
@@ -44,6 +46,7 @@ __all__ = [
     "Random",
     "Step",
     "check_condition",
+    "check_dialplan",
     "load_builtins",
     "neutralize",
     "reveal",
@@ -56,17 +59,21 @@ MACRO_MAX_DEPTH = 7  # app_macro MAX_RECURSION default
 GOSUB_MAX_DEPTH = 1000
 _SAFE = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz*#+._-")
 _PRIVATE = 0xE000
+_ALL_SAFE = re.compile(r"[0-9A-Za-z*#+._-]*")
+_DEFUSED = re.compile("[\ue000-\ue07f]")
 
 
 def neutralize(text: str) -> str:
     """Map ASCII characters outside ``[0-9A-Za-z*#+._-]`` to private-use code points (1:1)."""
-    if all(c in _SAFE for c in text):
+    if _ALL_SAFE.fullmatch(text):
         return text
     return "".join(c if c in _SAFE or ord(c) >= 128 else chr(_PRIVATE + ord(c)) for c in text)
 
 
 def reveal(text: str) -> str:
     """Undo :func:`neutralize` (for logs, dry-run output and the wire)."""
+    if not _DEFUSED.search(text):
+        return text
     return "".join(
         chr(ord(c) - _PRIVATE) if _PRIVATE <= ord(c) < _PRIVATE + 128 else c for c in text
     )
@@ -74,7 +81,7 @@ def reveal(text: str) -> str:
 
 def is_neutralized(text: str) -> bool:
     """True when ``text`` holds caller characters :func:`neutralize` defused."""
-    return any(_PRIVATE <= ord(c) < _PRIVATE + 128 for c in text)
+    return _DEFUSED.search(text) is not None
 
 
 def check_condition(text: str) -> bool:
@@ -210,6 +217,26 @@ class _GlobalsOnly:
         return None
 
 
+def check_dialplan(dialplan: Dialplan, registry: Registry | None = None) -> list[ConfWarning]:
+    """Warnings for applications no module provides (Asterisk warns at load, then hangs up
+    a call that reaches one)."""
+    reg = registry if registry is not None else load_builtins()
+    out: list[ConfWarning] = []
+    for ctx in dialplan.contexts.values():
+        for ext in ctx.extensions:
+            for prio in ext.priorities.values():
+                if prio.app.strip() and reg.app(prio.app) is None:
+                    out.append(
+                        ConfWarning(
+                            prio.origin,
+                            f"application '{prio.app.strip()}' is not available in pypbx: "
+                            f"a call reaching {ctx.name},{ext.name},{prio.number} hangs up",
+                            "unknown-application",
+                        )
+                    )
+    return out
+
+
 def load_builtins() -> Registry:
     """Import the built-in application and function modules; returns the global registry."""
     importlib.import_module("pypbx.dialplan.apps")
@@ -278,6 +305,9 @@ class Execution:
         self.response_timeout = response_timeout
         self.digit_timeout = digit_timeout
         self.hangup_cause = 0
+        self.callerid_extra: dict[str, str] = {"dnid": self.exten}
+        self.cdr: dict[str, str] = {}
+        self.absolute_timeout: float | None = None
         self.frames: list[Frame] = []
         self.whiles: list[Position] = []
         self.steps = 0

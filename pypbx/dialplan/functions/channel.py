@@ -1,5 +1,6 @@
-"""Channel functions: CALLERID, CHANNEL, HANGUPCAUSE, DIALPLAN_EXISTS
-(Asterisk funcs/func_callerid.c, func_channel.c, func_hangupcause.c, func_dialplan.c).
+"""Channel functions: CALLERID, CHANNEL, HANGUPCAUSE, DIALPLAN_EXISTS, TIMEOUT, CDR
+(Asterisk funcs/func_callerid.c, func_channel.c, func_hangupcause.c, func_dialplan.c,
+func_timeout.c, func_cdr.c).
 """
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pypbx.dialplan.args import split_args
-from pypbx.dialplan.interpreter import neutralize
 from pypbx.dialplan.registry import function
 
 if TYPE_CHECKING:
@@ -25,18 +25,28 @@ def split_callerid(text: str) -> tuple[str, str]:
     return t.strip('"'), ""
 
 
+_NUM = ("num", "number", "ani", "ani-num")
+_NAME = ("name", "ani-name")
+_EXTRA = ("dnid", "rdnis", "num-pres", "name-pres", "pres", "ton", "subaddr", "tag")
+
+
 @function("CALLERID", syntax="CALLERID(datatype)")
 def callerid(x: Execution, args: str) -> str | None:
-    """Caller id: ``num``, ``name``, ``all`` (``"name" <num>``), ``number``, ``ani``."""
+    """Caller id: ``num``, ``name``, ``all`` (``"name" <num>``), ``ani``, ``dnid``, ``rdnis``,
+    ``num-pres``/``name-pres`` (datatype compared case-insensitively)."""
     what = split_args(args)[0].strip().lower() if args.strip() else ""
-    if what in ("num", "number", "ani", "ani-num"):
+    if what in _NUM:
         return x.callerid_num
-    if what in ("name", "ani-name"):
+    if what in _NAME:
         return x.callerid_name
     if what == "all":
         if x.callerid_name:
             return f'"{x.callerid_name}" <{x.callerid_num}>'
         return x.callerid_num
+    if what in ("num-pres", "name-pres", "pres"):
+        return x.callerid_extra.get(what, "allowed_not_screened")
+    if what in _EXTRA:
+        return x.callerid_extra.get(what, "")
     x.warn(f"Unknown callerid data type '{what}'.")
     return None
 
@@ -44,13 +54,15 @@ def callerid(x: Execution, args: str) -> str | None:
 @callerid.writer
 def _callerid_write(x: Execution, args: str, value: str) -> None:
     what = split_args(args)[0].strip().lower() if args.strip() else ""
-    if what in ("num", "number", "ani", "ani-num"):
-        x.callerid_num = neutralize(value) if value != x.callerid_num else value
-    elif what in ("name", "ani-name"):
+    if what in _NUM:
+        x.callerid_num = value
+    elif what in _NAME:
         x.callerid_name = value
     elif what == "all":
         name, num = split_callerid(value)
         x.callerid_name, x.callerid_num = name, num
+    elif what in _EXTRA:
+        x.callerid_extra[what] = value
     else:
         x.warn(f"Unknown callerid data type '{what}'.")
 
@@ -71,6 +83,16 @@ def channel_func(x: Execution, args: str) -> str | None:
         "priority": str(x.priority),
         "channeltype": x.channel.name.partition("/")[0],
         "hangupcause": str(x.hangup_cause),
+        "accountcode": x.cdr.get("accountcode", ""),
+        "peername": "",
+        "peerip": "",
+        "audioreadformat": "ulaw",
+        "audionativeformat": "ulaw",
+        "audiowriteformat": "ulaw",
+        "tonezone": x.vars.get("CHANNEL_TONEZONE") or "us",
+        "hangupsource": "",
+        "callgroup": "",
+        "pickupgroup": "",
     }
     if item in values:
         return values[item]
@@ -81,10 +103,12 @@ def channel_func(x: Execution, args: str) -> str | None:
 @channel_func.writer
 def _channel_write(x: Execution, args: str, value: str) -> None:
     item = args.strip().lower()
-    if item in ("language", "musicclass"):
+    if item in ("language", "musicclass", "tonezone"):
         x.vars.set(f"CHANNEL_{item.upper()}", value)
     elif item == "hangupcause":
         x.set_cause(int(value) if value.isdigit() else 0)
+    elif item == "accountcode":
+        x.cdr["accountcode"] = value
     else:
         x.warn(f"Unknown or unavailable item requested: '{args}'")
 
@@ -115,3 +139,52 @@ def dialplan_exists(x: Execution, args: str) -> str:
             return "0"
         priority = label
     return "1" if x.exists(context, exten, priority) else "0"
+
+
+_TIMEOUTS = ("absolute", "digit", "response")
+
+
+@function("TIMEOUT", syntax="TIMEOUT(timeouttype)")
+def timeout(x: Execution, args: str) -> str | None:
+    """The channel's ``absolute``, ``digit`` or ``response`` timeout, in seconds."""
+    kind = args.strip().lower()
+    if kind == "absolute":
+        return "" if x.absolute_timeout is None else f"{x.absolute_timeout:g}"
+    if kind == "digit":
+        return f"{x.digit_timeout:g}"
+    if kind == "response":
+        return f"{x.response_timeout:g}"
+    x.warn(f"Unknown timeout type specified: '{args}'")
+    return None
+
+
+@timeout.writer
+def _timeout_write(x: Execution, args: str, value: str) -> None:
+    kind = args.strip().lower()
+    try:
+        seconds = float(value) if value.strip() else 0.0
+    except ValueError:
+        x.warn(f"Cannot set timeout {args} to '{value}'")
+        return
+    if kind == "absolute":
+        x.absolute_timeout = seconds if seconds > 0 else None
+    elif kind == "digit":
+        x.digit_timeout = seconds
+    elif kind == "response":
+        x.response_timeout = seconds
+    else:
+        x.warn(f"Unknown timeout type specified: '{args}'")
+
+
+@function("CDR", syntax="CDR(name[,options])")
+def cdr(x: Execution, args: str) -> str:
+    """A field of this call's CDR (``userfield``, ``accountcode`` ... or a custom one)."""
+    name = split_args(args)[0].strip().lower() if args.strip() else ""
+    return x.cdr.get(name, "")
+
+
+@cdr.writer
+def _cdr_write(x: Execution, args: str, value: str) -> None:
+    name = split_args(args)[0].strip().lower() if args.strip() else ""
+    if name:
+        x.cdr[name] = value
