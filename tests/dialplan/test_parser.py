@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pypbx.config.conf import parse_text
+from pypbx.config.conf import ConfigError, parse_text
 from pypbx.dialplan.model import Dialplan
 from pypbx.dialplan.parser import load_dialplan, parse_dialplan, split_application
 from pypbx.dialplan.show import show_dialplan
@@ -273,3 +275,39 @@ def test_show_all_and_filters() -> None:
     assert "[ Included context 'other' created by 'pbx_config' ]" in found
     assert found.endswith("-= 1 extension (1 priority) in 1 context. =-\n")
     assert show_dialplan(dp, "#@other") == "There is no existence of #@other extension\n"
+
+
+_LINES = st.sampled_from(
+    [
+        "[c]",
+        "[d](!)",
+        "[general]",
+        "[globals]",
+        "X=1",
+        "exten => ",
+        "exten = ",
+        "same => ",
+        "include => ",
+        "ignorepat => ",
+        "switch => ",
+        "hint",
+    ]
+)
+_TEXT = st.text(alphabet="_XN.!1s,()[]-/|$}{n+ hint=>", max_size=24)
+
+
+@given(st.lists(st.tuples(_LINES, _TEXT), max_size=12))
+def test_any_text_gives_a_plan_or_a_config_error(lines: list[tuple[str, str]]) -> None:
+    text = "\n".join(a + b if not a.startswith("[") else a for a, b in lines)
+    try:
+        conf = parse_text(text, "fuzz.conf")
+    except ConfigError as exc:
+        assert exc.origin is not None
+        return
+    dp = parse_dialplan(conf)
+    for name in dp.context_names():
+        dp.find(name, "1", 1)
+        dp.can_match(name, "1")
+        show_dialplan(dp, name)
+    for w in dp.warnings:
+        assert w.origin.file == "fuzz.conf"
