@@ -9,18 +9,27 @@ mandatory header fields) and the robustness advice of RFC 4475 / RFC 5118.
 (start line, header syntax, Via/From/To/Call-ID/CSeq present and not duplicated, CSeq,
 Max-Forwards, Content-Length) and leaves the rest to lazily parsed typed views.
 ``validate_message`` forces every typed view a UAS relies on, so that a request can be
-answered with 400 before any processing starts.
+answered with 400 before any processing starts; ``check_request`` adds the §8.2.2 UAS
+checks (416 Unsupported URI Scheme, 420 Bad Extension).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from pypbx.sip.abnf import ParseError, ascii_uint, is_token
 from pypbx.sip.headers import KEYS, Field, Headers, parse_cseq, parse_uint
 from pypbx.sip.message import Message, Request, Response
 
-__all__ = ["ParseError", "parse_message", "validate_message"]
+__all__ = [
+    "DEFAULT_SCHEMES",
+    "ParseError",
+    "check_request",
+    "parse_message",
+    "unsupported_options",
+    "validate_message",
+]
 
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _SINGLE = frozenset(("from", "to", "call-id", "cseq", "max-forwards", "content-length"))
@@ -214,3 +223,33 @@ def validate_message(msg: Message) -> None:
     for value in msg.headers.get_all("allow"):
         if not is_token(value):
             raise ParseError("bad method in Allow")
+
+
+#: Request-URI schemes a pypbx UAS serves.
+DEFAULT_SCHEMES = frozenset(("sip", "sips", "tel"))
+
+
+def unsupported_options(request: Request, supported: Iterable[str]) -> list[str]:
+    """Require option tags not in ``supported`` (case-insensitive), in order (§8.2.2.3);
+    they go in the Unsupported header of the 420 response."""
+    known = {tag.lower() for tag in supported}
+    return [tag for tag in request.headers.get_all("require") if tag.lower() not in known]
+
+
+def check_request(
+    request: Request,
+    *,
+    schemes: Iterable[str] = DEFAULT_SCHEMES,
+    supported: Iterable[str] = (),
+) -> None:
+    """The UAS checks of §8.2.2 that follow parsing: raise ``ParseError(416)`` if the
+    Request-URI scheme is not served (§8.2.2.1), ``ParseError(420)`` if Require names an
+    option tag not in ``supported`` (§8.2.2.3; the reason lists the tags). ACK and CANCEL
+    are exempt from the Require check."""
+    if request.uri.scheme not in {s.lower() for s in schemes}:
+        raise ParseError(f"unsupported URI scheme {request.uri.scheme!r}", 416)
+    if request.method in ("ACK", "CANCEL"):
+        return
+    missing = unsupported_options(request, supported)
+    if missing:
+        raise ParseError("unsupported extension: " + ", ".join(missing), 420)

@@ -17,7 +17,7 @@ import pytest
 from pypbx.sip.abnf import ParseError
 from pypbx.sip.headers import CSeq
 from pypbx.sip.message import Request, Response
-from pypbx.sip.parse import parse_message, validate_message
+from pypbx.sip.parse import check_request, parse_message, unsupported_options, validate_message
 from pypbx.sip.uri import AbsoluteUri, SipUri
 
 CORPUS = Path(__file__).parents[3] / "shared" / "corpus" / "rfc4475"
@@ -253,3 +253,27 @@ def test_semantic_cases_parse():
     assert rfc2543.max_forwards is None
     assert rfc2543.get("Content-Length") is None
     assert rfc2543.body.startswith(b"v=0")
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("unkscm", 416), ("novelsc", 416), ("bext01", 420), ("zeromf", None), ("unksm2", None)],
+)
+def test_uas_checks(name, status):
+    msg = parse_message(_load(name))
+    assert isinstance(msg, Request)
+    if status is None:
+        check_request(msg)
+        return
+    with pytest.raises(ParseError) as exc:
+        check_request(msg)
+    assert exc.value.status == status
+
+
+def test_bext01_unsupported_list():
+    msg = parse_message(_load("bext01"))
+    assert isinstance(msg, Request)
+    expected = ["nothingSupportsThis", "nothingSupportsThisEither"]
+    assert unsupported_options(msg, ["100rel"]) == expected
+    assert unsupported_options(msg, ["NOTHINGSUPPORTSTHIS"]) == ["nothingSupportsThisEither"]
+    check_request(msg, supported=expected)
