@@ -96,13 +96,15 @@ def time_files(when: datetime, fmt: str) -> list[str]:
         elif c in "de":
             out.append(f"digits/h-{when.day}")
         elif c == "Y":
+            # say.c en 'Y': "two thousand twenty three"; "nineteen oh five"
             y = when.year
-            if 2000 <= y < 2010:
-                out += number_files(y)
-            else:
-                out += number_files(y // 100) + (
-                    number_files(y % 100) if y % 100 else ["digits/hundred"]
+            if y >= 2000:
+                out += ["digits/2", "digits/thousand"] + (
+                    number_files(y - 2000) if y > 2000 else []
                 )
+            else:
+                yy = y % 100
+                out += ["digits/19"] + (["digits/oh"] if 0 < yy <= 9 else []) + number_files(yy)
         elif c in "Il":
             out += number_files(when.hour % 12 or 12)
         elif c in "Hk":
