@@ -423,15 +423,13 @@ class Dialplan:
         self, context: str, exten: str, *, callerid: str | None = None, now: datetime | None = None
     ) -> bool:
         """``ast_canmatch_extension``: ``exten`` is, or may become, an extension."""
-        seen: set[str] = set()
-        return self._search(MatchMode.CANMATCH, context, exten, callerid, now, seen) is not None
+        return self._close(MatchMode.CANMATCH, context, exten, callerid, now) is not None
 
     def match_more(
         self, context: str, exten: str, *, callerid: str | None = None, now: datetime | None = None
     ) -> bool:
         """``ast_matchmore_extension``: more digits could still match an extension."""
-        seen: set[str] = set()
-        return self._search(MatchMode.MATCHMORE, context, exten, callerid, now, seen) is not None
+        return self._close(MatchMode.MATCHMORE, context, exten, callerid, now) is not None
 
     def find_hint(
         self, context: str, exten: str, *, callerid: str | None = None
@@ -481,6 +479,26 @@ class Dialplan:
             if step is not None:
                 return Found(name, e, step)
         return None
+
+    def _close(
+        self,
+        mode: MatchMode,
+        context: str,
+        exten: str,
+        callerid: str | None,
+        now: datetime | None,
+    ) -> Found | None:
+        if now is not None and self._timed[0]:
+            return self._search(mode, context, exten, callerid, now, set())
+        key = (mode.value, context, exten, callerid, None)
+        hit = self._found.get(key, _MISS)
+        if hit is not _MISS:
+            return hit  # type: ignore[return-value]
+        found = self._search(mode, context, exten, callerid, None, set())
+        if len(self._found) >= _CACHE_LIMIT:
+            self._found.clear()
+        self._found[key] = found
+        return found
 
     def _search(
         self,

@@ -45,6 +45,8 @@ _NOT_CONTEXTS = frozenset({"general", "globals"})
 _TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})
 _INT_PREFIX = re.compile(r"\s*[+-]?\d+")
 _VAR = re.compile(r"\$\{([^${}]+)\}")
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+_GLOBAL_FN = re.compile(r"GLOBAL\(([^()]*)\)")
 _NEVER = TimeSpec(minutes=frozenset(), weekdays=0, mdays=0, months=0)
 
 
@@ -191,16 +193,35 @@ class _Loader:
     def warn(self, origin: Origin, message: str, kind: str) -> None:
         self.warnings.append(ConfWarning(origin, message, kind))
 
-    def substitute(self, text: str) -> str:
-        """``pbx_substitute_variables_helper(NULL, ...)`` limited to plain ``${GLOBAL}``s."""
+    def substitute(self, text: str, origin: Origin, *, quiet: bool = False) -> str:
+        """``pbx_substitute_variables_helper(NULL, ...)`` at load time, for the forms that
+        need no channel: ``${NAME}`` and ``${GLOBAL(NAME)}`` take the ``[globals]`` value, or
+        nothing when there is none (as Asterisk does); other expressions stay as written."""
         if "${" not in text:
             return text
+
+        def one(m: re.Match[str]) -> str:
+            expr = m.group(1)
+            inner = _GLOBAL_FN.fullmatch(expr)
+            name = inner.group(1) if inner else expr
+            if not _NAME.fullmatch(name):
+                if not quiet:
+                    msg = f"'${{{expr}}}' is not evaluated at load time"
+                    self.warn(origin, msg, "variable")
+                return f"\0{expr}\1"  # protected from further rounds, restored below
+            if name not in self.globals_raw:
+                if not quiet:
+                    msg = f"no global variable '{name}': substituted as empty"
+                    self.warn(origin, msg, "variable")
+                return ""
+            return self.globals_raw[name]
+
         for _ in range(8):
-            new = _VAR.sub(lambda m: self.globals_raw.get(m.group(1), m.group(0)), text)
+            new = _VAR.sub(one, text)
             if new == text:
                 break
             text = new
-        return text
+        return text.replace("\0", "${").replace("\1", "}")
 
     # -- one context section -----------------------------------------------------------------
 
@@ -224,12 +245,12 @@ class _Loader:
                 lastpri = self.exten(ctx, last_exten, e.value, e.origin, lastpri)
             elif key == "exten":
                 first, rest = _split_first(e.value)
-                last_exten = self.substitute(first)
+                last_exten = self.substitute(first, e.origin)
                 lastpri = self.exten(ctx, last_exten, rest or "", e.origin, lastpri)
             elif key == "include":
                 self.include(ctx, e)
             elif key == "ignorepat":
-                pat = self.substitute(e.value)
+                pat = self.substitute(e.value, e.origin)
                 if pat in ctx.ignorepats:
                     self.warn(
                         e.origin,
@@ -239,7 +260,7 @@ class _Loader:
                 else:
                     ctx.ignorepats.append(pat)
             elif key in ("switch", "lswitch", "eswitch"):
-                value = self.substitute(e.value) if key == "switch" else e.value
+                value = self.substitute(e.value, e.origin) if key == "switch" else e.value
                 module, _, data = value.partition("/")
                 ctx.switches.append(Switch(key, module, data, e.origin))
                 self.warn(
@@ -249,7 +270,7 @@ class _Loader:
                 self.warn(e.origin, f"Unknown directive: {e.key} -- IGNORING", "unknown")
 
     def include(self, ctx: _CtxBuilder, e: Entry) -> None:
-        value = self.substitute(e.value).strip()
+        value = self.substitute(e.value, e.origin).strip()
         m = re.search(r"[,|]", value)
         name = value if m is None else value[: m.start()].strip()
         spec = None if m is None else value[m.end() :].strip()
@@ -404,7 +425,9 @@ def parse_dialplan(conf: ConfFile) -> Dialplan:
                 general[e.key.lower()] = e.value
         elif low == "globals":
             globals_.extend(GlobalVar(e.key, e.value, e.origin) for e in sec.entries)
-    loader = _Loader({g.name: g.value for g in globals_}, warnings)
+    loader = _Loader({}, warnings)
+    for g in globals_:  # Asterisk sets each global with the ones before it substituted
+        loader.globals_raw[g.name] = loader.substitute(g.value, g.origin, quiet=True)
     for sec in conf.categories():
         if sec.name.lower() in _NOT_CONTEXTS:
             continue

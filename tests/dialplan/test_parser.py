@@ -311,3 +311,20 @@ def test_any_text_gives_a_plan_or_a_config_error(lines: list[tuple[str, str]]) -
         show_dialplan(dp, name)
     for w in dp.warnings:
         assert w.origin.file == "fuzz.conf"
+
+
+@pytest.mark.parametrize(
+    ("written", "name", "warning"),
+    [
+        ("${OC1}11", "911", None),
+        ("${GLOBAL(OC1)}11", "911", None),
+        ("_${PFX}X.", "_912X.", None),  # PFX=${OC1}12: globals see the ones before them
+        ("${UNDEFINED}123", "123", "no global variable 'UNDEFINED': substituted as empty"),
+        ("${LEN(abc)}5", "${LEN(abc)}5", "'${LEN(abc)}' is not evaluated at load time"),
+    ],
+)
+def test_load_time_substitution(written: str, name: str, warning: str | None) -> None:
+    dp = plan(f"[globals]\nOC1=9\nPFX=${{OC1}}12\n[c]\nexten => {written},1,NoOp()\n")
+    assert [e.name for e in dp.contexts["c"].extensions] == [name]
+    assert [w.message for w in dp.warnings] == ([] if warning is None else [warning])
+    assert dp.global_vars()["PFX"] == "${OC1}12"  # values are kept verbatim
