@@ -91,7 +91,7 @@ def parse_params(text: str, pos: int = 0) -> Params:
     while pos < end:
         m = _PARAM_RE.match(text, pos)
         if m is None:
-            if text[pos:].strip() == "":
+            if text[pos:].strip(" \t") == "":
                 break
             raise ParseError(f"malformed parameter near {text[pos : pos + 20]!r}")
         out.append((m.group(1), m.group(2)))
@@ -160,9 +160,9 @@ def split_commas(text: str) -> list[str]:
     """Split a header value on top-level commas (§7.3.1), ignoring commas inside quoted
     strings and ``<...>``. Elements are stripped; empty elements are kept (as "")."""
     if "," not in text:
-        return [text.strip()]
+        return [text.strip(" \t")]
     if '"' not in text and "<" not in text:
-        return [part.strip() for part in text.split(",")]
+        return [part.strip(" \t") for part in text.split(",")]
     out: list[str] = []
     start = 0
     i = 0
@@ -179,10 +179,10 @@ def split_commas(text: str) -> list[str]:
             i = close + 1
             continue
         if ch == ",":
-            out.append(text[start:i].strip())
+            out.append(text[start:i].strip(" \t"))
             start = i + 1
         i += 1
-    out.append(text[start:].strip())
+    out.append(text[start:].strip(" \t"))
     return out
 
 

@@ -498,7 +498,7 @@ class CSeq:
 def parse_cseq(text: str) -> CSeq:
     """Parse a CSeq value; the number must fit in 32 bits signed (§8.1.1.5)."""
     parts = text.split()
-    if len(parts) != 2:
+    if len(parts) != 2 or not text.isascii():
         raise ParseError("malformed CSeq")
     num, method = parts
     number = ascii_uint(num, 2**31 - 1)
@@ -509,7 +509,7 @@ def parse_cseq(text: str) -> CSeq:
 
 def parse_uint(text: str, name: str, limit: int = 2**32 - 1) -> int:
     """A decimal integer header value in ``0..limit`` (Expires, Max-Forwards ...)."""
-    value = ascii_uint(text.strip(), limit)
+    value = ascii_uint(text.strip(" \t"), limit)
     if value is None:
         raise ParseError(f"malformed or out of range {name}")
     return value

@@ -63,7 +63,7 @@ def _unfold(lines: list[str]) -> dict[int, str]:
             if last == 0:
                 raise ParseError("continuation line before the first header")
             raws[last - 1] = raws.get(last - 1, out[last]) + "\r\n" + line
-            out[last] = out[last] + " " + line.strip()
+            out[last] = out[last] + " " + line.strip(" \t")
         else:
             out.append(line)
     lines[:] = out
@@ -92,7 +92,16 @@ def parse_message(data: bytes) -> Message:
         head = data[:end]
         body_start = end + len(bsep)
     text = head.decode("utf-8", "surrogateescape")
+    if len(sep) == 1:  # LF-only message (e.g. the RFC 5118 archive copies)
+        text = text.replace("\r\n", "\n")
+        bare_cr = "\r" in text
     lines = text.split(sep)
+    breaks = len(lines) - 1
+    if len(sep) == 2:
+        bare_cr = text.count("\r") != breaks
+    if bare_cr or text.count("\n") != breaks:
+        # a lone CR/LF would end the line for some other parser: refuse to smuggle it
+        raise ParseError("bare CR or LF in the header section")
     raws = _unfold(lines) if "\n " in text or "\n\t" in text else None
 
     fields: list[Field] = []
@@ -118,7 +127,7 @@ def parse_message(data: bytes) -> Message:
                 dup = key
         else:
             first[key] = len(fields)
-        fields.append((key, name, line[colon + 1 :].strip(), line))
+        fields.append((key, name, line[colon + 1 :].strip(" \t"), line))
 
     if raws:
         for i, raw in raws.items():

@@ -422,7 +422,7 @@ def parse_name_addr(text: str) -> NameAddr:
     parameter, and the URI may not contain ``?`` or ``,`` (§20.10). Whitespace inside
     ``<...>`` and unterminated quotes are errors (RFC 4475 §3.1.2.6, §3.1.2.14).
     """
-    text = text.strip()
+    text = text.strip(" \t")
     display: str | None
     if text.startswith('"'):
         m = _QUOTED_RE.match(text)
@@ -450,7 +450,7 @@ def parse_name_addr(text: str) -> NameAddr:
 
 def _parse_addr_spec(text: str) -> NameAddr:
     semi = text.find(";")
-    uri_text = (text if semi < 0 else text[:semi]).rstrip()
+    uri_text = (text if semi < 0 else text[:semi]).rstrip(" \t")
     if "?" in uri_text or "," in uri_text or '"' in uri_text:
         raise ParseError("URI with ? or , must be enclosed in <> (§20.10)")
     if any(ch.isspace() for ch in uri_text):

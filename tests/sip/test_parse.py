@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pypbx.sip.abnf import ParseError
 from pypbx.sip.headers import STAR, CSeq, Headers, Via
@@ -373,3 +375,74 @@ def test_message_level_header_methods():
     assert out.get("X-Trace") == "1"
     assert out.contact == []
     assert out.max_forwards == 69
+
+
+_token = st.text(alphabet="abcXYZ019-.!%*_+`'~", min_size=1, max_size=10)
+_display = st.none() | st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=0x24F, exclude_characters="\x7f"),
+    max_size=20,
+)
+_user = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=0x17F), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    method=_token,
+    from_user=_user,
+    from_display=_display,
+    to_display=_display,
+    tag=_token,
+    call_id=st.text(alphabet="abcdef0123456789@.-_", min_size=1, max_size=30),
+    cseq=st.integers(0, 2**31 - 1),
+    branch=_token,
+    port=st.none() | st.integers(1, 65535),
+    body=st.binary(max_size=64),
+)
+def test_built_requests_round_trip(
+    method, from_user, from_display, to_display, tag, call_id, cseq, branch, port, body
+):
+    req = make_request(
+        method,
+        SipUri("example.com", user="bob"),
+        from_=NameAddr(SipUri("a.example", user=from_user), from_display).with_tag(tag),
+        to=NameAddr(SipUri("example.com", user="bob"), to_display),
+        call_id=call_id,
+        cseq=cseq,
+        via=Via("UDP", "192.0.2.1", port, (("branch", "z9hG4bK" + branch),)),
+        body=body,
+    )
+    out = parse_message(req.serialize())
+    validate_message(out)
+    assert isinstance(out, Request)
+    assert out.method == method
+    assert out.from_ == req.from_
+    assert out.from_.uri.user == from_user
+    assert out.from_.tag == tag
+    assert out.to.display == to_display  # quoted whenever not plain tokens
+    assert out.call_id == call_id
+    assert out.cseq == CSeq(cseq, method)
+    assert out.top_via == req.top_via
+    assert out.body == body
+
+
+@pytest.mark.parametrize(
+    "inject",
+    [b"X-A: one\nVia: SIP/2.0/UDP forged", b"X-A: one\rVia: SIP/2.0/UDP forged", b"X-A: a\rb"],
+)
+def test_bare_cr_or_lf_in_headers_rejected(inject):
+    data = INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 70\r\n" + inject)
+    with pytest.raises(ParseError) as exc:
+        parse_message(data)
+    assert exc.value.status == 400
+
+
+def test_lf_message_with_stray_crlf_lines_is_normalised():
+    data = b"OPTIONS sip:x@y SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:x@y>\n"
+    data += b"From: <sip:a@b>;tag=1\nCall-ID: c1\r\nCSeq: 1 OPTIONS\n\n"
+    msg = parse_message(data)
+    assert msg.call_id == "c1"
+    assert msg.top_via.branch == "z9hG4bK1"
+    with pytest.raises(ParseError):
+        parse_message(data.replace(b"Call-ID: c1", b"Call-ID: c\r1"))
