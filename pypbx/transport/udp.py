@@ -1,0 +1,101 @@
+"""SIP over UDP: an asyncio datagram protocol bound on ``bindaddr:bindport``.
+
+RFC 3261 §18.1.1/§18.2.1 (a datagram is one message; the receiver learns the source
+address, which the endpoint stamps into ``received``/``rport``, RFC 3581 §4) and §18.2.2
+(responses go to the address the endpoint computes). This module only moves bytes: every
+datagram is handed with its source address to ``on_datagram``; ``send`` refuses, without
+a resolver, destinations that are not IP literals of the socket's family.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import cast
+
+from pypbx.sip.events import Addr
+from pypbx.transport.addr import from_sockaddr, hostport, ip_family
+
+__all__ = ["UdpTransport", "open_udp"]
+
+log = logging.getLogger("pypbx.transport")
+
+DatagramHandler = Callable[[bytes, Addr], None]
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    """One bound UDP socket. ``on_datagram(data, source)`` is called for each datagram."""
+
+    def __init__(self, on_datagram: DatagramHandler) -> None:
+        self._on_datagram = on_datagram
+        self._transport: asyncio.DatagramTransport | None = None
+        self.family: int = socket.AF_INET
+        self.local_addr: Addr = ("", 0)
+        self.sent = 0
+        self.received = 0
+
+    # asyncio.DatagramProtocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio's: a cast, not an isinstance check
+        transport = cast(asyncio.DatagramTransport, transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self.family = sock.family
+        self.local_addr = from_sockaddr(transport.get_extra_info("sockname"))
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        self.received += 1
+        self._on_datagram(data, from_sockaddr(addr))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable ...) reported by the kernel on a later call.
+        log.debug("udp %s: %s", hostport(self.local_addr), exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+    # sending
+
+    @property
+    def is_open(self) -> bool:
+        """True until :meth:`close`."""
+        return self._transport is not None and not self._transport.is_closing()
+
+    def send(self, data: bytes, addr: Addr) -> bool:
+        """Send one datagram; ``False`` when it cannot be sent (closed, not an IP literal
+        of our family: names need a resolver, which belongs above this layer)."""
+        host, port = addr
+        if self._transport is None or self._transport.is_closing():
+            return False
+        family = ip_family(host)
+        if family != self.family or not 0 < port < 65536:
+            log.warning(
+                "udp %s: cannot send to %s (not an address of this socket's family)",
+                hostport(self.local_addr),
+                hostport(addr),
+            )
+            return False
+        self._transport.sendto(data, (host.strip("[]"), port))
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self._transport is not None:
+            self._transport.close()
+
+
+async def open_udp(host: str, port: int, on_datagram: DatagramHandler) -> UdpTransport:
+    """Bind a UDP socket on ``host:port`` (IPv4 or IPv6 literal; port 0 picks one)."""
+    loop = asyncio.get_running_loop()
+    family = ip_family(host) or socket.AF_INET
+    _, protocol = await loop.create_datagram_endpoint(
+        lambda: UdpTransport(on_datagram),
+        local_addr=(host.strip("[]"), port),
+        family=family,
+    )
+    return protocol
