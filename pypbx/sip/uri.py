@@ -405,12 +405,18 @@ class NameAddr:
 _QUOTED_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
+# An unquoted display name is *(token LWS) (§25.1). Liberal reading: non-ASCII (UTF-8)
+# letters are accepted too, as phones send them; separators such as "," or "@" are not
+# (RFC 4475 §3.1.2.15).
+_DISPLAY_WORD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\u0080-\U0010ffff]+")
+
+
 def _check_display_tokens(text: str) -> str | None:
     words = text.split()
     if not words:
         return None
     for word in words:
-        if not is_token(word):
+        if _DISPLAY_WORD_RE.fullmatch(word) is None:
             raise ParseError(f"bad display name {text[:40]!r}")
     return " ".join(words)
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pypbx.sip.abnf import ParseError
 from pypbx.sip.framing import StreamFramer
 from pypbx.sip.message import Request, Response
-from pypbx.sip.parse import parse_message, validate_message
+from pypbx.sip.parse import check_request, parse_message, validate_message
 
 CORPUS = Path(__file__).parents[3] / "shared" / "corpus"
 
@@ -76,7 +76,10 @@ def exercise(data: bytes) -> None:
             getattr(msg, attr)
     try:
         validate_message(msg)
-    except ParseError:
+        if isinstance(msg, Request):
+            check_request(msg, supported=["100rel", "timer"])
+    except ParseError as exc:
+        assert exc.status in (400, 416, 420)
         return
     # a message that validates must survive its own serialization
     again = parse_message(out)

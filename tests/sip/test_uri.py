@@ -336,6 +336,13 @@ def test_parse_name_addr_rejects(text):
         parse_name_addr(text)
 
 
+def test_unquoted_utf8_display_name_is_tolerated():
+    na = parse_name_addr("Jürgen Müller <sip:jm@example.de>;tag=1")
+    assert na.display == "Jürgen Müller"
+    # formatting quotes it, as the grammar requires
+    assert str(na) == '"Jürgen Müller" <sip:jm@example.de>;tag=1'
+
+
 def test_name_addr_tag_and_format():
     na = NameAddr(SipUri("example.com", user="alice"), "Alice Smith")
     assert na.tag is None
