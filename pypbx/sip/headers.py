@@ -31,6 +31,7 @@ __all__ = [
     "STAR",
     "CSeq",
     "Contact",
+    "Field",
     "HeaderSpec",
     "Headers",
     "Star",
@@ -187,15 +188,17 @@ class Headers:
         self._cache: dict[str, Any] = {}
 
     @classmethod
-    def _from_wire(cls, fields: list[Field]) -> Headers:
+    def from_wire(cls, fields: list[Field], views: dict[str, Any] | None = None) -> Headers:
+        """For parsers: adopt ``fields`` as they are (no checks), with typed ``views``
+        already computed (keyed by lowercase header key)."""
         obj = cls.__new__(cls)
         obj._fields = fields
-        obj._cache = {}
+        obj._cache = {} if views is None else views
         return obj
 
     def copy(self) -> Headers:
         """An independent copy (wire text is kept)."""
-        return Headers._from_wire(list(self._fields))
+        return Headers.from_wire(list(self._fields))
 
     def __len__(self) -> int:
         return len(self._fields)

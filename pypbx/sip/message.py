@@ -211,7 +211,8 @@ class Request(_Base):
         self.body = body
 
     @classmethod
-    def _wire(cls, method: str, uri_text: str, headers: Headers, body: bytes) -> Request:
+    def from_wire(cls, method: str, uri_text: str, headers: Headers, body: bytes) -> Request:
+        """For parsers: build without checks; the URI text is parsed on first access."""
         obj = cls.__new__(cls)
         obj.method = method
         obj._uri = None
@@ -242,7 +243,7 @@ class Request(_Base):
 
     def copy(self) -> Request:
         """An independent copy (headers copied, URI and body shared: they are immutable)."""
-        new = Request._wire(self.method, self._uri_text, self.headers.copy(), self.body)
+        new = Request.from_wire(self.method, self._uri_text, self.headers.copy(), self.body)
         new._uri = self._uri
         return new
 
@@ -270,7 +271,8 @@ class Response(_Base):
         self.body = body
 
     @classmethod
-    def _wire(cls, status: int, reason: str, headers: Headers, body: bytes) -> Response:
+    def from_wire(cls, status: int, reason: str, headers: Headers, body: bytes) -> Response:
+        """For parsers: build without checks."""
         obj = cls.__new__(cls)
         obj.status = status
         obj.reason = reason
@@ -293,7 +295,7 @@ class Response(_Base):
 
     def copy(self) -> Response:
         """An independent copy."""
-        return Response._wire(self.status, self.reason, self.headers.copy(), self.body)
+        return Response.from_wire(self.status, self.reason, self.headers.copy(), self.body)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason} ({len(self.headers)} headers)>"

@@ -140,13 +140,12 @@ def parse_message(data: bytes) -> Message:
             raise ParseError(f"missing {key} header")
     if not fields[first["call-id"]][2]:
         raise ParseError("empty Call-ID")
-    headers = Headers._from_wire(fields)
     cseq = parse_cseq(fields[first["cseq"]][2])
-    cache = headers._cache
-    cache["cseq"] = cseq
+    views: dict[str, object] = {"cseq": cseq}
     pos = first.get("max-forwards")
     if pos is not None:
-        cache["max-forwards"] = parse_uint(fields[pos][2], "Max-Forwards", 255)
+        views["max-forwards"] = parse_uint(fields[pos][2], "Max-Forwards", 255)
+    headers = Headers.from_wire(fields, views)
 
     pos = first.get("content-length")
     rest = len(data) - body_start
@@ -171,7 +170,7 @@ def parse_message(data: bytes) -> Message:
         code = parts[1]
         if len(code) != 3 or not code.isdigit() or not code.isascii() or code[0] not in "123456":
             raise ParseError(f"bad status code {code[:20]!r}")
-        return Response._wire(int(code), parts[2] if len(parts) == 3 else "", headers, body)
+        return Response.from_wire(int(code), parts[2] if len(parts) == 3 else "", headers, body)
 
     parts = start.split(" ")
     if len(parts) != 3 or not parts[0] or not parts[1]:
@@ -186,7 +185,7 @@ def parse_message(data: bytes) -> Message:
     _check_request_uri(uri)
     if cseq.method != method:
         raise ParseError("CSeq method does not match the Request-Line")
-    return Request._wire(method, uri, headers, body)
+    return Request.from_wire(method, uri, headers, body)
 
 
 _DATE_RE = re.compile(
