@@ -251,7 +251,7 @@ class _Loader:
                 self.include(ctx, e)
             elif key == "ignorepat":
                 pat = self.substitute(e.value, e.origin)
-                if pat in ctx.ignorepats:
+                if pat.lower() in (p.lower() for p in ctx.ignorepats):
                     self.warn(
                         e.origin,
                         f"Unable to include ignorepat '{e.value}' in context '{name}'",
@@ -283,7 +283,7 @@ class _Loader:
                     e.origin, f"include '{name}': {exc}; Asterisk never matches it", "include"
                 )
                 timing = _NEVER
-        if any(i.name == name for i in ctx.includes):
+        if any(i.name.lower() == name.lower() for i in ctx.includes):
             self.warn(
                 e.origin,
                 f"Context '{name}' already included in '{ctx.name}' context",

@@ -400,3 +400,14 @@ def test_indexed_lookup_agrees_with_linear_scan(
         expected = next((e for e in ordered if e.pattern.matches(data)), None)
         found = dp.find("p", data, 1)
         assert (None if found is None else found.extension) is expected
+
+
+def test_timespec_fields_and_timezone() -> None:
+    spec = TimeSpec.parse("08:30-09:00,mon&wed-thu,1-7,jan-mar,Europe/Paris")
+    assert spec.timezone == "Europe/Paris"
+    assert spec.minutes is not None
+    assert len(spec.minutes) == 31  # 08:30 to 09:00, both ends
+    assert spec.weekdays == 0b0011010  # Monday, Wednesday, Thursday (bit 0 is Sunday)
+    assert spec.mdays == 0b1111111
+    assert spec.months == 0b111
+    assert TimeSpec.parse("*").minutes is None

@@ -110,6 +110,7 @@ WARNING_CASES = [
     ("switch => DUNDi/e164", "switch", "not supported", 2),
     ("include => nowhere", "include", "tries to include nonexistent context 'nowhere'", 2),
     ("include => c\ninclude => c", "duplicate", "Context 'c' already included in 'c'", 3),
+    ("include => d\ninclude => D,*,*,*,*", "duplicate", "Context 'D' already included", 3),
     ("exten => 1,hint,SIP/1\nsame => n,A()", "priority", "after a hint is 0", 3),
     ("exten => 1,1(a),A()\nexten => 1,2(a),B()", "duplicate", "label 'a' in 'c' already", 3),
     ("ignorepat => 9\nignorepat => 9", "duplicate", "Unable to include ignorepat '9'", 3),
