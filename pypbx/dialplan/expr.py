@@ -35,6 +35,7 @@ from decimal import (
 )
 from enum import Enum
 from functools import lru_cache
+from typing import Any
 
 Warn = Callable[[str], None]
 FunctionCall = Callable[[str, str], str | None]
@@ -304,11 +305,56 @@ def _tokenize(text: str) -> list[_Token]:
 
 
 # --------------------------------------------------------------------------- POSIX regex
+#
+# ``:`` and ``=~`` use glibc ``regcomp(REG_EXTENDED)``/``regexec``. Python's backtracking ``re``
+# can take exponential time (``(a+)+b``), so patterns are parsed here and run on a small
+# Thompson NFA (Pike VM): linear in the subject, leftmost-longest like POSIX, with capture of
+# the first group (all Asterisk reads). Only patterns with back-references use ``re``.
 
 
 class _RegexError(Exception):
     """What ``regcomp`` reports for a pattern it rejects."""
 
+
+@dataclass(frozen=True, slots=True)
+class _Char:
+    pattern: str  # a one-character Python regex: literal, '.', class or escape
+
+
+@dataclass(frozen=True, slots=True)
+class _Assert:
+    kind: str  # one of ^ $ b B < > ` '
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    index: int
+    node: _Node
+
+
+@dataclass(frozen=True, slots=True)
+class _Concat:
+    items: tuple[_Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Alt:
+    items: tuple[_Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Repeat:
+    node: _Node
+    low: int
+    high: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Backref:
+    index: int
+
+
+_Node = _Char | _Assert | _Group | _Concat | _Alt | _Repeat | _Backref
 
 _PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 _CLASSES = {
@@ -325,120 +371,102 @@ _CLASSES = {
     "cntrl": "\\x00-\\x1f\\x7f",
     "xdigit": "0-9A-Fa-f",
 }
-_GNU_ESCAPES = {
-    "w": "\\w",
-    "W": "\\W",
-    "s": "\\s",
-    "S": "\\S",
-    "b": "\\b",
-    "B": "\\B",
-    "<": "\\b(?=\\w)",
-    ">": "\\b(?<=\\w)",
-    "`": "\\A",
-    "'": "\\Z",
-}
+_GNU_CLASSES = {"w": "\\w", "W": "\\W", "s": "\\s", "S": "\\S"}
 _INTERVAL = re.compile(r"\{([0-9]*)(,([0-9]*))?\}")
+_DUP_MAX = 32767  # RE_DUP_MAX
+_PROGRAM_MAX = 20000  # instructions; glibc answers REG_ESIZE for patterns that grow too big
 
 
 def _class_char(c: str) -> str:
     return "\\" + c if c in "\\]^-[" else c
 
 
-@dataclass(slots=True)
-class _Piece:
-    text: str
-    quantified: bool = False
-    anchor: bool = False
-
-
-class _Ere:
-    """Translate a POSIX extended regular expression (as glibc ``regcomp`` reads it) to ``re``.
-
-    Differences that remain: Python picks the first alternative that matches where POSIX picks
-    the longest match.
-    """
+class _EreParser:
+    """Parse a POSIX extended regular expression as glibc reads it (GNU escapes included)."""
 
     def __init__(self, pattern: str) -> None:
         self.p = pattern
         self.i = 0
         self.depth = 0
+        self.groups = 0
+        self.backrefs = False
 
-    def translate(self) -> str:
+    def parse(self) -> _Node:
         return self.alternation()
 
-    def alternation(self) -> str:
+    def alternation(self) -> _Node:
         branches = [self.branch()]
         while self.i < len(self.p) and self.p[self.i] == "|":
             self.i += 1
             branches.append(self.branch())
-        return "|".join(branches)
+        return branches[0] if len(branches) == 1 else _Alt(tuple(branches))
 
-    def branch(self) -> str:
-        pieces: list[_Piece] = []
+    def branch(self) -> _Node:
+        pieces: list[_Node] = []
         p = self.p
         while self.i < len(p) and p[self.i] != "|" and not (p[self.i] == ")" and self.depth):
-            c = p[self.i]
-            if c in "*+?{":
-                quantifier = self.quantifier()
-                if not pieces or pieces[-1].anchor:
+            if p[self.i] in "*+?{":
+                low, high = self.quantifier()
+                if not pieces or isinstance(pieces[-1], _Assert):
                     raise _RegexError("Invalid preceding regular expression")
-                last = pieces[-1]
-                if last.quantified:
-                    last.text = f"(?:{last.text})"
-                last.text += quantifier
-                last.quantified = True
+                pieces[-1] = _Repeat(pieces[-1], low, high)
             else:
                 pieces.append(self.atom())
-        return "".join(piece.text for piece in pieces)
+        return pieces[0] if len(pieces) == 1 else _Concat(tuple(pieces))
 
-    def quantifier(self) -> str:
+    def quantifier(self) -> tuple[int, int | None]:
         c = self.p[self.i]
         if c != "{":
             self.i += 1
-            return c
+            return {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
         m = _INTERVAL.match(self.p, self.i)
         if not m or (m.group(1) == "" and m.group(2) is None):
             raise _RegexError("Invalid content of \\{\\}")
         low = int(m.group(1) or "0")
-        high = m.group(3)
-        if low > 32767 or (high and (int(high) > 32767 or int(high) < low)):
+        high = None if m.group(2) and not m.group(3) else int(m.group(3) or low)
+        if low > _DUP_MAX or (high is not None and (high > _DUP_MAX or high < low)):
             raise _RegexError("Invalid content of \\{\\}")
         self.i = m.end()
-        return m.group(0)
+        return low, high
 
-    def atom(self) -> _Piece:
+    def atom(self) -> _Node:
         p = self.p
         c = p[self.i]
         self.i += 1
         if c == "(":
             self.depth += 1
+            self.groups += 1
+            index = self.groups
             if self.depth > 50:
                 raise _RegexError("Regular expression too big")
-            inner = self.alternation()
+            inner = _Concat(()) if p[self.i : self.i + 1] == ")" else self.alternation()
             if self.i >= len(p):
                 raise _RegexError("Unmatched ( or \\(")
             self.i += 1
             self.depth -= 1
-            return _Piece(f"({inner})")
+            return _Group(index, inner)
         if c == "[":
-            return _Piece(self.bracket())
+            return _Char(self.bracket())
         if c == "\\":
             if self.i >= len(p):
                 raise _RegexError("Trailing backslash")
             e = p[self.i]
             self.i += 1
-            if e in _GNU_ESCAPES:
-                return _Piece(_GNU_ESCAPES[e], anchor=e in "bB<>`'")
+            if e in _GNU_CLASSES:
+                return _Char(_GNU_CLASSES[e])
+            if e in "bB<>`'":
+                return _Assert(e)
             if e in "123456789":
-                return _Piece(f"(?:\\{e})")
-            return _Piece(re.escape(e))
-        if c == "^":
-            return _Piece("^", anchor=True)
-        if c == "$":
-            return _Piece("\\Z", anchor=True)
+                if int(e) > self.groups:
+                    raise _RegexError("Invalid back reference")
+                self.backrefs = True
+                return _Backref(int(e))
+            return _Char(re.escape(e))
+        if c in "^$":
+            return _Assert(c)
         if c == ".":
-            return _Piece(".")
-        return _Piece(re.escape(c))
+            return _Char(".")
+        return _Char(re.escape(c))
 
     def bracket(self) -> str:
         p = self.p
@@ -453,7 +481,7 @@ class _Ere:
             c = p[self.i]
             if c == "]" and not first:
                 self.i += 1
-                break
+                return "".join(out) + "]"
             first = False
             if c == "[" and p[self.i + 1 : self.i + 2] in (":", "=", "."):
                 kind = p[self.i + 1]
@@ -480,13 +508,184 @@ class _Ere:
                 out.append(f"{_class_char(c)}-{_class_char(high)}")
             else:
                 out.append(_class_char(c))
-        return "".join(out) + "]"
+
+
+_PY_ASSERT = {"^": "^", "$": "\\Z", "b": "\\b", "B": "\\B", "`": "\\A", "'": "\\Z"}
+_PY_ASSERT |= {"<": "\\b(?=\\w)", ">": "\\b(?<=\\w)"}
+
+
+def _to_python(node: _Node) -> str:
+    """The node as Python ``re`` syntax (used only for patterns with back-references)."""
+    if isinstance(node, _Char):
+        return node.pattern
+    if isinstance(node, _Assert):
+        return _PY_ASSERT[node.kind]
+    if isinstance(node, _Group):
+        return f"({_to_python(node.node)})"
+    if isinstance(node, _Concat):
+        return "".join(_to_python(n) for n in node.items)
+    if isinstance(node, _Alt):
+        return "(?:" + "|".join(_to_python(n) for n in node.items) + ")"
+    if isinstance(node, _Repeat):
+        high = "" if node.high is None else str(node.high)
+        return f"(?:{_to_python(node.node)}){{{node.low},{high}}}"
+    return f"(?:\\{node.index})"
+
+
+# Pike VM instructions: (opcode, a, b)
+_OP_CHAR, _OP_SPLIT, _OP_JMP, _OP_SAVE, _OP_ASSERT, _OP_MATCH = range(6)
+_Instr = tuple[int, Any, Any]
+_Match = tuple[int, int, int, int]  # start, end, group-1 start, group-1 end
+
+
+def _is_word(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and (text[i].isalnum() or text[i] == "_")
+
+
+def _assertion_holds(kind: str, text: str, pos: int) -> bool:
+    before, after = _is_word(text, pos - 1), _is_word(text, pos)
+    if kind in "^`":
+        return pos == 0
+    if kind in "$'":
+        return pos == len(text)
+    if kind == "b":
+        return before != after
+    if kind == "B":
+        return before == after
+    if kind == "<":
+        return after and not before
+    return before and not after
+
+
+class _Regex:
+    """A compiled pattern: ``search(text, anchored)`` gives the POSIX match or ``None``."""
+
+    def __init__(self, node: _Node, groups: int, backrefs: bool) -> None:
+        self.groups = groups
+        self.program: list[_Instr] = []
+        self.fallback = re.compile(_to_python(node), re.DOTALL) if backrefs else None
+        if not backrefs:
+            self.emit(node)
+            self.program.append((_OP_MATCH, None, None))
+
+    def add(self, instr: _Instr) -> int:
+        if len(self.program) >= _PROGRAM_MAX:
+            raise _RegexError("Regular expression too big")
+        self.program.append(instr)
+        return len(self.program) - 1
+
+    def patch(self, at: int, a: Any, b: Any = None) -> None:
+        self.program[at] = (self.program[at][0], a, b)
+
+    def emit(self, node: _Node) -> None:
+        if isinstance(node, _Char):
+            self.add((_OP_CHAR, re.compile(node.pattern, re.DOTALL).match, None))
+        elif isinstance(node, _Assert):
+            self.add((_OP_ASSERT, node.kind, None))
+        elif isinstance(node, _Group):
+            if node.index == 1:
+                self.add((_OP_SAVE, 0, None))
+            self.emit(node.node)
+            if node.index == 1:
+                self.add((_OP_SAVE, 1, None))
+        elif isinstance(node, _Concat):
+            for item in node.items:
+                self.emit(item)
+        elif isinstance(node, _Alt):
+            jumps = []
+            for item in node.items[:-1]:
+                split = self.add((_OP_SPLIT, None, None))
+                self.emit(item)
+                jumps.append(self.add((_OP_JMP, None, None)))
+                self.patch(split, split + 1, len(self.program))
+            self.emit(node.items[-1])
+            for jump in jumps:
+                self.patch(jump, len(self.program))
+        elif isinstance(node, _Repeat):
+            self.emit_repeat(node)
+
+    def emit_repeat(self, node: _Repeat) -> None:
+        for _ in range(node.low):
+            self.emit(node.node)
+        if node.high is None:
+            split = self.add((_OP_SPLIT, None, None))
+            self.emit(node.node)
+            self.add((_OP_JMP, split, None))
+            self.patch(split, split + 1, len(self.program))
+            return
+        for _ in range(node.high - node.low):
+            split = self.add((_OP_SPLIT, None, None))
+            self.emit(node.node)
+            self.patch(split, split + 1, len(self.program))
+
+    def search(self, text: str, *, anchored: bool) -> _Match | None:
+        if self.fallback is not None:
+            m = self.fallback.match(text) if anchored else self.fallback.search(text)
+            if m is None:
+                return None
+            return m.start(), m.end(), m.start(1), m.end(1)
+        best: list[_Match] = []
+        threads: list[tuple[int, int, int, int]] = []
+        seen: set[int] = set()
+        self.follow(threads, seen, 0, 0, text, best)
+        for pos, ch in enumerate(text):
+            following: list[tuple[int, int, int, int]] = []
+            seen = set()
+            for pc, start, g1s, g1e in threads:
+                if best and start > best[0][0]:
+                    continue
+                if self.program[pc][1](ch):
+                    self.follow(following, seen, pc + 1, start, text, best, g1s, g1e, pos + 1)
+            if not best and not anchored:
+                self.follow(following, seen, 0, pos + 1, text, best, pos=pos + 1)
+            threads = following
+            if not threads and (best or anchored):
+                break
+        return best[0] if best else None
+
+    def follow(
+        self,
+        out: list[tuple[int, int, int, int]],
+        seen: set[int],
+        pc: int,
+        start: int,
+        text: str,
+        best: list[_Match],
+        g1s: int = -1,
+        g1e: int = -1,
+        pos: int = 0,
+    ) -> None:
+        """Add the thread at ``pc`` and everything reachable without reading a character."""
+        stack = [(pc, g1s, g1e)]
+        while stack:
+            pc, g1s, g1e = stack.pop()
+            if pc in seen:
+                continue
+            seen.add(pc)
+            op, a, b = self.program[pc]
+            if op == _OP_JMP:
+                stack.append((a, g1s, g1e))
+            elif op == _OP_SPLIT:
+                stack.append((b, g1s, g1e))
+                stack.append((a, g1s, g1e))
+            elif op == _OP_SAVE:
+                stack.append((pc + 1, pos, g1e) if a == 0 else (pc + 1, g1s, pos))
+            elif op == _OP_ASSERT:
+                if _assertion_holds(a, text, pos):
+                    stack.append((pc + 1, g1s, g1e))
+            elif op == _OP_MATCH:
+                if not best or start < best[0][0] or (start == best[0][0] and pos > best[0][1]):
+                    best[:] = [(start, pos, g1s, g1e)]
+            else:
+                out.append((pc, start, g1s, g1e))
 
 
 @lru_cache(maxsize=256)
-def _compile_ere(pattern: str) -> re.Pattern[str]:
+def _compile_ere(pattern: str) -> _Regex:
+    parser = _EreParser(pattern)
+    node = parser.parse()
     try:
-        return re.compile(_Ere(pattern).translate(), re.DOTALL)
+        return _Regex(node, parser.groups, parser.backrefs)
     except (re.error, RecursionError, OverflowError) as e:
         raise _RegexError(str(e)) from None
 
@@ -706,12 +905,13 @@ class _Parser:
         except _RegexError as e:
             self.warn(f"regcomp() error : {e}")
             return _make_str("")
-        m = rx.match(subject) if anchored else rx.search(subject)
-        if m is None:
+        found = rx.search(subject, anchored=anchored)
+        if found is None:
             return _number(_ZERO) if rx.groups == 0 else _make_str("")
-        if rx.groups and m.start(1) >= 0:
-            return _make_str(m.group(1))
-        return _number(Decimal(m.end() - m.start()))
+        start, end, group_start, group_end = found
+        if rx.groups and group_start >= 0 and group_end >= 0:
+            return _make_str(subject[group_start:group_end])
+        return _number(Decimal(end - start))
 
     def function(self, name_val: _Val, args: list[_Val]) -> _Val:
         name = name_val.text

@@ -463,3 +463,52 @@ def test_deep_nesting_is_a_syntax_error_not_a_crash() -> None:
 def test_warn_is_optional() -> None:
     assert evaluate("1 / 0") == "2147483647"
     assert evaluate("1 +") == "0"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # POSIX regexec picks the leftmost, then LONGEST match (Python's re would pick "a")
+        ('"ab" : "a|ab"', "2"),
+        ('"xyz" =~ "y|yz"', "2"),
+        ('"abcd" =~ "(b|bc)d?"', "bc"),
+        ('"aaa" : "(a|aa)*"', "a"),
+        ('"aaa" : "a*?"', "3"),  # '?' after '*' is another repetition, not laziness
+        # the first group is the first '(' even when later groups exist
+        ('"abc" : "(a)(b)(c)"', "a"),
+        ('"abc" : "((a)b)"', "ab"),
+        ('"b" : "(a)|b"', "1"),  # group 1 did not take part: the match length
+        ('"abc" : "()"', ""),
+        ('"aaaa" : "a{,3}"', "3"),
+        ('"aaaa" : "a{2,}"', "4"),
+        ('"aaaa" : "a{2}"', "2"),
+        # anchors and GNU word operators
+        ('"ab" =~ "^b"', "0"),
+        ('"ab" =~ "b$"', "1"),
+        ('"a b" =~ "\\bb"', "1"),
+        ('"ab" =~ "\\Bb"', "1"),
+        ('"foo bar" =~ "bar\\>"', "3"),
+        ('"foo_bar" =~ "\\<bar"', "0"),
+        ('"x y" =~ "\\s"', "1"),
+        ('"a.b" : "a\\.b"', "3"),
+        ('"a+b" : "a[+]b"', "3"),
+        # back-references (glibc supports them in extended patterns)
+        ('"abab" : "(ab)\\1"', "ab"),
+        ('"abac" : "(ab)\\1"', ""),
+    ],
+)
+def test_posix_regex_semantics(text: str, expected: str) -> None:
+    assert run(text) == (expected, [])
+
+
+def test_regex_cannot_hang_on_nested_quantifiers() -> None:
+    # exponential for a backtracking matcher; linear for the NFA used here
+    subject = "a" * 5000 + "c"
+    assert run(f'"{subject}" : "(a+)+b"') == ("", [])
+    assert run(f'"{subject}" =~ "(a|aa)*c"') == ("a", [])
+
+
+def test_regex_that_compiles_too_big_is_an_error() -> None:
+    result, warnings = run('"a" : "((a{1000}){1000})"')
+    assert result == ""
+    assert warnings == ["regcomp() error : Regular expression too big"]
