@@ -621,12 +621,30 @@ class Execution:
                 await self.channel.indicate(Indication.BUSY)
                 self.set_cause(int(HangupCause.USER_BUSY))
             return _End.FALLTHROUGH
-        digits = await self.channel.read_digits(0, self.response_timeout)
+        digits = await self.collect_extension("", self.response_timeout)
         pos = self.route_digits(digits)
         if pos is None:
             return _End.INVALID if digits else _End.TIMEOUT
         self._moveto(pos)
         return None
+
+    async def collect_extension(
+        self, first: str, timeout: float, context: str | None = None
+    ) -> str:
+        """Collect dialled digits the way pbx.c does: wait ``timeout`` for the first one, then
+        take more (``digit_timeout`` each) while a longer extension could still match."""
+        ctx = context or self.context
+        digits = first
+        if not digits:
+            digits = await self.channel.read_digits(1, timeout, terminator="")
+        while digits and len(digits) < 256:
+            if not self.dialplan.match_more(ctx, digits, callerid=self.callerid, now=self.now()):
+                break
+            more = await self.channel.read_digits(1, self.digit_timeout, terminator="")
+            if not more:
+                break
+            digits += more
+        return digits
 
     def route_digits(self, digits: str, context: str | None = None) -> Position | None:
         """After waiting for an extension: the digits' extension, ``i``, ``t``, or None."""

@@ -149,7 +149,8 @@ def test_verbose_and_log(line: str, text: str) -> None:
     ("digits", "expected"),
     [
         ("42", ["WaitExten(5)", "NoOp(42)"]),
-        ("99", ["WaitExten(5)", "NoOp(invalid 99)"]),
+        ("43", ["WaitExten(5)", "NoOp(invalid 43)"]),
+        ("99", ["WaitExten(5)", "NoOp(invalid 9)"]),  # no extension starts with 9: stop at once
         ("", ["WaitExten(5)", "NoOp(timeout)"]),
     ],
 )
@@ -164,7 +165,7 @@ def test_waitexten_routes_digits_i_and_t(digits: str, expected: list[str]) -> No
         digits=digits,
     )
     assert [f"{s.app}({s.args})" for s in result.steps] == expected
-    assert "read max=0 timeout=5" in result.actions
+    assert result.actions[0] == "read max=1 timeout=5"
 
 
 def test_waitexten_timeout_without_t_hangs_up() -> None:

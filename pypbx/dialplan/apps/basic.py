@@ -145,7 +145,7 @@ async def wait_exten(x: Execution, data: str) -> AppResult:
     """
     args = split_args(data)
     seconds = parse_seconds(args[0]) if args else None
-    digits = await x.channel.read_digits(0, seconds or x.response_timeout)
+    digits = await x.collect_extension("", seconds or x.response_timeout)
     pos = x.route_digits(digits)
     if pos is None:
         return HANGUP

@@ -79,8 +79,8 @@ async def background(x: Execution, data: str) -> AppResult:
         return HANGUP
     if not digit:
         return CONTINUE
-    more = await x.channel.read_digits(0, x.digit_timeout)
-    pos = x.route_digits(digit + more, context)
+    digits = await x.collect_extension(digit, x.digit_timeout, context)
+    pos = x.route_digits(digits, context)
     if pos is None:
         return HANGUP
     x.goto(pos.context, pos.exten, pos.priority)
