@@ -189,6 +189,7 @@ class _Loader:
     globals_raw: dict[str, str]
     warnings: list[ConfWarning]
     contexts: dict[str, _CtxBuilder] = field(default_factory=dict)
+    last_name: str = ""  # the extension whose priority set ``lastpri``
 
     def warn(self, origin: Origin, message: str, kind: str) -> None:
         self.warnings.append(ConfWarning(origin, message, kind))
@@ -231,6 +232,7 @@ class _Loader:
             ctx = self.contexts[name] = _CtxBuilder(name, origin)
         last_exten = ""
         lastpri = -2
+        self.last_name = ""
         for e in entries:
             key = e.key.lower()
             if key.startswith("same"):
@@ -319,6 +321,13 @@ class _Loader:
                 self.warn(origin, "Can't use 'next' priority on the first entry!", "priority")
                 return lastpri
             ipri = lastpri + 1
+            if self.last_name and self.last_name != realext:
+                self.warn(
+                    origin,
+                    f"'{pri}' on '{realext}' continues from priority {lastpri} of "
+                    f"'{self.last_name}': it is priority {ipri}, as in Asterisk",
+                    "priority",
+                )
         elif pri in ("s", "same"):
             if lastpri <= -2:
                 self.warn(origin, "Can't use 'same' priority on the first entry!", "priority")
@@ -345,6 +354,7 @@ class _Loader:
         if plus_sign:
             ipri += _int_prefix(plus) or 0
         lastpri = ipri
+        self.last_name = realext
         if ext in ("_.", "_!"):
             self.warn(
                 origin,

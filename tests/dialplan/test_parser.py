@@ -94,6 +94,7 @@ def test_labels_are_recorded() -> None:
 # (body, warning kind, words of the message, line) - the line is skipped, a warning says why
 WARNING_CASES = [
     ("exten => 1,n,A()", "priority", "Can't use 'next' priority on the first entry", 2),
+    ("exten => 1,1,A()\nexten => 2,n,B()", "priority", "continues from priority 1 of '1'", 3),
     ("exten => 1,s,A()", "priority", "Can't use 'same' priority on the first entry", 2),
     ("same => 1,A()", "syntax", "No previous pattern in the first entry of context 'c'", 2),
     ("exten => 1,0,A()", "priority", "Invalid priority '0'", 2),
