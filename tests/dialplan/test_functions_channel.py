@@ -198,4 +198,4 @@ def test_timeout_and_cdr() -> None:
         """
     )
     assert noops(result) == ["3 7 60", "hello"]
-    assert "read max=0 timeout=7" in result.actions
+    assert "read max=1 timeout=7" in result.actions
