@@ -56,6 +56,8 @@ class Network:
     wire: list[Packet] = field(default_factory=list)
     dropped: list[Packet] = field(default_factory=list)
     events: dict[Addr, list[Any]] = field(default_factory=dict)
+    #: datagrams for which this returns True are lost as soon as they are sent
+    blackhole: Callable[[Packet], bool] | None = None
 
     def add(self, addr: Addr, node: Node) -> Node:
         self.nodes[addr] = node
@@ -70,10 +72,14 @@ class Network:
         for addr, node in self.nodes.items():
             for data, dst in node.datagrams_to_send(now=self.now):
                 new.append(Packet(data, addr, dst, self.now))
+        self.wire.extend(new)
+        if self.blackhole is not None:
+            self.dropped.extend(p for p in new if self.blackhole(p))
+            new = [p for p in new if not self.blackhole(p)]
+        for addr, node in self.nodes.items():
             while (ev := node.next_event()) is not None:
                 self.events[addr].append(ev)
         self.in_flight.extend(new)
-        self.wire.extend(new)
         return new
 
     def deliver(self, count: int | None = None) -> int:
@@ -221,3 +227,15 @@ def make_req(
     if via is None:
         req.headers.remove("via")
     return req
+
+
+def ua_pair(**config: Any) -> tuple[Network, Any, Any]:
+    """Two UserAgents (ALICE, BOB) over endpoints sharing ``config``."""
+    from pypbx.sip.session import UserAgent
+
+    net = Network()
+    alice = net.add(ALICE, UserAgent(make_endpoint(ALICE, 1, **config),
+                                     contact="<sip:alice@192.0.2.1:5060>"))  # fmt: skip
+    bob = net.add(BOB, UserAgent(make_endpoint(BOB, 2, **config),
+                                 contact="<sip:bob@192.0.2.2:5060>"))  # fmt: skip
+    return net, alice, bob

@@ -1,4 +1,5 @@
-"""Events the SIP endpoint hands to its transaction user (RFC 3261 §17 / §8.2 / §9.2).
+"""Events at the SIP boundary: from the endpoint to its transaction user (RFC 3261 §17,
+§8.2, §9.2) and from the INVITE sessions to the call layer (§13-§15).
 
 Every event is a frozen, slotted dataclass named as a past participle. The endpoint queues
 them; the TU reads them with ``Endpoint.next_event()``. Keys identify transactions:
@@ -9,20 +10,36 @@ branch + sent-by + method, or the RFC 2543 fallback fields when the branch has n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pypbx.sip.message import Request, Response
+
+if TYPE_CHECKING:
+    from pypbx.sip.session import Session
 
 __all__ = [
     "AckReceived",
     "Addr",
     "CancelReceived",
     "ClientTxnKey",
+    "DialogResponseReceived",
     "Event",
+    "InDialogRequestReceived",
     "MessageRejected",
+    "ReinviteAnswered",
+    "ReinviteReceived",
     "RequestReceived",
     "ResponseDropped",
     "ResponseReceived",
     "ServerTxnKey",
+    "SessionAnswered",
+    "SessionCancelled",
+    "SessionConfirmed",
+    "SessionEvent",
+    "SessionOffered",
+    "SessionProgressed",
+    "SessionRejected",
+    "SessionTerminated",
     "TransactionKey",
     "TransactionTerminated",
     "TransactionTimedOut",
@@ -152,4 +169,115 @@ Event = (
     | TransportError
     | MessageRejected
     | ResponseDropped
+)
+
+
+# ---------------------------------------------------------------- session events (§13)
+# Raised by pypbx.sip.session.UserAgent for the call layer; ``session`` is the live leg.
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOffered:
+    """A new INVITE arrived: answer with ``session.ring/answer/reject``."""
+
+    session: Session
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class SessionProgressed:
+    """UAC: a provisional response (``response.to.tag`` names the early dialog)."""
+
+    session: Session
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAnswered:
+    """UAC: a 2xx arrived and was ACKed; the session is confirmed."""
+
+    session: Session
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfirmed:
+    """UAS: the ACK for our 2xx arrived (it may carry the SDP answer)."""
+
+    session: Session
+    ack: Request
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRejected:
+    """UAC: the INVITE failed: a 300-699 (``response``) or timeout/transport error (408/503
+    with no response)."""
+
+    session: Session
+    status: int
+    response: Response | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCancelled:
+    """UAS: the caller cancelled; 487 was sent."""
+
+    session: Session
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTerminated:
+    """The session ended: ``remote`` is True when the other side ended it."""
+
+    session: Session
+    reason: str
+    remote: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReinviteReceived:
+    """A re-INVITE: answer with ``session.answer_reinvite``."""
+
+    session: Session
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class ReinviteAnswered:
+    """The final response to our re-INVITE (491 on glare, §14.1)."""
+
+    session: Session
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class InDialogRequestReceived:
+    """Another request in the dialog (INFO, UPDATE, REFER ...): ``session.respond(key ...)``."""
+
+    session: Session
+    request: Request
+    key: ServerTxnKey
+
+
+@dataclass(frozen=True, slots=True)
+class DialogResponseReceived:
+    """A response to a request we sent with ``session.request`` (not INVITE/BYE)."""
+
+    session: Session
+    response: Response
+
+
+SessionEvent = (
+    SessionOffered
+    | SessionProgressed
+    | SessionAnswered
+    | SessionConfirmed
+    | SessionRejected
+    | SessionCancelled
+    | SessionTerminated
+    | ReinviteReceived
+    | ReinviteAnswered
+    | InDialogRequestReceived
+    | DialogResponseReceived
 )

@@ -1,0 +1,649 @@
+"""INVITE sessions (RFC 3261 §13, §14, §15) on top of the endpoint, per call leg.
+
+§13.2 (UAC: early dialogs from 1xx with tags — several when the INVITE forks — the ACK
+for every 2xx, re-ACK of retransmitted 2xx, BYE for extra forked 2xx), §13.3 (UAS: 1xx,
+2xx retransmitted from T1 doubling to T2 until the ACK, BYE after 64*T1 without it,
+§13.3.1.4), §9 (CANCEL from the UAC, 487 by the UAS), §14 (re-INVITE, 491 on glare,
+500 on overlap), §15 (BYE both ways), §12.2.2 (481 for unknown dialogs).
+
+:class:`UserAgent` wraps one :class:`~pypbx.sip.endpoint.Endpoint` and keeps the same
+sans-I/O contract; it dispatches endpoint events to :class:`Session` objects and queues
+session events (``pypbx.sip.events``: SessionOffered, SessionAnswered ...) for the call
+layer. Endpoint events that belong to no session (REGISTER, out-of-dialog MESSAGE ...) are
+passed through unchanged. The session states move by a table; an illegal move raises and
+leaves the state alone.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from contextlib import suppress
+from enum import StrEnum
+
+from pypbx.sip.dialog import Dialog, DialogId, uac_dialog_id, uas_dialog_id, uri_addr
+from pypbx.sip.endpoint import Endpoint, UnknownTransaction
+from pypbx.sip.events import (
+    AckReceived,
+    Addr,
+    CancelReceived,
+    ClientTxnKey,
+    DialogResponseReceived,
+    Event,
+    InDialogRequestReceived,
+    MessageRejected,
+    ReinviteAnswered,
+    ReinviteReceived,
+    RequestReceived,
+    ResponseReceived,
+    ServerTxnKey,
+    SessionAnswered,
+    SessionCancelled,
+    SessionConfirmed,
+    SessionEvent,
+    SessionOffered,
+    SessionProgressed,
+    SessionRejected,
+    SessionTerminated,
+    TransactionKey,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportError,
+)
+from pypbx.sip.message import Request, Response, build_response, make_request
+from pypbx.sip.transaction import IllegalTransition
+from pypbx.sip.uri import NameAddr, Uri, parse_name_addr
+
+__all__ = ["TABLE", "Role", "Session", "SessionInput", "SessionState", "UserAgent"]
+
+
+class Role(StrEnum):
+    """Which side of the INVITE this leg is."""
+
+    UAC = "UAC"
+    UAS = "UAS"
+
+
+class SessionState(StrEnum):
+    """The INVITE usage of a leg."""
+
+    INITIAL = "initial"
+    EARLY = "early"
+    CONFIRMED = "confirmed"
+    TERMINATED = "terminated"
+
+
+class SessionInput(StrEnum):
+    """What moves a session."""
+
+    PROVISIONAL = "1xx with tag"
+    ANSWER = "2xx"
+    REJECT = "300-699 or timeout"
+    CANCEL = "CANCEL"
+    ACK_TIMEOUT = "no ACK for 64*T1"
+    BYE = "BYE"
+
+
+_R, _S, _I = Role, SessionState, SessionInput
+TABLE: dict[tuple[Role, SessionState, SessionInput], SessionState] = {
+    (_R.UAC, _S.INITIAL, _I.PROVISIONAL): _S.EARLY,
+    (_R.UAC, _S.EARLY, _I.PROVISIONAL): _S.EARLY,
+    (_R.UAC, _S.INITIAL, _I.ANSWER): _S.CONFIRMED,
+    (_R.UAC, _S.EARLY, _I.ANSWER): _S.CONFIRMED,
+    (_R.UAC, _S.INITIAL, _I.REJECT): _S.TERMINATED,
+    (_R.UAC, _S.EARLY, _I.REJECT): _S.TERMINATED,
+    (_R.UAC, _S.CONFIRMED, _I.BYE): _S.TERMINATED,
+    (_R.UAS, _S.INITIAL, _I.PROVISIONAL): _S.EARLY,
+    (_R.UAS, _S.EARLY, _I.PROVISIONAL): _S.EARLY,
+    (_R.UAS, _S.INITIAL, _I.ANSWER): _S.CONFIRMED,
+    (_R.UAS, _S.EARLY, _I.ANSWER): _S.CONFIRMED,
+    (_R.UAS, _S.INITIAL, _I.REJECT): _S.TERMINATED,
+    (_R.UAS, _S.EARLY, _I.REJECT): _S.TERMINATED,
+    (_R.UAS, _S.INITIAL, _I.CANCEL): _S.TERMINATED,
+    (_R.UAS, _S.EARLY, _I.CANCEL): _S.TERMINATED,
+    (_R.UAS, _S.EARLY, _I.BYE): _S.TERMINATED,  # §15: a caller may BYE an early dialog
+    (_R.UAS, _S.CONFIRMED, _I.ACK_TIMEOUT): _S.TERMINATED,
+    (_R.UAS, _S.CONFIRMED, _I.BYE): _S.TERMINATED,
+}
+del _R, _S, _I
+
+
+# ---------------------------------------------------------------- the session
+
+
+class Session:
+    """One INVITE usage (a call leg). Made by :meth:`UserAgent.invite` (UAC) or handed
+    out in :class:`SessionOffered` (UAS)."""
+
+    def __init__(
+        self, ua: UserAgent, role: Role, invite: Request, key: TransactionKey, dest: Addr | None
+    ) -> None:
+        self.ua = ua
+        self.role = role
+        self.state = SessionState.INITIAL
+        self.invite = invite
+        self.invite_key = key
+        self.call_id = invite.call_id
+        self.local_tag = (invite.from_.tag if role is Role.UAC else ua.endpoint.ids.tag()) or ""
+        self.dialog: Dialog | None = None
+        self.early: dict[str, Dialog] = {}
+        self.dest = dest  # fixed next hop (symmetric signalling), else the dialog decides
+        self.cancelled = False
+        self._last_ack: tuple[int, Request, Addr] | None = None
+        self._reinvite_out: ClientTxnKey | None = None
+        self._reinvite_in: tuple[ServerTxnKey, Request] | None = None
+        # UAS 2xx retransmission (§13.3.1.4): (cseq, response, key), next deadline, interval
+        self._unacked: tuple[int, Response, ServerTxnKey] | None = None
+        self._retx_at: float | None = None
+        self._retx_interval = 0.0
+        self._give_up_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<Session {self.role} {self.state} {self.call_id}>"
+
+    # -- table ----------------------------------------------------------------------
+
+    def _move(self, event: SessionInput) -> None:
+        nxt = TABLE.get((self.role, self.state, event))
+        if nxt is None:
+            raise IllegalTransition(f"{self.role} session in {self.state}: {event} not allowed")
+        self.state = nxt
+        if nxt is SessionState.TERMINATED:
+            self._retx_at = self._give_up_at = None
+            if self.dialog is not None:
+                self.dialog.terminate()
+
+    def _end(self, event: SessionInput, reason: str, *, remote: bool) -> None:
+        self._move(event)
+        self.ua._emit(SessionTerminated(self, reason, remote))
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _next_hop(self) -> Addr:
+        if self.dest is not None:
+            return self.dest
+        assert self.dialog is not None
+        return uri_addr(self.dialog.next_hop)
+
+    def _send_in_dialog(self, request: Request, now: float) -> ClientTxnKey:
+        key = self.ua.endpoint.send_request(request, self._next_hop(), now=now)
+        self.ua._by_key[key] = self
+        return key
+
+    def _response(
+        self,
+        request: Request,
+        status: int,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> Response:
+        extra = list(headers)
+        if 100 < status < 300 and request.method == "INVITE":
+            extra.append(("Contact", str(self.ua.contact)))
+        if content_type is not None:
+            extra.append(("Content-Type", content_type))
+        tag = self.local_tag if status > 100 else None
+        return build_response(request, status, to_tag=tag, headers=extra, body=body)
+
+    # -- UAS actions ----------------------------------------------------------------
+
+    def ring(
+        self, *, status: int = 180, body: bytes = b"", content_type: str | None = None, now: float
+    ) -> None:
+        """Send a provisional response with our tag (an early dialog, §13.3.1.1)."""
+        if self.role is not Role.UAS or not 100 < status < 200:
+            raise ValueError("ring() is a UAS 101-199")
+        self._move(SessionInput.PROVISIONAL)
+        if self.dialog is None:
+            self.dialog = Dialog.as_uas(self.invite, self.local_tag, local_contact=self.ua.contact)
+            self.ua._dialogs[self.dialog.id] = self
+        resp = self._response(self.invite, status, body=body, content_type=content_type)
+        assert isinstance(self.invite_key, ServerTxnKey)
+        self.ua.endpoint.send_response(self.invite_key, resp, now=now)
+
+    def answer(self, *, body: bytes = b"", content_type: str | None = None, now: float) -> None:
+        """Send 200 OK and retransmit it until the ACK comes (§13.3.1.4)."""
+        if self.role is not Role.UAS:
+            raise ValueError("answer() is for the UAS")
+        self._move(SessionInput.ANSWER)
+        if self.dialog is None:
+            self.dialog = Dialog.as_uas(self.invite, self.local_tag, local_contact=self.ua.contact)
+            self.ua._dialogs[self.dialog.id] = self
+        self.dialog.confirm()
+        resp = self._response(self.invite, 200, body=body, content_type=content_type)
+        assert isinstance(self.invite_key, ServerTxnKey)
+        self._send_2xx(self.invite.cseq.number, resp, self.invite_key, now)
+
+    def reject(self, status: int = 486, *, now: float) -> None:
+        """Refuse the INVITE with a 300-699."""
+        if self.role is not Role.UAS or status < 300:
+            raise ValueError("reject() is a UAS 300-699")
+        self._move(SessionInput.REJECT)
+        assert isinstance(self.invite_key, ServerTxnKey)
+        self.ua.endpoint.send_response(
+            self.invite_key, self._response(self.invite, status), now=now
+        )
+        self.ua._emit(SessionTerminated(self, f"rejected with {status}", remote=False))
+
+    def _send_2xx(self, cseq: int, resp: Response, key: ServerTxnKey, now: float) -> None:
+        self.ua.endpoint.send_response(key, resp, now=now)
+        timers = self.ua.endpoint.config.timers
+        self._unacked = (cseq, resp, key)
+        self._retx_interval = timers.t1
+        self._retx_at = None if self.ua.endpoint.config.reliable else now + timers.t1
+        self._give_up_at = now + 64 * timers.t1
+
+    # -- UAC actions ----------------------------------------------------------------
+
+    def cancel(self, *, now: float) -> None:
+        """Cancel our INVITE (§9.1); the session ends with the 487 (SessionRejected)."""
+        if self.role is not Role.UAC or self.state not in (
+            SessionState.INITIAL,
+            SessionState.EARLY,
+        ):
+            raise IllegalTransition(f"cannot CANCEL a {self.role} session in {self.state}")
+        assert isinstance(self.invite_key, ClientTxnKey)
+        self.cancelled = True
+        key = self.ua.endpoint.cancel(self.invite_key, now=now)
+        if key is not None:
+            self.ua._by_key[key] = self
+
+    # -- both sides -----------------------------------------------------------------
+
+    def bye(self, *, now: float) -> None:
+        """End a confirmed session (§15.1.1)."""
+        if self.state is not SessionState.CONFIRMED:
+            raise IllegalTransition(f"BYE needs a confirmed session, not {self.state}")
+        assert self.dialog is not None
+        self._send_in_dialog(self.dialog.create_request("BYE"), now)
+        self._end(SessionInput.BYE, "local BYE", remote=False)
+
+    def hangup(self, *, status: int = 603, now: float) -> None:
+        """Whatever ends this leg now: CANCEL, a rejection, or BYE."""
+        if self.state is SessionState.TERMINATED:
+            return
+        if self.state is SessionState.CONFIRMED:
+            self.bye(now=now)
+        elif self.role is Role.UAC:
+            if not self.cancelled:
+                self.cancel(now=now)
+        else:
+            self.reject(status, now=now)
+
+    def reinvite(
+        self, *, body: bytes = b"", content_type: str | None = None, now: float
+    ) -> ClientTxnKey:
+        """Send a re-INVITE (§14.1); only one at a time."""
+        if self.state is not SessionState.CONFIRMED or self.dialog is None:
+            raise IllegalTransition("re-INVITE needs a confirmed session")
+        if self._reinvite_out is not None or self._reinvite_in is not None:
+            raise IllegalTransition("a re-INVITE is already in progress")
+        req = self.dialog.create_request("INVITE", body=body, content_type=content_type)
+        self._reinvite_out = self._send_in_dialog(req, now)
+        return self._reinvite_out
+
+    def answer_reinvite(
+        self,
+        status: int = 200,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        now: float,
+    ) -> None:
+        """Answer the pending incoming re-INVITE (a 2xx is retransmitted until ACKed)."""
+        if self._reinvite_in is None:
+            raise IllegalTransition("no re-INVITE to answer")
+        key, req = self._reinvite_in
+        self._reinvite_in = None
+        resp = self._response(req, status, body=body, content_type=content_type)
+        if 200 <= status < 300:
+            self._send_2xx(req.cseq.number, resp, key, now)
+        else:
+            self.ua.endpoint.send_response(key, resp, now=now)
+
+    def request(
+        self,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        now: float,
+    ) -> ClientTxnKey:
+        """Send another in-dialog request (INFO, UPDATE, REFER ...)."""
+        if method in ("INVITE", "ACK", "BYE", "CANCEL") or self.dialog is None:
+            raise ValueError(f"use the session's own action for {method}")
+        req = self.dialog.create_request(
+            method, body=body, content_type=content_type, headers=headers
+        )
+        return self._send_in_dialog(req, now)
+
+    def respond(
+        self,
+        key: ServerTxnKey,
+        request: Request,
+        status: int,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        now: float,
+    ) -> None:
+        """Answer an :class:`InDialogRequestReceived`."""
+        resp = self._response(request, status, body=body, content_type=content_type)
+        self.ua.endpoint.send_response(key, resp, now=now)
+
+    # -- timers ---------------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        """Next 2xx retransmission or the ACK give-up deadline."""
+        times = [t for t in (self._retx_at, self._give_up_at) if t is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, *, now: float) -> None:
+        """Retransmit the unacknowledged 2xx; give up after 64*T1 with a BYE."""
+        if self._unacked is None:
+            return
+        if self._give_up_at is not None and now >= self._give_up_at:
+            self._unacked = None
+            self._retx_at = self._give_up_at = None
+            if self.state is SessionState.CONFIRMED and self.dialog is not None:
+                self._send_in_dialog(self.dialog.create_request("BYE"), now)
+                self._end(SessionInput.ACK_TIMEOUT, "no ACK for the 2xx", remote=False)
+            return
+        t2 = self.ua.endpoint.config.timers.t2
+        while self._retx_at is not None and now >= self._retx_at:
+            _, resp, key = self._unacked
+            try:
+                self.ua.endpoint.send_response(key, resp, now=now)
+            except (UnknownTransaction, IllegalTransition):
+                self.ua.endpoint.send_stateless(resp)
+            self._retx_interval = min(self._retx_interval * 2, t2)
+            self._retx_at += self._retx_interval
+
+    # -- input from the user agent ----------------------------------------------------
+
+    def _on_response(self, resp: Response, key: ClientTxnKey, now: float) -> None:
+        if key == self.invite_key:
+            self._on_invite_response(resp, now)
+        elif key == self._reinvite_out:
+            if 200 <= resp.status < 300:
+                assert self.dialog is not None
+                self.dialog.refresh_target(resp)
+                self._ack(self.dialog, resp.cseq.number, now)
+            if resp.status >= 200:
+                self._reinvite_out = None
+                self.ua._emit(ReinviteAnswered(self, resp))
+        elif key.method == "INVITE" and 200 <= resp.status < 300:
+            self._reack(resp)  # a retransmitted 2xx to an earlier re-INVITE
+        elif key.method not in ("BYE", "CANCEL") and resp.status >= 200:
+            self.ua._emit(DialogResponseReceived(self, resp))
+
+    def _ack(self, dialog: Dialog, cseq: int, now: float) -> None:
+        ack = dialog.create_ack(cseq)
+        dest = self._next_hop() if dialog is self.dialog else uri_addr(dialog.next_hop)
+        self.ua.endpoint.send_stateless(ack, dest)
+        if dialog is self.dialog:
+            self._last_ack = (cseq, ack, dest)
+
+    def _reack(self, resp: Response) -> bool:
+        if self._last_ack is not None and self._last_ack[0] == resp.cseq.number:
+            self.ua.endpoint.send_stateless(self._last_ack[1], self._last_ack[2])
+            return True
+        return False
+
+    def _on_invite_response(self, resp: Response, now: float) -> None:
+        did = uac_dialog_id(resp)
+        if resp.status < 200:
+            if did is not None and self.state is not SessionState.CONFIRMED:
+                if did.remote_tag not in self.early:
+                    early = Dialog.as_uac(self.invite, resp, local_contact=self.ua.contact)
+                    self.early[did.remote_tag] = early
+                    self.ua._dialogs[did] = self
+                else:
+                    self.early[did.remote_tag].refresh_target(resp)
+                self._move(SessionInput.PROVISIONAL)
+            if self.state is not SessionState.TERMINATED:
+                self.ua._emit(SessionProgressed(self, resp))
+            return
+        if resp.status >= 300:
+            self._move(SessionInput.REJECT)
+            self.ua._emit(SessionRejected(self, resp.status, resp))
+            return
+        if did is None:
+            return  # a 2xx without To tag cannot be ACKed in a dialog
+        if self.state is SessionState.CONFIRMED:
+            assert self.dialog is not None
+            if did == self.dialog.id:
+                self._reack(resp)
+                return
+            # §13.2.2.4: another fork answered too: ACK it and hang it up at once
+            extra = self.early.get(did.remote_tag) or Dialog.as_uac(self.invite, resp)
+            extra.confirm(resp)
+            self._ack(extra, resp.cseq.number, now)
+            bye = extra.create_request("BYE")
+            self.ua.endpoint.send_request(bye, uri_addr(extra.next_hop), now=now)
+            return
+        dialog = self.early.pop(did.remote_tag, None)
+        if dialog is None:
+            dialog = Dialog.as_uac(self.invite, resp, local_contact=self.ua.contact)
+        dialog.confirm(resp)
+        self.dialog = dialog
+        for tag in self.early:
+            self.ua._dialogs.pop(DialogId(self.call_id, self.local_tag, tag), None)
+        self.early.clear()
+        self.ua._dialogs[dialog.id] = self
+        self._move(SessionInput.ANSWER)
+        self._ack(dialog, resp.cseq.number, now)
+        self.ua._emit(SessionAnswered(self, resp))
+        if self.cancelled:  # the 2xx crossed our CANCEL (§9.1): end it with BYE
+            self.bye(now=now)
+
+    def _on_invite_failure(self, status: int) -> None:
+        if self.role is Role.UAC and self.state in (SessionState.INITIAL, SessionState.EARLY):
+            self._move(SessionInput.REJECT)
+            self.ua._emit(SessionRejected(self, status))
+
+    def _on_request(self, req: Request, key: ServerTxnKey, now: float) -> None:
+        assert self.dialog is not None
+        status = self.dialog.check_request(req)
+        if status is not None:
+            self.ua.endpoint.send_response(key, self._response(req, status), now=now)
+            return
+        if req.method == "BYE":
+            self.ua.endpoint.send_response(key, self._response(req, 200), now=now)
+            if self.role is Role.UAS and self.state is SessionState.EARLY:
+                assert isinstance(self.invite_key, ServerTxnKey)
+                resp = self._response(self.invite, 487)
+                self.ua.endpoint.send_response(self.invite_key, resp, now=now)
+            if self.state is not SessionState.TERMINATED:
+                self._unacked = None
+                self._end(SessionInput.BYE, "remote BYE", remote=True)
+        elif req.method == "INVITE":
+            if self._reinvite_out is not None:  # §14.2 glare
+                self.ua.endpoint.send_response(key, self._response(req, 491), now=now)
+            elif self._reinvite_in is not None or self._unacked is not None:
+                resp = self._response(req, 500, headers=(("Retry-After", "1"),))
+                self.ua.endpoint.send_response(key, resp, now=now)
+            else:
+                self._reinvite_in = (key, req)
+                self.ua._emit(ReinviteReceived(self, req))
+        else:
+            self.ua._emit(InDialogRequestReceived(self, req, key))
+
+    def _on_ack(self, ack: Request) -> None:
+        if self._unacked is None or ack.cseq.number != self._unacked[0]:
+            return  # a retransmitted or stray ACK
+        first = self._unacked[0] == self.invite.cseq.number
+        self._unacked = None
+        self._retx_at = self._give_up_at = None
+        if first:
+            self.ua._emit(SessionConfirmed(self, ack))
+
+    def _on_cancel(self, cancel: Request, now: float) -> None:
+        if self.state not in (SessionState.INITIAL, SessionState.EARLY):
+            return
+        assert isinstance(self.invite_key, ServerTxnKey)
+        with suppress(IllegalTransition):  # unless the endpoint sent 487 itself (auto_487)
+            resp = self._response(self.invite, 487)
+            self.ua.endpoint.send_response(self.invite_key, resp, now=now)
+        self._move(SessionInput.CANCEL)
+        self.ua._emit(SessionCancelled(self, cancel))
+
+
+# ---------------------------------------------------------------- the user agent
+
+
+class UserAgent:
+    """Sessions over one endpoint, with the endpoint's sans-I/O contract.
+
+    ``contact`` is our Contact; with ``symmetric`` in-dialog requests go back to where the
+    INVITE came from (UAS) or went to (UAC) instead of the Contact/route set (NAT, as
+    Asterisk's ``nat=force_rport,comedia``).
+    """
+
+    def __init__(
+        self, endpoint: Endpoint, *, contact: NameAddr | str, symmetric: bool = False
+    ) -> None:
+        self.endpoint = endpoint
+        self.contact = parse_name_addr(contact) if isinstance(contact, str) else contact
+        self.symmetric = symmetric
+        self._events: deque[Event | SessionEvent] = deque()
+        self._by_key: dict[TransactionKey, Session] = {}
+        self._dialogs: dict[DialogId, Session] = {}
+        self.sessions: list[Session] = []
+
+    def _emit(self, event: Event | SessionEvent) -> None:
+        self._events.append(event)
+
+    # -- sans-I/O contract ----------------------------------------------------------
+
+    def receive(self, data: bytes, addr: Addr, *, now: float) -> None:
+        """Feed one datagram; endpoint events are dispatched to sessions."""
+        self.endpoint.receive(data, addr, now=now)
+        self._pump(now)
+
+    def datagrams_to_send(self, *, now: float) -> list[tuple[bytes, Addr]]:
+        """What the endpoint queued."""
+        return self.endpoint.datagrams_to_send(now=now)
+
+    def next_event(self) -> Event | SessionEvent | None:
+        """Session events and the endpoint events no session took."""
+        return self._events.popleft() if self._events else None
+
+    def next_timer(self) -> float | None:
+        """Earliest of the endpoint's and the sessions' deadlines."""
+        times = [t for s in self.sessions if (t := s.next_timer()) is not None]
+        ep = self.endpoint.next_timer()
+        if ep is not None:
+            times.append(ep)
+        return min(times) if times else None
+
+    def handle_timer(self, *, now: float) -> None:
+        """Fire what is due."""
+        self.endpoint.handle_timer(now=now)
+        for session in list(self.sessions):
+            t = session.next_timer()
+            if t is not None and t <= now:
+                session.handle_timer(now=now)
+        self._pump(now)
+        self.sessions = [s for s in self.sessions if s.state is not SessionState.TERMINATED]
+
+    # -- actions --------------------------------------------------------------------
+
+    def invite(
+        self,
+        uri: Uri | str,
+        *,
+        to: NameAddr | str,
+        from_: NameAddr | str,
+        dest: Addr,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        now: float,
+    ) -> Session:
+        """Start an outgoing call: an INVITE towards ``dest`` (the next hop)."""
+        ids = self.endpoint.ids
+        sender = parse_name_addr(from_) if isinstance(from_, str) else from_
+        request = make_request(
+            "INVITE",
+            uri,
+            from_=sender.with_tag(ids.tag()),
+            to=to,
+            call_id=ids.call_id(self.endpoint.config.host),
+            cseq=1,
+            via="SIP/2.0/UDP invalid",
+            contact=self.contact,
+            headers=headers,
+            body=body,
+            content_type=content_type,
+        )
+        request.headers.remove("via")
+        key = self.endpoint.send_request(request, dest, now=now)
+        session = Session(self, Role.UAC, request, key, dest if self.symmetric else None)
+        self._by_key[key] = session
+        self.sessions.append(session)
+        return session
+
+    # -- dispatch -------------------------------------------------------------------
+
+    def _pump(self, now: float) -> None:
+        while (ev := self.endpoint.next_event()) is not None:
+            self._dispatch(ev, now)
+
+    def _dispatch(self, ev: Event, now: float) -> None:
+        if isinstance(ev, ResponseReceived):
+            session = self._by_key.get(ev.key)
+            if session is None:
+                self._emit(ev)
+            else:
+                session._on_response(ev.response, ev.key, now)
+        elif isinstance(ev, RequestReceived):
+            self._on_request(ev, now)
+        elif isinstance(ev, AckReceived):
+            did = uas_dialog_id(ev.request)
+            session = self._dialogs.get(did) if did is not None else None
+            if session is None:
+                self._emit(ev)
+            else:
+                session._on_ack(ev.request)
+        elif isinstance(ev, CancelReceived):
+            session = self._by_key.get(ev.invite_key)
+            if session is None:
+                self._emit(ev)
+            else:
+                session._on_cancel(ev.request, now)
+        elif isinstance(ev, TransactionTimedOut | TransportError):
+            session = self._by_key.get(ev.key)
+            if session is None:
+                self._emit(ev)
+            elif ev.key == session.invite_key:
+                session._on_invite_failure(408 if isinstance(ev, TransactionTimedOut) else 503)
+        elif isinstance(ev, TransactionTerminated):
+            if self._by_key.pop(ev.key, None) is None:
+                self._emit(ev)
+        else:
+            self._emit(ev)
+
+    def _on_request(self, ev: RequestReceived, now: float) -> None:
+        req = ev.request
+        did = uas_dialog_id(req)
+        if did is None:
+            if req.method != "INVITE":
+                self._emit(ev)
+                return
+            session = Session(self, Role.UAS, req, ev.key, ev.source if self.symmetric else None)
+            self._by_key[ev.key] = session
+            self.sessions.append(session)
+            self._emit(SessionOffered(session, req))
+            return
+        known = self._dialogs.get(did)
+        if known is None or known.dialog is None:
+            # §12.2.2: a request for a dialog we do not know
+            resp = build_response(req, 481)
+            self.endpoint.send_response(ev.key, resp, now=now)
+            self._emit(MessageRejected("no such dialog (§12.2.2)", ev.source, 481))
+            return
+        known._on_request(req, ev.key, now)
