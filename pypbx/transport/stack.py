@@ -43,6 +43,7 @@ from pypbx.sip.events import (
     TransactionTimedOut,
     TransportError,
 )
+from pypbx.sip.headers import Via
 from pypbx.sip.ids import IdFactory, RandomSource
 from pypbx.sip.message import Message, Request, Response, build_response
 from pypbx.sip.transaction import TimerConfig
@@ -474,7 +475,11 @@ class SipStack:
         if not realms:
             return None
         retry = template.copy()
-        retry.headers.remove("via")
+        if "via" in retry.headers:  # a new transaction: the top Via gets a new branch
+            top = retry.top_via
+            params = tuple(p for p in top.params if p[0].lower() != "branch")
+            retry.headers.remove_first("via")
+            retry.headers.insert_first("Via", str(Via(top.transport, top.host, top.port, params)))
         kept = [v for v in sent if _realm(v) not in realms]
         retry.headers.remove(cred_name)
         for value in kept:
