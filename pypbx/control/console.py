@@ -25,6 +25,16 @@ __all__ = ["PROMPT", "history_path", "run_console"]
 PROMPT = "pypbx*CLI> "
 HISTORY_LENGTH = 1000
 QUIT_WORDS = ("exit", "quit")
+KNOCK = signal.SIGUSR1
+"""Sent to the main thread to leave ``input()`` when the PBX goes away."""
+
+
+class _Disconnected(Exception):
+    """Raised in the main thread by the KNOCK handler."""
+
+
+def _knocked(signum: int, frame: object) -> None:
+    raise _Disconnected
 
 
 def history_path() -> Path | None:
@@ -46,6 +56,9 @@ class _LogReader(threading.Thread):
         self.prompt = prompt
         self.disconnected = threading.Event()
         self.closing = threading.Event()
+        self.lock = threading.Lock()
+        self.busy = False
+        """True while the main thread waits for a command's reply (no SIGINT then)."""
 
     def run(self) -> None:
         try:
@@ -58,9 +71,23 @@ class _LogReader(threading.Thread):
                     self._show(line)
         except OSError:
             pass
-        if not self.closing.is_set():
-            self.disconnected.set()
-            os.kill(os.getpid(), signal.SIGINT)
+        self.disconnected.set()
+        # Wake the prompt with KNOCK until the main thread notices; a signal that lands just
+        # before readline starts waiting is not seen, so keep knocking (not while a command
+        # is in flight: the main thread checks the flag after it).
+        while not self.closing.wait(0.2 if self._knock() else 0.05):
+            pass
+
+    def _knock(self) -> bool:
+        with self.lock:
+            if self.closing.is_set() or self.busy:
+                return False
+            signal.pthread_kill(threading.main_thread().ident or 0, KNOCK)
+            return True
+
+    def set_busy(self, busy: bool) -> None:
+        with self.lock:
+            self.busy = busy
 
     def _show(self, line: str) -> None:
         buf = ""
@@ -103,6 +130,46 @@ def _setup_readline(path: Path, history: Path | None) -> Any:
     return readline
 
 
+def _one_line(path: Path, console: int, prompt: str, reader: _LogReader, out: TextIO) -> bool:
+    """Read and run one command line; False when the user leaves."""
+    try:
+        line = input(prompt).strip()
+    except EOFError:
+        out.write("\n")
+        return False
+    if not line:
+        return True
+    if line.lower() in QUIT_WORDS:
+        return False
+    reader.set_busy(True)
+    try:
+        _ok, text = run_command(path, line, console=console)
+    except (OSError, ProtocolError):
+        reader.disconnected.set()  # the loop says "Disconnected from pypbx"
+        return True
+    finally:
+        reader.set_busy(False)
+    if text:
+        out.write(text.rstrip("\n") + "\n")
+    out.flush()
+    return True
+
+
+def _loop(path: Path, console: int, prompt: str, reader: _LogReader, out: TextIO) -> int:
+    while True:
+        if reader.disconnected.is_set():
+            reader.closing.set()
+            out.write("\nDisconnected from pypbx\n")
+            return 1
+        try:
+            if not _one_line(path, console, prompt, reader, out):
+                return 0
+        except _Disconnected:
+            pass
+        except KeyboardInterrupt:  # ^C at the prompt: a fresh line, as Asterisk's console
+            out.write("\n")
+
+
 def run_console(
     path: Path, *, verbosity: int | None = None, out: TextIO | None = None, prompt: str = PROMPT
 ) -> int:
@@ -130,41 +197,25 @@ def run_console(
     reader = _LogReader(stream, out, prompt)
     reader.start()
     code = 0
+    old_knock = signal.signal(KNOCK, _knocked)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        while True:
-            try:
-                line = input(prompt).strip()
-            except EOFError:
-                out.write("\n")
-                break
-            except KeyboardInterrupt:
-                if reader.disconnected.is_set():
-                    out.write("\nDisconnected from pypbx\n")
-                    code = 1
-                    break
-                out.write("\n")
-                continue
-            if not line:
-                continue
-            if line.lower() in QUIT_WORDS:
-                break
-            try:
-                _ok, text = run_command(path, line, console=console)
-            except (OSError, ProtocolError) as exc:
-                out.write(f"Disconnected from pypbx: {exc}\n")
-                code = 1
-                break
-            if text:
-                out.write(text.rstrip("\n") + "\n")
-            out.flush()
+        code = _loop(path, console, prompt, reader, out)
+    except _Disconnected:  # a second knock while leaving
+        code = 1
     finally:
-        reader.closing.set()
+        with reader.lock:
+            reader.closing.set()
         with contextlib.suppress(OSError):
             sub.shutdown(socket.SHUT_RDWR)
-        sub.close()
-        stream.close()
+        reader.join(timeout=1.0)
+        if not reader.is_alive():
+            stream.close()
+            sub.close()
         if rl is not None and history is not None:
             with contextlib.suppress(OSError):
                 rl.write_history_file(history)
+        signal.signal(KNOCK, old_knock)
+        signal.signal(signal.SIGINT, old_int)
         out.flush()
     return code
