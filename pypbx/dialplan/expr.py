@@ -105,7 +105,7 @@ def format_number(d: Decimal) -> str:
     sign = "-" if d.is_signed() else ""
     if d.is_zero():
         return sign + "0"
-    r = _PRINT_CTX.plus(abs(d))
+    r = _PRINT_CTX.plus(d.copy_abs())
     digits = "".join(map(str, r.as_tuple().digits)).rstrip("0") or "0"
     exp = r.adjusted()
     if -4 <= exp < 18:
@@ -319,6 +319,7 @@ class _RegexError(Exception):
 @dataclass(frozen=True, slots=True)
 class _Char:
     pattern: str  # a one-character Python regex: literal, '.', class or escape
+    literal: str | None = None  # the character itself, when it is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +378,16 @@ _DUP_MAX = 32767  # RE_DUP_MAX
 _PROGRAM_MAX = 20000  # instructions; glibc answers REG_ESIZE for patterns that grow too big
 
 
+def _repeat(node: _Node, low: int, high: int | None) -> _Node:
+    """Quantify ``node``; stacked ``* + ?`` fold into one (``a**``, ``a+?``: POSIX allows them)."""
+    simple = {(0, None), (1, None), (0, 1)}
+    if isinstance(node, _Repeat) and (node.low, node.high) in simple and (low, high) in simple:
+        if (node.low, node.high) == (low, high):
+            return node
+        return _Repeat(node.node, 0, None)
+    return _Repeat(node, low, high)
+
+
 def _class_char(c: str) -> str:
     return "\\" + c if c in "\\]^-[" else c
 
@@ -409,7 +420,7 @@ class _EreParser:
                 low, high = self.quantifier()
                 if not pieces or isinstance(pieces[-1], _Assert):
                     raise _RegexError("Invalid preceding regular expression")
-                pieces[-1] = _Repeat(pieces[-1], low, high)
+                pieces[-1] = _repeat(pieces[-1], low, high)
             else:
                 pieces.append(self.atom())
         return pieces[0] if len(pieces) == 1 else _Concat(tuple(pieces))
@@ -461,12 +472,12 @@ class _EreParser:
                     raise _RegexError("Invalid back reference")
                 self.backrefs = True
                 return _Backref(int(e))
-            return _Char(re.escape(e))
+            return _Char(re.escape(e), e)
         if c in "^$":
             return _Assert(c)
         if c == ".":
             return _Char(".")
-        return _Char(re.escape(c))
+        return _Char(re.escape(c), c)
 
     def bracket(self) -> str:
         p = self.p
@@ -579,7 +590,10 @@ class _Regex:
 
     def emit(self, node: _Node) -> None:
         if isinstance(node, _Char):
-            self.add((_OP_CHAR, re.compile(node.pattern, re.DOTALL).match, None))
+            test = (
+                node.literal.__eq__ if node.literal else re.compile(node.pattern, re.DOTALL).match
+            )
+            self.add((_OP_CHAR, test, None))
         elif isinstance(node, _Assert):
             self.add((_OP_ASSERT, node.kind, None))
         elif isinstance(node, _Group):
@@ -686,7 +700,9 @@ def _compile_ere(pattern: str) -> _Regex:
     node = parser.parse()
     try:
         return _Regex(node, parser.groups, parser.backrefs)
-    except (re.error, RecursionError, OverflowError) as e:
+    except RecursionError:
+        raise _RegexError("Regular expression too big") from None
+    except (re.error, OverflowError) as e:
         raise _RegexError(str(e)) from None
 
 
