@@ -45,6 +45,7 @@ class DryRunResult:
     actions: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
+    marks: list[int] = field(default_factory=list)  # len(actions) when each step began
 
     def to_json(self) -> dict[str, object]:
         cause = self.hangup_cause
@@ -62,11 +63,16 @@ class DryRunResult:
         }
 
     def to_text(self) -> str:
-        lines = [
-            f'    -- Executing [{s.exten}@{s.context}:{s.priority}] {s.app}("{s.args}")'
-            for s in self.steps
-        ]
-        lines += [f"    >> {a}" for a in self.actions]
+        lines: list[str] = []
+        done = 0
+        for i, s in enumerate(self.steps):
+            mark = self.marks[i] if i < len(self.marks) else done
+            lines += [f"    >> {a}" for a in self.actions[done:mark]]
+            done = max(done, mark)
+            lines.append(
+                f'    -- Executing [{s.exten}@{s.context}:{s.priority}] {s.app}("{s.args}")'
+            )
+        lines += [f"    >> {a}" for a in self.actions[done:]]
         lines += [f"    !! {m}" for m in self.log if not m.startswith("INFO:")]
         try:
             name = HangupCause(self.hangup_cause).name
@@ -99,6 +105,12 @@ async def dry_run_async(
     """
     channel = RecordingChannel(dial_status=DialStatus(str(dialstatus).upper()), digits=digits)
     steps: list[Step] = []
+    marks: list[int] = []
+
+    def on_step(step: Step) -> None:
+        steps.append(step)
+        marks.append(len(channel.actions))
+
     ex = Execution(
         dialplan,
         channel,
@@ -112,7 +124,7 @@ async def dry_run_async(
         rng=rng or random.Random(0),
         astdb=astdb if astdb is not None else AstDb(":memory:"),
         max_steps=max_steps,
-        on_step=steps.append,
+        on_step=on_step,
         tz=tz,
         logger=_QUIET,
     )
@@ -124,6 +136,7 @@ async def dry_run_async(
         actions=list(channel.actions),
         log=list(ex.messages),
         variables=dict(ex.vars.items()),
+        marks=marks,
     )
 
 

@@ -106,13 +106,15 @@ def test_text_form_lists_each_step(tmp_path: Path) -> None:
     out, code = run_cli(str(tmp_path), "demo", "100", "2000", {"WHO": "world"}, "ANSWER", False)
     assert code == 0
     lines = out.splitlines()
-    assert lines[:4] == [
+    assert lines[:7] == [
         '    -- Executing [100@demo:1] Answer("")',
+        "    >> answer",
         '    -- Executing [100@demo:2] Set("GREETING=world")',
         '    -- Executing [100@demo:3] Playback("hello-world")',
+        "    >> play hello-world",
         '    -- Executing [100@demo:4] Hangup("")',
+        "    >> hangup cause=16",
     ]
-    assert "    >> play hello-world" in lines
     assert lines[-1] == "  == Call ended (hangup), hangup cause 16 (NORMAL_CLEARING)"
 
 
