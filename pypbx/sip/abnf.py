@@ -65,14 +65,17 @@ _HEX = "0123456789abcdefABCDEF"
 
 def ascii_uint(text: str | bytes, limit: int) -> int | None:
     """``text`` as a non-negative decimal integer if it is 1+ ASCII digits and the value is
-    at most ``limit``; else ``None``. Safe on huge inputs (no int() of long strings)."""
-    if not text or not text.isdigit() or not text.isascii():
+    at most ``limit`` (< 10**18); else ``None``. Safe on huge inputs (leading zeros are
+    allowed, other long digit strings are refused before any int() conversion)."""
+    if not text.isdigit() or not text.isascii():
         return None
-    digits = text.decode("ascii") if isinstance(text, bytes) else text
-    digits = digits.lstrip("0")
-    if len(digits) > len(str(limit)):
-        return None
-    value = int(digits) if digits else 0
+    if len(text) > 18:
+        text = text.lstrip(b"0" if isinstance(text, bytes) else "0")  # type: ignore[arg-type]
+        if len(text) > 18:
+            return None
+        if not text:
+            return 0
+    value = int(text)
     return value if value <= limit else None
 
 
