@@ -4,18 +4,26 @@ Applications never touch SIP or RTP: they await the methods of :class:`ChannelAp
 channel (pypbx.call) implements them with calls and media; :class:`RecordingChannel` implements
 them instantly and records what would have happened, for tests and ``pypbx dialplan run``.
 
+Caller-supplied text (the dialled extension, the caller number) is *neutralised* before the
+dial plan sees it: ASCII characters outside ``[0-9A-Za-z*#+._-]`` become private-use code
+points (1:1), so they can never act as syntax: ``Dial(SIP/${EXTEN}@trunk)`` cannot be turned
+into two destinations by an ``EXTEN`` holding ``&``, ``,``, ``/`` or ``@`` (issue 9 item 2).
+:func:`reveal` maps them back for logs and display.
+
 Hangup causes are Q.850 numbers with Asterisk's names (``AST_CAUSE_*`` in causes.h).
 Dial results carry the ``DIALSTATUS`` contract of app_dial.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Protocol, runtime_checkable
 
 __all__ = [
     "ChannelApi",
+    "ChannelVars",
     "DialResult",
     "DialStatus",
     "DialTarget",
@@ -23,6 +31,9 @@ __all__ = [
     "Indication",
     "RecordingChannel",
     "cause_from_text",
+    "is_neutralized",
+    "neutralize",
+    "reveal",
 ]
 
 
@@ -272,3 +283,77 @@ class RecordingChannel:
             answered_time=answered,
             peer=str(targets[0]) if targets else "",
         )
+
+
+_SAFE = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz*#+._-")
+_PRIVATE = 0xE000
+_ALL_SAFE = re.compile(r"[0-9A-Za-z*#+._-]*")
+_DEFUSED = re.compile("[\ue000-\ue07f]")
+
+
+def neutralize(text: str) -> str:
+    """Map ASCII characters outside ``[0-9A-Za-z*#+._-]`` to private-use code points (1:1)."""
+    if _ALL_SAFE.fullmatch(text):
+        return text
+    return "".join(c if c in _SAFE or ord(c) >= 128 else chr(_PRIVATE + ord(c)) for c in text)
+
+
+def reveal(text: str) -> str:
+    """Undo :func:`neutralize` (for logs, dry-run output and the wire)."""
+    if not _DEFUSED.search(text):
+        return text
+    return "".join(
+        chr(ord(c) - _PRIVATE) if _PRIVATE <= ord(c) < _PRIVATE + 128 else c for c in text
+    )
+
+
+def is_neutralized(text: str) -> bool:
+    """True when ``text`` holds caller characters :func:`neutralize` defused."""
+    return _DEFUSED.search(text) is not None
+
+
+class ChannelVars:
+    """Channel variables with Asterisk's inheritance markers.
+
+    ``_X`` is inherited by channels this one creates (as ``X``), ``__X`` by all descendants
+    (as ``__X``). Reading ``X`` finds ``_X``/``__X`` (ast_var_name strips the underscores).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, initial: dict[str, str] | None = None) -> None:
+        self._values: dict[str, tuple[str, int]] = {}
+        for k, v in (initial or {}).items():
+            self.set(k, v)
+
+    @staticmethod
+    def _split(name: str) -> tuple[str, int]:
+        if name.startswith("__"):
+            return name[2:], 2
+        if name.startswith("_"):
+            return name[1:], 1
+        return name, 0
+
+    def get(self, name: str) -> str | None:
+        item = self._values.get(self._split(name)[0])
+        return None if item is None else item[0]
+
+    def set(self, name: str, value: str | None) -> None:
+        bare, level = self._split(name)
+        self._values.pop(bare, None)
+        if value is not None:
+            self._values[bare] = (value, level)
+
+    def items(self) -> list[tuple[str, str]]:
+        """Variables as Asterisk lists them, with their ``_``/``__`` markers."""
+        return [("_" * lvl + k, v) for k, (v, lvl) in self._values.items()]
+
+    def inherited(self) -> dict[str, str]:
+        """What a channel created by this one starts with."""
+        out: dict[str, str] = {}
+        for k, (v, lvl) in self._values.items():
+            if lvl == 1:
+                out[k] = v
+            elif lvl == 2:
+                out["__" + k] = v
+        return out

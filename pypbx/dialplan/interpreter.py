@@ -18,18 +18,23 @@ for display.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
-from pypbx.config.conf import ConfWarning
-from pypbx.dialplan.channel_api import ChannelApi, HangupCause, Indication
-from pypbx.dialplan.registry import REGISTRY, AppResult, Registry
+from pypbx.dialplan.channel_api import (
+    ChannelApi,
+    ChannelVars,
+    HangupCause,
+    Indication,
+    is_neutralized,
+    neutralize,
+    reveal,
+)
+from pypbx.dialplan.registry import AppResult, Registry, check_dialplan, load_builtins
 from pypbx.dialplan.variables import substitute
 
 if TYPE_CHECKING:
@@ -47,6 +52,7 @@ __all__ = [
     "Step",
     "check_condition",
     "check_dialplan",
+    "is_neutralized",
     "load_builtins",
     "neutralize",
     "reveal",
@@ -57,31 +63,6 @@ log = logging.getLogger("pypbx.dialplan")
 DEFAULT_MAX_STEPS = 100_000
 MACRO_MAX_DEPTH = 7  # app_macro MAX_RECURSION default
 GOSUB_MAX_DEPTH = 1000
-_SAFE = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz*#+._-")
-_PRIVATE = 0xE000
-_ALL_SAFE = re.compile(r"[0-9A-Za-z*#+._-]*")
-_DEFUSED = re.compile("[\ue000-\ue07f]")
-
-
-def neutralize(text: str) -> str:
-    """Map ASCII characters outside ``[0-9A-Za-z*#+._-]`` to private-use code points (1:1)."""
-    if _ALL_SAFE.fullmatch(text):
-        return text
-    return "".join(c if c in _SAFE or ord(c) >= 128 else chr(_PRIVATE + ord(c)) for c in text)
-
-
-def reveal(text: str) -> str:
-    """Undo :func:`neutralize` (for logs, dry-run output and the wire)."""
-    if not _DEFUSED.search(text):
-        return text
-    return "".join(
-        chr(ord(c) - _PRIVATE) if _PRIVATE <= ord(c) < _PRIVATE + 128 else c for c in text
-    )
-
-
-def is_neutralized(text: str) -> bool:
-    """True when ``text`` holds caller characters :func:`neutralize` defused."""
-    return _DEFUSED.search(text) is not None
 
 
 def check_condition(text: str) -> bool:
@@ -140,53 +121,6 @@ class Frame:
     whiles: list[Position] = field(default_factory=list)
 
 
-class ChannelVars:
-    """Channel variables with Asterisk's inheritance markers.
-
-    ``_X`` is inherited by channels this one creates (as ``X``), ``__X`` by all descendants
-    (as ``__X``). Reading ``X`` finds ``_X``/``__X`` (ast_var_name strips the underscores).
-    """
-
-    __slots__ = ("_values",)
-
-    def __init__(self, initial: dict[str, str] | None = None) -> None:
-        self._values: dict[str, tuple[str, int]] = {}
-        for k, v in (initial or {}).items():
-            self.set(k, v)
-
-    @staticmethod
-    def _split(name: str) -> tuple[str, int]:
-        if name.startswith("__"):
-            return name[2:], 2
-        if name.startswith("_"):
-            return name[1:], 1
-        return name, 0
-
-    def get(self, name: str) -> str | None:
-        item = self._values.get(self._split(name)[0])
-        return None if item is None else item[0]
-
-    def set(self, name: str, value: str | None) -> None:
-        bare, level = self._split(name)
-        self._values.pop(bare, None)
-        if value is not None:
-            self._values[bare] = (value, level)
-
-    def items(self) -> list[tuple[str, str]]:
-        """Variables as Asterisk lists them, with their ``_``/``__`` markers."""
-        return [("_" * lvl + k, v) for k, (v, lvl) in self._values.items()]
-
-    def inherited(self) -> dict[str, str]:
-        """What a channel created by this one starts with."""
-        out: dict[str, str] = {}
-        for k, (v, lvl) in self._values.items():
-            if lvl == 1:
-                out[k] = v
-            elif lvl == 2:
-                out["__" + k] = v
-        return out
-
-
 class GlobalVars:
     """The shared ``[globals]`` store; ``load`` applies ``clearglobalvars`` on reload."""
 
@@ -215,33 +149,6 @@ class _GlobalsOnly:
 
     def call_function(self, name: str, args: str) -> str | None:
         return None
-
-
-def check_dialplan(dialplan: Dialplan, registry: Registry | None = None) -> list[ConfWarning]:
-    """Warnings for applications no module provides (Asterisk warns at load, then hangs up
-    a call that reaches one)."""
-    reg = registry if registry is not None else load_builtins()
-    out: list[ConfWarning] = []
-    for ctx in dialplan.contexts.values():
-        for ext in ctx.extensions:
-            for prio in ext.priorities.values():
-                if prio.app.strip() and reg.app(prio.app) is None:
-                    out.append(
-                        ConfWarning(
-                            prio.origin,
-                            f"application '{prio.app.strip()}' is not available in pypbx: "
-                            f"a call reaching {ctx.name},{ext.name},{prio.number} hangs up",
-                            "unknown-application",
-                        )
-                    )
-    return out
-
-
-def load_builtins() -> Registry:
-    """Import the built-in application and function modules; returns the global registry."""
-    importlib.import_module("pypbx.dialplan.apps")
-    importlib.import_module("pypbx.dialplan.functions")
-    return REGISTRY
 
 
 class _End(Enum):

@@ -12,14 +12,18 @@ names case-sensitively, as ast_custom_function_find does.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 
+from pypbx.config.conf import ConfWarning
+
 if TYPE_CHECKING:
     from pypbx.dialplan.interpreter import Execution
+    from pypbx.dialplan.model import Dialplan
 
 __all__ = [
     "REGISTRY",
@@ -29,7 +33,9 @@ __all__ = [
     "FunctionEntry",
     "Registry",
     "application",
+    "check_dialplan",
     "function",
+    "load_builtins",
 ]
 
 
@@ -217,3 +223,30 @@ def function(
         return entry
 
     return deco
+
+
+def check_dialplan(dialplan: Dialplan, registry: Registry | None = None) -> list[ConfWarning]:
+    """Warnings for applications no module provides (Asterisk warns at load, then hangs up
+    a call that reaches one)."""
+    reg = registry if registry is not None else load_builtins()
+    out: list[ConfWarning] = []
+    for ctx in dialplan.contexts.values():
+        for ext in ctx.extensions:
+            for prio in ext.priorities.values():
+                if prio.app.strip() and reg.app(prio.app) is None:
+                    out.append(
+                        ConfWarning(
+                            prio.origin,
+                            f"application '{prio.app.strip()}' is not available in pypbx: "
+                            f"a call reaching {ctx.name},{ext.name},{prio.number} hangs up",
+                            "unknown-application",
+                        )
+                    )
+    return out
+
+
+def load_builtins() -> Registry:
+    """Import the built-in application and function modules; returns the global registry."""
+    importlib.import_module("pypbx.dialplan.apps")
+    importlib.import_module("pypbx.dialplan.functions")
+    return REGISTRY
