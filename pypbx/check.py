@@ -46,13 +46,18 @@ class ConfigSet:
     dialplan: Dialplan | None = None
     rtp: RtpConfig | None = None
     settings: PbxConfig | None = None
-    warnings: tuple[str, ...] = ()
-    missing: tuple[str, ...] = field(default=())
+    part_warnings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Warning lines (``file:line: message``) per file name of :data:`FILES`."""
+    missing: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for name in FILES for w in self.part_warnings.get(name, ())]
 
     def with_part(self, name: str, value: Any, warnings: list[str]) -> ConfigSet:
         """A copy with one part replaced (the others are the same objects)."""
-        kept = tuple(w for w in self.warnings if not _warning_is_for(w, name))
-        return replace(self, **{_ATTR[name]: value}, warnings=kept + tuple(warnings))
+        notes = {**self.part_warnings, name: tuple(warnings)}
+        return replace(self, **{_ATTR[name]: value}, part_warnings=notes)
 
 
 _ATTR = {
@@ -61,11 +66,6 @@ _ATTR = {
     "rtp.conf": "rtp",
     "pypbx.conf": "settings",
 }
-
-
-def _warning_is_for(text: str, name: str) -> bool:
-    head = text.split(":", 1)[0]
-    return Path(head).name == name
 
 
 _LOADERS: dict[str, Callable[[Path], Any]] = {
@@ -107,13 +107,13 @@ def load_config_dir(config_dir: str | Path) -> ConfigSet:
     if not present:
         raise ConfigError(f"{root}: no configuration found (none of {', '.join(FILES)})")
     parts: dict[str, Any] = {}
-    warnings: list[str] = []
+    notes: dict[str, tuple[str, ...]] = {}
     for name in FILES:
         value, warns = load_one(root, name)
         parts[_ATTR[name]] = value
-        warnings.extend(warns)
+        notes[name] = tuple(warns)
     missing = tuple(n for n in FILES if n not in present)
-    return ConfigSet(root, warnings=tuple(warnings), missing=missing, **parts)
+    return ConfigSet(root, part_warnings=notes, missing=missing, **parts)
 
 
 def summary_lines(cfg: ConfigSet) -> list[str]:

@@ -46,7 +46,8 @@ __all__ = [
 log = logging.getLogger("pypbx.server")
 
 STOP_TIMEOUT = 4.0
-"""Seconds a service gets to stop before the PBX exits anyway (SIGTERM must end within 5 s)."""
+"""Seconds all services together get to stop before the PBX exits anyway (SIGTERM → exit
+within 5 s)."""
 
 
 class AlreadyRunning(PbxError):
@@ -272,7 +273,7 @@ class Pbx:
             return ReloadResult(True, tuple(lines))
 
     async def reload_sip(self) -> ReloadResult:
-        """``sip reload``: re-read sip.conf (and rtp.conf) aside, swap, report changes."""
+        """``sip reload``: re-read sip.conf aside, swap, report what changed."""
         old = self.config.sip
 
         def report(new: ConfigSet) -> list[str]:
@@ -282,7 +283,11 @@ class Pbx:
                 f"SIP reloaded: {len(changes) or 'no'} change{'' if len(changes) == 1 else 's'}.",
             ]
 
-        return await self._reload(("sip.conf", "rtp.conf"), report)
+        return await self._reload(("sip.conf",), report)
+
+    async def reload_rtp(self) -> ReloadResult:
+        """``module reload res_rtp_asterisk.so``: re-read rtp.conf aside and swap it."""
+        return await self._reload(("rtp.conf",), lambda _new: ["RTP configuration reloaded."])
 
     async def reload_dialplan(self) -> ReloadResult:
         """``dialplan reload``: re-read extensions.conf aside and swap it."""
@@ -339,16 +344,15 @@ class Pbx:
                 await self._wait_for_calls()
             verbose(log, 0, "pypbx stopping")
         finally:
-            for svc in reversed(started):
+            deadline = loop.time() + STOP_TIMEOUT
+            stoppers: list[tuple[str, Callable[[], Awaitable[None]]]]
+            stoppers = [(svc.name, svc.stop) for svc in reversed(started)]
+            stoppers += [("stop hook", hook) for hook in reversed(self.stop_hooks)]
+            for name, stop in stoppers:
                 try:
-                    await asyncio.wait_for(svc.stop(), STOP_TIMEOUT)
+                    await asyncio.wait_for(stop(), max(0.1, deadline - loop.time()))
                 except (TimeoutError, PbxError, OSError) as exc:
-                    log.warning("service %s did not stop cleanly: %r", svc.name, exc)
-            for hook in reversed(self.stop_hooks):
-                try:
-                    await asyncio.wait_for(hook(), STOP_TIMEOUT)
-                except (TimeoutError, PbxError, OSError) as exc:
-                    log.warning("stop hook failed: %r", exc)
+                    log.warning("%s did not stop cleanly: %r", name, exc)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await control.close()

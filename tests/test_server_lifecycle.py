@@ -111,7 +111,16 @@ COMMANDS = [
     ),
     ("dialplan reload", [r"^Dialplan reloaded\.$"]),
     ("sip reload", [r"^SIP reloaded: no changes\.$"]),
-    ("module reload", [r"^Reloading module 'chan_sip\.so'$", r"^Dialplan reloaded\.$"]),
+    (
+        "module reload",
+        [
+            r"^Reloading module 'chan_sip\.so'$",
+            r"^Dialplan reloaded\.$",
+            r"^RTP configuration reloaded\.$",
+        ],
+    ),
+    ("core reload", [r"^Reloading module 'res_rtp_asterisk\.so'$"]),
+    ("core show function CALLERID", [r"-= Info about function 'CALLERID' =-", r"\[Syntax\]"]),
     ("module reload pbx_config.so", [r"^Reloading module 'pbx_config\.so'$"]),
     ("help", [r"^sip show peers +-- List defined SIP peers$", r"^core stop now +-- "]),
     ("help sip show", [r"^sip show registry +-- ", r"^sip show peer +-- "]),
@@ -173,6 +182,7 @@ def test_dialplan_show(running: PbxProcess, capsys: pytest.CaptureFixture[str]) 
         ("core set verbose loud", "Usage: core set verbose"),
         ("module reload chan_foo.so", "The module 'chan_foo' was not found"),
         ("channel request hangup SIP/9-0001", "SIP/9-0001 is not a known channel"),
+        ("core show function NOPE", "No function by that name registered: NOPE"),
     ],
 )
 def test_rx_failure_exits_1(

@@ -272,6 +272,7 @@ def _reload_result(result: ReloadResult) -> str:
 _MODULES: dict[str, Callable[[Pbx], Awaitable[ReloadResult]]] = {
     "chan_sip": lambda pbx: pbx.reload_sip(),
     "pbx_config": lambda pbx: pbx.reload_dialplan(),
+    "res_rtp_asterisk": lambda pbx: pbx.reload_rtp(),
 }
 """Reloadable parts under their Asterisk module names (``module reload chan_sip.so``)."""
 
@@ -301,8 +302,8 @@ async def _reload_modules(pbx: Pbx, args: list[str]) -> str:
     "module reload",
     summary="Reload configuration for a module",
     usage="Usage: module reload [module ...]\n"
-    "       Reloads configuration files for the named modules (chan_sip.so, pbx_config.so),\n"
-    "       or for all of them.",
+    "       Reloads configuration files for the named modules (chan_sip.so: sip.conf,\n"
+    "       pbx_config.so: extensions.conf, res_rtp_asterisk.so: rtp.conf), or for all.",
     completer=_module_names,
 )
 async def module_reload(pbx: Pbx, args: list[str]) -> str:

@@ -121,6 +121,32 @@ async def show_functions(pbx: Pbx, args: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _function_names(pbx: Pbx, args: list[str], word: str) -> Iterable[str]:
+    return [e.name for e in _entries("function")] if not args else []
+
+
+@command(
+    "core show function",
+    summary="Describe a specific dialplan function",
+    usage="Usage: core show function <function>\n       Describe a particular dialplan function.",
+    completer=_function_names,
+)
+async def show_function(pbx: Pbx, args: list[str]) -> str:
+    if len(args) != 1:
+        raise ShowUsage
+    for f in _entries("function"):
+        if f.name == args[0]:
+            block = [f"  -= Info about function '{f.name}' =- ", "", "[Synopsis]", _synopsis(f)]
+            desc = _text(f, "description", "doc")
+            if desc:
+                block += ["", "[Description]", desc]
+            syntax = _text(f, "syntax", "usage")
+            if syntax:
+                block += ["", "[Syntax]", syntax]
+            return "\n".join(block)
+    raise CommandError(f"No function by that name registered: {args[0]}")
+
+
 def _context_names(pbx: Pbx, args: list[str], word: str) -> Iterable[str]:
     if pbx.dialplan is None or args:
         return []

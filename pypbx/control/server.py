@@ -89,10 +89,14 @@ class ControlServer:
                     f"another pypbx is running with the control socket {self.path}"
                 )
             self.path.unlink()
-        with socket_address(self.path) as addr:
-            self._server = await asyncio.start_unix_server(
-                self._serve, path=addr, limit=MAX_REQUEST
-            )
+        old_umask = os.umask(0o117)  # the socket is born 0660, never wider
+        try:
+            with socket_address(self.path) as addr:
+                self._server = await asyncio.start_unix_server(
+                    self._serve, path=addr, limit=MAX_REQUEST
+                )
+        finally:
+            os.umask(old_umask)
         os.chmod(self.path, 0o660)
 
     async def close(self) -> None:

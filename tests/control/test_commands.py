@@ -147,6 +147,7 @@ REQUIRED = [
     "core show applications",
     "core show application",
     "core show functions",
+    "core show function",
     "core set verbose",
     "core stop now",
     "core stop gracefully",
@@ -192,4 +193,8 @@ def test_builtin_completion_of_peer_and_context_names() -> None:
     assert REGISTRY.complete(pbx, "sip set debug peer f") == ["flowroute"]  # type: ignore[arg-type]
     assert REGISTRY.complete(pbx, "dialplan show ") == ["inbound", "outgoing"]  # type: ignore[arg-type]
     assert REGISTRY.complete(pbx, "help sip show p") == ["peer", "peers"]  # type: ignore[arg-type]
-    assert REGISTRY.complete(pbx, "module reload ") == ["chan_sip.so", "pbx_config.so"]  # type: ignore[arg-type]
+    assert REGISTRY.complete(pbx, "module reload ") == [
+        "chan_sip.so",
+        "pbx_config.so",
+        "res_rtp_asterisk.so",
+    ]  # type: ignore[arg-type]
