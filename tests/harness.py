@@ -74,8 +74,9 @@ class Network:
                 new.append(Packet(data, addr, dst, self.now))
         self.wire.extend(new)
         if self.blackhole is not None:
-            self.dropped.extend(p for p in new if self.blackhole(p))
-            new = [p for p in new if not self.blackhole(p)]
+            lost = [self.blackhole(p) for p in new]  # asked once per datagram
+            self.dropped.extend(p for p, gone in zip(new, lost, strict=True) if gone)
+            new = [p for p, gone in zip(new, lost, strict=True) if not gone]
         for addr, node in self.nodes.items():
             while (ev := node.next_event()) is not None:
                 self.events[addr].append(ev)

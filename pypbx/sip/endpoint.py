@@ -14,6 +14,7 @@ actions ``send_request``, ``send_response``, ``send_stateless``, ``cancel``,
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -198,6 +199,10 @@ class Endpoint:
         self._merge: dict[tuple[str, ...], ServerTxnKey] = {}
         self._events: deque[Event] = deque()
         self._out: list[tuple[bytes, Addr]] = []
+        # (deadline, tie-breaker, transaction); entries go stale when a transaction's
+        # deadlines change and are skipped lazily
+        self._timers: list[tuple[float, int, Transaction]] = []
+        self._seq = 0
 
     # ------------------------------------------------------------------ inspection
 
@@ -235,17 +240,20 @@ class Endpoint:
 
     def next_timer(self) -> float | None:
         """The earliest deadline of any transaction."""
-        deadlines = [
-            d
-            for txn in (*self._clients.values(), *self._servers.values())
-            if (d := txn.next_deadline()) is not None
-        ]
-        return min(deadlines) if deadlines else None
+        heap = self._timers
+        while heap:
+            deadline, _, txn = heap[0]
+            if not txn.terminated and txn.next_deadline() == deadline:
+                return deadline
+            heapq.heappop(heap)  # stale: the transaction moved on or ended
+        return None
 
     def handle_timer(self, *, now: float) -> None:
-        """Fire every timer due at ``now`` (in deadline order per transaction)."""
-        for txn in [*self._clients.values(), *self._servers.values()]:
-            while not txn.terminated and (timer := txn.due_timer(now)) is not None:
+        """Fire every timer due at ``now`` (in deadline order)."""
+        heap = self._timers
+        while heap and heap[0][0] <= now:
+            _, _, txn = heapq.heappop(heap)
+            if not txn.terminated and (timer := txn.due_timer(now)) is not None:
                 self._step(txn, TIMER_INPUT[timer], now)
 
     def receive(self, data: bytes, addr: Addr, *, now: float) -> None:
@@ -262,7 +270,6 @@ class Endpoint:
             self._receive_request(msg, addr, now)
         else:
             self._receive_response(msg, addr, now)
-        self.handle_timer(now=now)
 
     # ------------------------------------------------------------------ TU actions
 
@@ -289,6 +296,7 @@ class Endpoint:
             reliable=self.config.reliable,
         )
         self._clients[key] = txn
+        self._schedule(txn)
         self._emit(request, dest)
         return key
 
@@ -302,7 +310,6 @@ class Endpoint:
         if txn is None:
             raise UnknownTransaction(str(key))
         self._respond(txn, response, now)
-        self.handle_timer(now=now)
 
     def send_stateless(self, message: Message, dest: Addr | None = None) -> None:
         """Send outside any transaction: the ACK for a 2xx (§13.2.2.4), a 2xx retransmitted
@@ -382,6 +389,8 @@ class Endpoint:
         _ = msg.from_
         _ = msg.to
         _ = msg.call_id
+        _ = msg.contact
+        _ = msg.record_route
         if isinstance(msg, Request):
             _ = msg.uri
 
@@ -402,6 +411,18 @@ class Endpoint:
             self._act(txn, action, message)
         if txn.terminated:
             self._forget(txn)
+            return
+        # timers of zero duration (D/I/J/K on reliable transports) fire at once
+        if (timer := txn.due_timer(now)) is not None:
+            self._step(txn, TIMER_INPUT[timer], now)
+        else:
+            self._schedule(txn)
+
+    def _schedule(self, txn: Transaction) -> None:
+        deadline = txn.next_deadline()
+        if deadline is not None:
+            self._seq += 1
+            heapq.heappush(self._timers, (deadline, self._seq, txn))
 
     def _act(self, txn: Transaction, action: Action, message: Message | None) -> None:
         if action is Action.SEND_REQUEST:
@@ -479,6 +500,7 @@ class Endpoint:
             reliable=self.config.reliable,
         )
         self._servers[key] = txn
+        self._schedule(txn)
         return txn
 
     def _stateless_reply(

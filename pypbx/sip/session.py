@@ -50,6 +50,7 @@ from pypbx.sip.events import (
     TransactionTimedOut,
     TransportError,
 )
+from pypbx.sip.headers import Star
 from pypbx.sip.message import Request, Response, build_response, make_request
 from pypbx.sip.transaction import IllegalTransition
 from pypbx.sip.uri import NameAddr, Uri, parse_name_addr
@@ -116,7 +117,7 @@ class Session:
     out in :class:`SessionOffered` (UAS)."""
 
     def __init__(
-        self, ua: UserAgent, role: Role, invite: Request, key: TransactionKey, dest: Addr | None
+        self, ua: UserAgent, role: Role, invite: Request, key: TransactionKey, origin: Addr
     ) -> None:
         self.ua = ua
         self.role = role
@@ -127,13 +128,15 @@ class Session:
         self.local_tag = (invite.from_.tag if role is Role.UAC else ua.endpoint.ids.tag()) or ""
         self.dialog: Dialog | None = None
         self.early: dict[str, Dialog] = {}
-        self.dest = dest  # fixed next hop (symmetric signalling), else the dialog decides
+        self.origin = origin  # where the INVITE went (UAC) or came from (UAS)
+        self.dest = origin if ua.symmetric else None  # fixed next hop, else the dialog
         self.cancelled = False
         self._last_ack: tuple[int, Request, Addr] | None = None
         self._reinvite_out: ClientTxnKey | None = None
         self._reinvite_in: tuple[ServerTxnKey, Request] | None = None
         # UAS 2xx retransmission (§13.3.1.4): (cseq, response, key), next deadline, interval
         self._unacked: tuple[int, Response, ServerTxnKey] | None = None
+        self._ids: set[DialogId] = set()
         self._retx_at: float | None = None
         self._retx_interval = 0.0
         self._give_up_at: float | None = None
@@ -152,6 +155,8 @@ class Session:
             self._retx_at = self._give_up_at = None
             if self.dialog is not None:
                 self.dialog.terminate()
+            for did in list(self._ids):
+                self.ua._unbind(did)
 
     def _end(self, event: SessionInput, reason: str, *, remote: bool) -> None:
         self._move(event)
@@ -159,14 +164,19 @@ class Session:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _next_hop(self) -> Addr:
-        if self.dest is not None:
-            return self.dest
-        assert self.dialog is not None
-        return uri_addr(self.dialog.next_hop)
+    def _hop(self, dialog: Dialog | None = None) -> Addr:
+        """Next hop of an in-dialog request: the fixed ``dest`` (symmetric), else the route
+        set / remote target; a target we cannot route to (tel:) falls back to ``origin``."""
+        dialog = dialog or self.dialog
+        if self.dest is not None or dialog is None:
+            return self.dest or self.origin
+        try:
+            return uri_addr(dialog.next_hop)
+        except ValueError:
+            return self.origin
 
     def _send_in_dialog(self, request: Request, now: float) -> ClientTxnKey:
-        key = self.ua.endpoint.send_request(request, self._next_hop(), now=now)
+        key = self.ua.endpoint.send_request(request, self._hop(), now=now)
         self.ua._by_key[key] = self
         return key
 
@@ -198,7 +208,7 @@ class Session:
         self._move(SessionInput.PROVISIONAL)
         if self.dialog is None:
             self.dialog = Dialog.as_uas(self.invite, self.local_tag, local_contact=self.ua.contact)
-            self.ua._dialogs[self.dialog.id] = self
+            self.ua._bind(self.dialog.id, self)
         resp = self._response(self.invite, status, body=body, content_type=content_type)
         assert isinstance(self.invite_key, ServerTxnKey)
         self.ua.endpoint.send_response(self.invite_key, resp, now=now)
@@ -210,7 +220,7 @@ class Session:
         self._move(SessionInput.ANSWER)
         if self.dialog is None:
             self.dialog = Dialog.as_uas(self.invite, self.local_tag, local_contact=self.ua.contact)
-            self.ua._dialogs[self.dialog.id] = self
+            self.ua._bind(self.dialog.id, self)
         self.dialog.confirm()
         resp = self._response(self.invite, 200, body=body, content_type=content_type)
         assert isinstance(self.invite_key, ServerTxnKey)
@@ -382,7 +392,7 @@ class Session:
 
     def _ack(self, dialog: Dialog, cseq: int, now: float) -> None:
         ack = dialog.create_ack(cseq)
-        dest = self._next_hop() if dialog is self.dialog else uri_addr(dialog.next_hop)
+        dest = self._hop(dialog)
         self.ua.endpoint.send_stateless(ack, dest)
         if dialog is self.dialog:
             self._last_ack = (cseq, ack, dest)
@@ -395,35 +405,37 @@ class Session:
 
     def _on_invite_response(self, resp: Response, now: float) -> None:
         did = uac_dialog_id(resp)
+        pending = self.state in (SessionState.INITIAL, SessionState.EARLY)
         if resp.status < 200:
-            if did is not None and self.state is not SessionState.CONFIRMED:
+            if not pending:
+                return  # a late provisional
+            if did is not None:
                 if did.remote_tag not in self.early:
                     early = Dialog.as_uac(self.invite, resp, local_contact=self.ua.contact)
                     self.early[did.remote_tag] = early
-                    self.ua._dialogs[did] = self
+                    self.ua._bind(did, self)
                 else:
                     self.early[did.remote_tag].refresh_target(resp)
                 self._move(SessionInput.PROVISIONAL)
-            if self.state is not SessionState.TERMINATED:
-                self.ua._emit(SessionProgressed(self, resp))
+            self.ua._emit(SessionProgressed(self, resp))
             return
         if resp.status >= 300:
-            self._move(SessionInput.REJECT)
-            self.ua._emit(SessionRejected(self, resp.status, resp))
+            if pending:
+                self._move(SessionInput.REJECT)
+                self.ua._emit(SessionRejected(self, resp.status, resp))
             return
         if did is None:
             return  # a 2xx without To tag cannot be ACKed in a dialog
-        if self.state is SessionState.CONFIRMED:
-            assert self.dialog is not None
-            if did == self.dialog.id:
+        if not pending:
+            if self.dialog is not None and did == self.dialog.id:
                 self._reack(resp)
                 return
-            # §13.2.2.4: another fork answered too: ACK it and hang it up at once
+            # §13.2.2.4: another fork answered too (or one answered after we gave up):
+            # ACK it and hang it up at once
             extra = self.early.get(did.remote_tag) or Dialog.as_uac(self.invite, resp)
             extra.confirm(resp)
             self._ack(extra, resp.cseq.number, now)
-            bye = extra.create_request("BYE")
-            self.ua.endpoint.send_request(bye, uri_addr(extra.next_hop), now=now)
+            self.ua.endpoint.send_request(extra.create_request("BYE"), self._hop(extra), now=now)
             return
         dialog = self.early.pop(did.remote_tag, None)
         if dialog is None:
@@ -431,9 +443,9 @@ class Session:
         dialog.confirm(resp)
         self.dialog = dialog
         for tag in self.early:
-            self.ua._dialogs.pop(DialogId(self.call_id, self.local_tag, tag), None)
+            self.ua._unbind(DialogId(self.call_id, self.local_tag, tag))
         self.early.clear()
-        self.ua._dialogs[dialog.id] = self
+        self.ua._bind(dialog.id, self)
         self._move(SessionInput.ANSWER)
         self._ack(dialog, resp.cseq.number, now)
         self.ua._emit(SessionAnswered(self, resp))
@@ -517,6 +529,19 @@ class UserAgent:
     def _emit(self, event: Event | SessionEvent) -> None:
         self._events.append(event)
 
+    def _bind(self, did: DialogId, session: Session) -> None:
+        self._dialogs[did] = session
+        session._ids.add(did)
+
+    def _unbind(self, did: DialogId) -> None:
+        session = self._dialogs.pop(did, None)
+        if session is not None:
+            session._ids.discard(did)
+
+    def session_for(self, did: DialogId) -> Session | None:
+        """The live session that owns dialog ``did`` (early or confirmed)."""
+        return self._dialogs.get(did)
+
     # -- sans-I/O contract ----------------------------------------------------------
 
     def receive(self, data: bytes, addr: Addr, *, now: float) -> None:
@@ -582,7 +607,7 @@ class UserAgent:
         )
         request.headers.remove("via")
         key = self.endpoint.send_request(request, dest, now=now)
-        session = Session(self, Role.UAC, request, key, dest if self.symmetric else None)
+        session = Session(self, Role.UAC, request, key, dest)
         self._by_key[key] = session
         self.sessions.append(session)
         return session
@@ -634,7 +659,12 @@ class UserAgent:
             if req.method != "INVITE":
                 self._emit(ev)
                 return
-            session = Session(self, Role.UAS, req, ev.key, ev.source if self.symmetric else None)
+            if not any(not isinstance(c, Star) for c in req.contact):
+                resp = build_response(req, 400, "Missing Contact", to_tag=self.endpoint.ids.tag())
+                self.endpoint.send_response(ev.key, resp, now=now)
+                self._emit(MessageRejected("INVITE without Contact", ev.source, 400))
+                return
+            session = Session(self, Role.UAS, req, ev.key, ev.source)
             self._by_key[ev.key] = session
             self.sessions.append(session)
             self._emit(SessionOffered(session, req))

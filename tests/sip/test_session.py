@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pypbx.sip.events import (
     DialogResponseReceived,
@@ -426,3 +428,80 @@ def test_illegal_session_actions_raise_and_keep_state() -> None:
     with pytest.raises(ValueError, match="UAS"):
         uas.ring(status=200, now=0)
     assert uac.state is uas.state is SessionState.INITIAL
+
+
+def test_invite_without_contact_is_refused_400() -> None:
+    net, _alice, bob = ua_pair()
+    invite = make_req("INVITE", via="SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKc")
+    invite.headers.remove("Contact")
+    bob.receive(invite.serialize(), ALICE, now=0)
+    assert [e for e in net.take_events(BOB) if isinstance(e, SessionOffered)] == []
+    (p,) = net.sent(BOB, "400")
+    assert parse_message(p.data).reason == "Missing Contact"
+
+
+def test_ended_dialog_is_forgotten_and_later_requests_get_481() -> None:
+    net, alice, bob, uac, uas = _connected()
+    did = uas.dialog.id
+    assert bob.session_for(did) is uas
+    stale = uac.dialog.create_request("INFO")
+    uac.bye(now=1)
+    net.settle()
+    assert bob.session_for(did) is None
+    assert alice.session_for(uac.dialog.id) is None
+    alice.endpoint.send_request(stale, BOB, now=2)
+    net.settle()
+    assert net.sent(BOB, "481")
+
+
+def test_2xx_with_unroutable_contact_is_acked_at_the_origin() -> None:
+    net = Network()
+    alice = net.add(ALICE, UserAgent(make_endpoint(ALICE, 1), contact="<sip:a@192.0.2.1>"))
+    peer = net.add(BOB, make_endpoint(BOB, 2))
+    uac = alice.invite("sip:bob@192.0.2.2", to="<sip:bob@e>", from_="<sip:a@e>", dest=BOB, now=0)
+    net.settle()
+    (ev,) = [e for e in net.take_events(BOB) if isinstance(e, RequestReceived)]
+    ok = build_response(ev.request, 200, to_tag="t")
+    ok.headers.add("Contact", "<tel:+15551234>")
+    peer.send_response(ev.key, ok, now=0)
+    net.settle()
+    assert uac.state is SessionState.CONFIRMED
+    assert [p.dst for p in net.sent(ALICE, "ACK")] == [BOB]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 25), max_size=3, unique=True))
+def test_a_call_survives_any_three_lost_datagrams(lost: list[int]) -> None:
+    net, alice, _bob = ua_pair()
+    counter = iter(range(10_000))
+    net.blackhole = lambda _p: next(counter) in lost
+    uac = alice.invite("sip:bob@192.0.2.2", to="<sip:bob@e>", from_="<sip:a@e>", dest=BOB, now=0)
+    uas = None
+    t = 0.0
+    while t < 100:
+        net.advance(t, deliver=True)
+        for ev in net.take_events(BOB):
+            if isinstance(ev, SessionOffered):
+                uas = ev.session
+                uas.answer(now=net.now)
+        if t == 40 and uac.state is SessionState.CONFIRMED:
+            uac.bye(now=net.now)
+        t += 0.25
+    assert uas is not None
+    answered = [e for e in net.take_events(ALICE) if isinstance(e, SessionAnswered)]
+    assert len(answered) == 1
+    assert uac.state is SessionState.TERMINATED
+    assert uas.state is SessionState.TERMINATED
+    assert net.sent(BOB, "BYE") == []  # bob always got an ACK in time
+    for pkt in net.wire:
+        parse_message(pkt.data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_user_agent_receive_never_raises(data: bytes) -> None:
+    net, _alice, bob = ua_pair()
+    bob.receive(data, ALICE, now=0)
+    head = b"INVITE sip:b@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKf\r\n"
+    bob.receive(head + data, ALICE, now=0)
+    net.advance(40)
