@@ -206,7 +206,7 @@ def function(
     """Register ``def func(execution, args) -> str | None`` under ``name``.
 
     The decorated name becomes the :class:`FunctionEntry`, so a writer can be added with
-    ``@NAME.writer``. ``write_only`` functions (e.g. HASH's setter-only forms) have no reader.
+    ``@NAME.writer``. ``write_only`` functions (PUSH, UNSHIFT) have no reader.
     """
 
     def deco(fn: FuncReader) -> FunctionEntry:
