@@ -119,7 +119,7 @@ def _check(config_dir: str, args: argparse.Namespace) -> int:
 
 
 def _remote(config_dir: str, args: argparse.Namespace) -> int:
-    from pypbx.control.client import NotRunning, ProtocolError, run_command
+    from pypbx.control.client import AccessDenied, NotRunning, ProtocolError, run_command
     from pypbx.server import control_socket_for
 
     path = control_socket_for(config_dir)
@@ -133,6 +133,8 @@ def _remote(config_dir: str, args: argparse.Namespace) -> int:
         from pypbx.control.console import run_console
 
         return run_console(path, verbosity=getattr(args, "verbose", None))
+    except AccessDenied as exc:
+        print(f"pypbx: {exc}", file=sys.stderr)
     except NotRunning as exc:
         print(
             f"pypbx is not running for {config_dir} ({exc});"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
@@ -150,7 +151,8 @@ def setup(
     root.addHandler(err)
     if logdir is not None:
         logdir.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(logdir / "messages", encoding="utf-8")
+        # reopens the file when logrotate has moved it away (no copytruncate needed)
+        fh = logging.handlers.WatchedFileHandler(logdir / "messages", encoding="utf-8")
         fh.setFormatter(fmt)
         fh.addFilter(flt)
         root.addHandler(fh)

@@ -340,6 +340,16 @@ def test_log_file_in_logdir(running: PbxProcess) -> None:
     assert "ready (configuration" in text
 
 
+def test_log_file_reopened_after_rotation(
+    own: PbxProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = own.config_dir / "log" / "messages"
+    log.rename(log.with_name("messages.1"))
+    assert rx(capsys, own.config_dir, "dialplan reload")[0] == 0
+    assert "Reloaded extensions.conf" in log.read_text()
+    assert "Reloaded extensions.conf" not in log.with_name("messages.1").read_text()
+
+
 def test_broken_configuration_does_not_start(tmp_path: Path) -> None:
     cfg = make_config(tmp_path / "bad")
     with (cfg / "sip.conf").open("a") as f:

@@ -23,6 +23,7 @@ from typing import Any
 from pypbx.errors import PbxError
 
 __all__ = [
+    "AccessDenied",
     "NotRunning",
     "ProtocolError",
     "connect",
@@ -37,6 +38,10 @@ MAX_SUN_PATH = 100
 
 class NotRunning(PbxError):
     """Nothing answers on the control socket."""
+
+
+class AccessDenied(NotRunning):
+    """The control socket exists but this user may not use it (mode 0660: owner and group)."""
 
 
 class ProtocolError(PbxError):
@@ -64,6 +69,11 @@ def connect(path: Path, *, timeout: float | None = 10.0) -> socket.socket:
     try:
         with socket_address(path) as addr:
             sock.connect(addr)
+    except PermissionError as exc:
+        sock.close()
+        raise AccessDenied(
+            f"permission denied on {path}: run as its owner or a member of its group"
+        ) from exc
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         sock.close()
         raise NotRunning(f"cannot connect to {path}: {exc.strerror}") from exc

@@ -33,6 +33,8 @@ __all__ = ["ConsoleSession", "ControlServer"]
 log = logging.getLogger("pypbx.control")
 
 MAX_REQUEST = 64 * 1024
+REQUEST_TIMEOUT = 30.0
+"""A client that sends no complete request line within this many seconds is dropped."""
 MAX_BUFFERED = 1024 * 1024
 """A console that reads slower than this many bytes of backlog loses log lines, not memory."""
 
@@ -117,8 +119,10 @@ class ControlServer:
         self._writers.add(writer)
         try:
             try:
-                raw = await reader.readline()
+                raw = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
                 req = json.loads(raw) if raw else None
+            except TimeoutError:
+                return
             except (ValueError, UnicodeDecodeError) as exc:
                 await self._reply(writer, {"ok": False, "output": f"bad request: {exc}"})
                 return
