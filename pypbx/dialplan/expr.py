@@ -12,6 +12,10 @@ precision printed the same way, so ``$[(3+8)/2]`` is ``5.5`` and ``$[10/3]`` is
 ``3.33333333333333333``. Quoted strings keep their quotes (only ``:``, ``=~`` and ``~~`` strip
 them). Every operand is evaluated (``? ::``, ``&`` and ``|`` do not short-circuit).
 
+``:`` (anchored) and ``=~`` take POSIX extended regular expressions as glibc ``regcomp`` reads
+them and return the first group or the match length; they run on the linear-time NFA below, so
+a hostile pattern or subject cannot stall the caller.
+
 Errors never raise: they are reported through ``warn`` and give Asterisk's result. A syntax
 error after a complete expression yields that expression's value (bison's default reductions
 set the result before the error is seen); any other syntax error yields ``"0"``; an empty

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from pypbx.dialplan.expr import evaluate
 
-__all__ = ["Resolver", "Warn", "parse_variable_name", "substitute", "substring"]
+__all__ = ["INT_MAX", "Resolver", "Warn", "parse_variable_name", "substitute", "substring"]
 
 Warn = Callable[[str], None]
 INT_MAX = 2**31 - 1
