@@ -9,6 +9,8 @@ import textwrap
 from datetime import UTC
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pypbx.config.conf import parse_text
 from pypbx.dialplan.channel_api import RecordingChannel
@@ -716,3 +718,130 @@ def test_wait_goes_through_the_channel_sleep() -> None:
         """
     )
     assert result.actions[:2] == ["wait 2.5", "answer"]
+
+
+# --- property: any plan built from the built-in applications terminates without raising ------
+
+_APPS = [
+    "NoOp",
+    "Set",
+    "Goto",
+    "GotoIf",
+    "Gosub",
+    "GosubIf",
+    "Return",
+    "Macro",
+    "MacroExit",
+    "ExecIf",
+    "While",
+    "EndWhile",
+    "ExitWhile",
+    "ContinueWhile",
+    "Wait",
+    "WaitExten",
+    "Hangup",
+    "Dial",
+    "Playback",
+    "Background",
+    "Read",
+    "SayNumber",
+    "Busy",
+    "Verbose",
+    "MSet",
+    "GotoIfTime",
+    "Answer",
+    "NoSuchApp",
+]
+_ARGS = st.sampled_from(
+    [
+        "",
+        "1",
+        "s,1",
+        "x,s,1",
+        "lbl",
+        "+1",
+        "-1",
+        "$[1+1]",
+        "${X}",
+        "X=${LEN(${X})}1",
+        "1?lbl:2",
+        "0?s,1",
+        "macro-m",
+        "m,a,b",
+        "sub,s,1(a,b)",
+        "1?Set(X=1)",
+        "SIP/1&SIP/2,5",
+        "${CUT(X,,1)}",
+        "${NOSUCH(",
+        "$[",
+        "(",
+        ")",
+        "x&y",
+        "*,*,*,*?lbl",
+    ]
+)
+
+
+@st.composite
+def _plans(draw: st.DrawFn) -> str:
+    lines = ["[test]"]
+    for ctx in ("test", "sub", "macro-m", "x"):
+        if ctx != "test":
+            lines.append(f"[{ctx}]")
+        for n in range(draw(st.integers(0, 6))):
+            app = draw(st.sampled_from(_APPS))
+            label = "(lbl)" if draw(st.booleans()) else ""
+            prio = "1" if n == 0 else "n"
+            lines.append(f"exten => s,{prio}{label},{app}({draw(_ARGS)})")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_plans(), digits=st.sampled_from(["", "1", "s#"]))
+def test_any_plan_terminates_without_raising(text: str, digits: str) -> None:
+    result = run(text, digits=digits, max_steps=200)
+    assert result.end in {"hangup", "invalid", "fallthrough", "timeout", "loop"}
+    assert len(result.steps) <= 201 + 200  # main run and h are each bounded
+    assert not [m for m in result.log if "failed: " in m]
+
+
+def test_goto_ignores_fields_after_a_third_comma() -> None:
+    result = run(
+        """
+        [test]
+        exten => s,1,Goto(test,100,1,ignored)
+        exten => 100,1,NoOp(there)
+        """
+    )
+    assert trace(result) == ["Goto(test,100,1,ignored)", "NoOp(there)"]
+
+
+class _HangsUpDuringWait(RecordingChannel):
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds)
+        self.hung_up = True  # the caller hung up while we waited
+
+
+def test_caller_hangup_stops_the_plan_and_runs_h() -> None:
+    channel = _HangsUpDuringWait()
+    steps: list[str] = []
+    dp = plan(
+        """
+        [test]
+        exten => s,1,Answer()
+        same => n,Wait(10)
+        same => n,NoOp(never)
+        exten => h,1,NoOp(cleanup)
+        """
+    )
+    ex = Execution(
+        dp,
+        channel,
+        context="test",
+        exten="s",
+        clock=lambda: EPOCH,
+        rng=random.Random(0),
+        on_step=lambda s: steps.append(f"{s.exten}:{s.app}"),
+    )
+    assert asyncio.run(ex.run()) == "hangup"
+    assert steps == ["s:Answer", "s:Wait", "h:NoOp"]
