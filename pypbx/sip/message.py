@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pypbx.sip.abnf import ParseError
+from pypbx.sip.abnf import ParseError, is_token
 from pypbx.sip.headers import (
     Contact,
     CSeq,
@@ -200,6 +200,10 @@ class Request(_Base):
         headers: Headers | Iterable[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> None:
+        if not is_token(method):
+            raise ValueError(f"method is not a token: {method!r}")
+        if isinstance(uri, str) and (not uri or any(c in uri for c in " \t\r\n")):
+            raise ValueError(f"bad Request-URI text {uri!r}")
         self.method = method
         if isinstance(uri, str):
             self._uri: Uri | None = None
@@ -265,6 +269,8 @@ class Response(_Base):
     ) -> None:
         if not 100 <= status <= 699:
             raise ValueError(f"status {status} out of range")
+        if reason is not None and ("\r" in reason or "\n" in reason):
+            raise ValueError("CR/LF in reason phrase")
         self.status = int(status)
         self.reason = reason_phrase(status) if reason is None else reason
         self.headers = headers if isinstance(headers, Headers) else Headers(headers or ())

@@ -446,3 +446,18 @@ def test_lf_message_with_stray_crlf_lines_is_normalised():
     assert msg.top_via.branch == "z9hG4bK1"
     with pytest.raises(ParseError):
         parse_message(data.replace(b"Call-ID: c1", b"Call-ID: c\r1"))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Request("IN VITE", "sip:x@y"),
+        lambda: Request("", "sip:x@y"),
+        lambda: Request("INVITE", "sip:x@y SIP/2.0\r\nVia: forged"),
+        lambda: Request("INVITE", ""),
+        lambda: Response(200, "OK\r\nVia: forged"),
+    ],
+)
+def test_constructors_refuse_forged_start_lines(make):
+    with pytest.raises(ValueError):
+        make()
