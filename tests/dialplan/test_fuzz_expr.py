@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import operator
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pypbx.dialplan.args import split_args
-from pypbx.dialplan.expr import evaluate
+from pypbx.dialplan.expr import _compile_ere, _EreParser, _RegexError, _to_python, evaluate
 from pypbx.dialplan.variables import INT_MAX, substitute, substring
 
 # characters the expression lexer and the substitution scanner care about, to reach deep paths
@@ -119,3 +120,29 @@ def test_negative_offset_counts_from_the_end(value: str, back: int) -> None:
 @given(st.text(alphabet='ab,()[]"\\', max_size=40))
 def test_split_args_is_total(text: str) -> None:
     assert isinstance(split_args(text), list)
+
+
+@settings(max_examples=300)
+@given(
+    st.text(alphabet="ab()|*+?.[]{}1,", max_size=10),
+    st.text(alphabet="abc", max_size=8),
+    st.booleans(),
+)
+def test_regex_finds_the_leftmost_longest_match(pattern: str, subject: str, anchored: bool) -> None:
+    # oracle: try every (start, end) with Python's re on the same pattern, leftmost then longest
+    try:
+        found = _compile_ere(pattern).search(subject, anchored=anchored)
+        oracle = re.compile(_to_python(_EreParser(pattern).parse()), re.DOTALL)
+    except (_RegexError, re.error):
+        return
+    expected = None
+    for start in [0] if anchored else range(len(subject) + 1):
+        ends = [
+            end
+            for end in range(start, len(subject) + 1)
+            if oracle.fullmatch(subject, start, end) is not None
+        ]
+        if ends:
+            expected = (start, max(ends))
+            break
+    assert (found[:2] if found else None) == expected
