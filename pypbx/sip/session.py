@@ -146,10 +146,14 @@ class Session:
 
     # -- table ----------------------------------------------------------------------
 
-    def _move(self, event: SessionInput) -> None:
+    def _require(self, event: SessionInput) -> SessionState:
         nxt = TABLE.get((self.role, self.state, event))
         if nxt is None:
             raise IllegalTransition(f"{self.role} session in {self.state}: {event} not allowed")
+        return nxt
+
+    def _move(self, event: SessionInput) -> None:
+        nxt = self._require(event)
         self.state = nxt
         if nxt is SessionState.TERMINATED:
             self._retx_at = self._give_up_at = None
@@ -205,36 +209,39 @@ class Session:
         """Send a provisional response with our tag (an early dialog, §13.3.1.1)."""
         if self.role is not Role.UAS or not 100 < status < 200:
             raise ValueError("ring() is a UAS 101-199")
+        self._require(SessionInput.PROVISIONAL)
+        resp = self._response(self.invite, status, body=body, content_type=content_type)
+        assert isinstance(self.invite_key, ServerTxnKey)
+        self.ua.endpoint.send_response(self.invite_key, resp, now=now)
         self._move(SessionInput.PROVISIONAL)
         if self.dialog is None:
             self.dialog = Dialog.as_uas(self.invite, self.local_tag, local_contact=self.ua.contact)
             self.ua._bind(self.dialog.id, self)
-        resp = self._response(self.invite, status, body=body, content_type=content_type)
-        assert isinstance(self.invite_key, ServerTxnKey)
-        self.ua.endpoint.send_response(self.invite_key, resp, now=now)
 
     def answer(self, *, body: bytes = b"", content_type: str | None = None, now: float) -> None:
         """Send 200 OK and retransmit it until the ACK comes (§13.3.1.4)."""
         if self.role is not Role.UAS:
             raise ValueError("answer() is for the UAS")
+        self._require(SessionInput.ANSWER)
+        resp = self._response(self.invite, 200, body=body, content_type=content_type)
+        assert isinstance(self.invite_key, ServerTxnKey)
+        self._send_2xx(self.invite.cseq.number, resp, self.invite_key, now)
         self._move(SessionInput.ANSWER)
         if self.dialog is None:
             self.dialog = Dialog.as_uas(self.invite, self.local_tag, local_contact=self.ua.contact)
             self.ua._bind(self.dialog.id, self)
         self.dialog.confirm()
-        resp = self._response(self.invite, 200, body=body, content_type=content_type)
-        assert isinstance(self.invite_key, ServerTxnKey)
-        self._send_2xx(self.invite.cseq.number, resp, self.invite_key, now)
 
     def reject(self, status: int = 486, *, now: float) -> None:
         """Refuse the INVITE with a 300-699."""
         if self.role is not Role.UAS or status < 300:
             raise ValueError("reject() is a UAS 300-699")
-        self._move(SessionInput.REJECT)
+        self._require(SessionInput.REJECT)
         assert isinstance(self.invite_key, ServerTxnKey)
         self.ua.endpoint.send_response(
             self.invite_key, self._response(self.invite, status), now=now
         )
+        self._move(SessionInput.REJECT)
         self.ua._emit(SessionTerminated(self, f"rejected with {status}", remote=False))
 
     def _send_2xx(self, cseq: int, resp: Response, key: ServerTxnKey, now: float) -> None:
@@ -267,6 +274,7 @@ class Session:
         if self.state is not SessionState.CONFIRMED:
             raise IllegalTransition(f"BYE needs a confirmed session, not {self.state}")
         assert self.dialog is not None
+        self._require(SessionInput.BYE)
         self._send_in_dialog(self.dialog.create_request("BYE"), now)
         self._end(SessionInput.BYE, "local BYE", remote=False)
 
@@ -453,9 +461,14 @@ class Session:
             self.bye(now=now)
 
     def _on_invite_failure(self, status: int) -> None:
-        if self.role is Role.UAC and self.state in (SessionState.INITIAL, SessionState.EARLY):
-            self._move(SessionInput.REJECT)
+        """The INVITE transaction timed out (408) or could not send (503)."""
+        if self.state not in (SessionState.INITIAL, SessionState.EARLY):
+            return
+        self._move(SessionInput.REJECT)
+        if self.role is Role.UAC:
             self.ua._emit(SessionRejected(self, status))
+        else:
+            self.ua._emit(SessionTerminated(self, f"INVITE transaction failed ({status})", False))
 
     def _on_request(self, req: Request, key: ServerTxnKey, now: float) -> None:
         assert self.dialog is not None
@@ -576,6 +589,11 @@ class UserAgent:
         self.sessions = [s for s in self.sessions if s.state is not SessionState.TERMINATED]
 
     # -- actions --------------------------------------------------------------------
+
+    def transport_error(self, target: TransactionKey | Addr, *, now: float) -> None:
+        """The glue could not send (see ``Endpoint.transport_error``)."""
+        self.endpoint.transport_error(target, now=now)
+        self._pump(now)
 
     def invite(
         self,

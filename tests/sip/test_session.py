@@ -505,3 +505,28 @@ def test_user_agent_receive_never_raises(data: bytes) -> None:
     head = b"INVITE sip:b@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKf\r\n"
     bob.receive(head + data, ALICE, now=0)
     net.advance(40)
+
+
+def test_uas_transport_error_ends_the_session_and_later_actions_keep_state() -> None:
+    net, alice, bob = ua_pair()
+    _uac, uas = _call(net, alice)
+    bob.transport_error(uas.invite_key, now=1)
+    (ended,) = [e for e in net.take_events(BOB) if isinstance(e, SessionTerminated)]
+    assert ended.reason == "INVITE transaction failed (503)"
+    assert uas.state is SessionState.TERMINATED
+    with pytest.raises(IllegalTransition):
+        uas.ring(now=2)
+    assert uas.state is SessionState.TERMINATED
+
+
+def test_failed_send_leaves_the_session_state_alone() -> None:
+    net, alice, bob = ua_pair()
+    _uac, uas = _call(net, alice)
+    # the transaction vanishes behind the session's back (no event delivered yet)
+    bob.endpoint._servers.clear()
+    from pypbx.sip.endpoint import UnknownTransaction
+
+    with pytest.raises(UnknownTransaction):
+        uas.answer(now=1)
+    assert uas.state is SessionState.INITIAL
+    assert uas.next_timer() is None

@@ -293,3 +293,34 @@ def test_reliable_invite_times_out_on_b() -> None:
     assert alice.client_state(key) is State.CALLING
     net.advance(32.0)
     assert net.take_events(ALICE) == [TransactionTimedOut(key), TransactionTerminated(key)]
+
+
+def test_reordered_non_invite_final_before_provisional() -> None:
+    net, alice, bob = pair()
+    key = alice.send_request(make_req("OPTIONS", to_tag="t"), BOB, now=0.0)
+    net.deliver()
+    ev = _received(net)
+    bob.send_response(ev.key, build_response(ev.request, 100), now=0.0)
+    bob.send_response(ev.key, build_response(ev.request, 200, to_tag="x"), now=0.0)
+    net.reorder()
+    net.deliver()
+    statuses = [e.response.status for e in _only(net.take_events(ALICE), ResponseReceived)]
+    assert statuses == [200]
+    assert alice.client_state(key) is State.COMPLETED
+
+
+def test_ack_reordered_before_final_retransmission_still_confirms() -> None:
+    net, alice, bob = pair()
+    alice.send_request(make_req("INVITE"), BOB, now=0.0)
+    net.deliver()
+    ev = _received(net)
+    bob.send_response(ev.key, build_response(ev.request, 404, to_tag="b"), now=0.0)
+    net.drop(1, lambda p: p.method_or_status == "100")
+    net.deliver()  # alice ACKs
+    net.advance(0.5)  # G: bob retransmits the 404 while the ACK is still in flight
+    net.reorder()  # the 404 copy now travels first, then the ACK
+    net.settle()
+    assert bob.server_state(ev.key) is State.CONFIRMED
+    assert len(net.sent(ALICE, "ACK")) == 2  # one more for the retransmitted 404
+    net.advance(1.5, deliver=True)
+    assert net.times(BOB, "404") == [0.0, 0.5]  # no more after the ACK
