@@ -21,15 +21,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pypbx import __version__
 from pypbx.check import ConfigSet, load_config_dir, load_one
 from pypbx.config.conf import ConfigError
 from pypbx.config.pypbxconf import PbxConfig, default_directories, load_pypbx_conf
+from pypbx.config.rtpconf import RtpConfig
+from pypbx.config.sipconf import SipConfig
 from pypbx.dialplan.astdb import AstDb
+from pypbx.dialplan.model import Dialplan
 from pypbx.errors import PbxError
 from pypbx.log import FanoutHandler, VerbosityFilter, verbose
+
+if TYPE_CHECKING:
+    from pypbx.control.sip import SipRuntime
 
 __all__ = [
     "SERVICE_FACTORIES",
@@ -203,7 +209,7 @@ class Pbx:
         self.channels: list[Any] = []
         """Live channels (the call layer fills it); read by ``core show channels``."""
         self.calls_processed = 0
-        self.sip_runtime: Any = None
+        self.sip_runtime: SipRuntime | None = None
         """Run-time SIP state (peer addresses, qualify, registration states), set by the SIP
         service; ``sip show peers`` falls back to the loaded sip.conf when it is None."""
         self.accepting_calls = True
@@ -223,19 +229,19 @@ class Pbx:
     # -- configuration -------------------------------------------------------------------
 
     @property
-    def sip(self) -> Any:
+    def sip(self) -> SipConfig | None:
         return self.config.sip
 
     @property
-    def dialplan(self) -> Any:
+    def dialplan(self) -> Dialplan | None:
         return self.config.dialplan
 
     @property
-    def rtp(self) -> Any:
+    def rtp(self) -> RtpConfig | None:
         return self.config.rtp
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> PbxConfig | None:
         return self.config.settings
 
     @property

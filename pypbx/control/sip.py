@@ -13,8 +13,16 @@ import ipaddress
 import logging
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from pypbx.config.sipmodel import (
+    STANDARD_SIP_PORT,
+    CallerId,
+    NatMode,
+    Peer,
+    PeerType,
+    Registration,
+)
 from pypbx.control.commands import CommandError, ShowUsage, command
 from pypbx.control.core import ess
 from pypbx.log import TRACE, TraceFilter
@@ -63,100 +71,62 @@ class SipRuntime(Protocol):
 
     def peer_status(self, name: str) -> PeerStatus | None: ...
 
-    def registration_status(self, registration: Any) -> RegistrationStatus | None: ...
+    def registration_status(self, registration: Registration) -> RegistrationStatus | None: ...
 
     def dialogs(self) -> list[DialogView]: ...
 
 
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    for n in names:
-        value = getattr(obj, n, None)
-        if value is not None:
-            return value
-    return default
-
-
-def _peers(pbx: Pbx) -> dict[str, Any]:
-    return dict(_get(pbx.sip, "peers", default={}))
+def _peers(pbx: Pbx) -> dict[str, Peer]:
+    return dict(pbx.sip.peers) if pbx.sip is not None else {}
 
 
 def _peer_names(pbx: Pbx, args: list[str], word: str) -> Iterable[str]:
     return list(_peers(pbx)) if not args else []
 
 
-def _runtime_peer(pbx: Pbx, name: str) -> Any:
-    rt = pbx.sip_runtime
+def _runtime_peer(pbx: Pbx, name: str) -> PeerStatus | None:
+    rt: SipRuntime | None = pbx.sip_runtime
     return rt.peer_status(name) if rt is not None else None
 
 
-def _words(value: Any) -> set[str]:
-    """A setting as a set of lower-case words (enum members, sets, strings, bools)."""
-    if value is None:
-        return set()
-    if isinstance(value, bool):
-        return {"yes" if value else "no"}
-    if isinstance(value, str):
-        return {w.strip().lower() for w in value.split(",") if w.strip()}
-    if isinstance(value, Iterable):
-        out: set[str] = set()
-        for v in value:
-            out |= _words(v)
-        return out
-    name = getattr(value, "name", None) or getattr(value, "value", None) or str(value)
-    return _words(str(name))
-
-
-def _nat(peer: Any) -> tuple[str, str]:
+def _nat(peer: Peer) -> tuple[str, str]:
     """(Forcerport, Comedia) column values as chan_sip prints them."""
-    w = _words(_get(peer, "nat"))
-    if "yes" in w:
-        w |= {"force_rport", "comedia"}
 
-    def col(flag: str) -> str:
-        on = flag in w or flag.upper() in w
-        if f"auto_{flag}" in w:
-            return f"Auto ({'Yes' if on else 'No'})"
-        return "Yes" if on else "No"
+    def col(on: NatMode, auto: NatMode) -> str:
+        yes = on in peer.nat
+        if auto in peer.nat:
+            return f"Auto ({'Yes' if yes else 'No'})"
+        return "Yes" if yes else "No"
 
-    return col("force_rport"), col("comedia")
-
-
-def _maxms(peer: Any) -> int:
-    q = _get(peer, "qualify")
-    if isinstance(q, bool):
-        return DEFAULT_QUALIFY_MS if q else 0
-    if isinstance(q, int):
-        return q
-    if isinstance(q, str):
-        if q.isdigit():
-            return int(q)
-        return DEFAULT_QUALIFY_MS if q.lower() in ("yes", "true", "on", "1") else 0
-    ms = _get(peer, "qualify_ms", "maxms")
-    return int(ms) if isinstance(ms, int) else 0
-
-
-def _dynamic(peer: Any) -> bool:
-    return str(_get(peer, "host", default="")).lower() == "dynamic" or bool(
-        _get(peer, "dynamic", default=False) is True
+    return (
+        col(NatMode.FORCE_RPORT, NatMode.AUTO_FORCE_RPORT),
+        col(NatMode.COMEDIA, NatMode.AUTO_COMEDIA),
     )
 
 
-def _static_address(peer: Any) -> str | None:
-    host = str(_get(peer, "host", default=""))
+def _maxms(peer: Peer) -> int:
+    return peer.qualify or 0
+
+
+def _dynamic(peer: Peer) -> bool:
+    return (peer.host or "").lower() == "dynamic"
+
+
+def _static_address(peer: Peer) -> str | None:
     try:
-        return str(ipaddress.ip_address(host))
+        return str(ipaddress.ip_address(peer.host or ""))
     except ValueError:
         return None
 
 
-def _has_acl(peer: Any) -> bool:
-    return bool(_get(peer, "acl", "permit", "deny", "ha", default=None))
+def _username(peer: Peer, rt: PeerStatus | None) -> str:
+    return (rt.username if rt is not None else "") or peer.defaultuser or peer.username or ""
 
 
-def _status(peer: Any, rt: Any) -> tuple[str, bool, bool]:
+def _status(peer: Peer, rt: PeerStatus | None) -> tuple[str, bool, bool]:
     """(status text, monitored, online) as chan_sip's peer_status()."""
     maxms = _maxms(peer)
-    lastms = getattr(rt, "lastms", None) if rt is not None else None
+    lastms = rt.lastms if rt is not None else None
     if maxms:
         if lastms is None or lastms == 0:
             return "UNKNOWN", True, False
@@ -165,17 +135,17 @@ def _status(peer: Any, rt: Any) -> tuple[str, bool, bool]:
         if lastms > maxms:
             return f"LAGGED ({lastms} ms)", True, True
         return f"OK ({lastms} ms)", True, True
-    online = rt is not None and getattr(rt, "address", None) is not None
+    online = rt is not None and rt.address is not None
     return "Unmonitored", False, online
 
 
-def _address(peer: Any, rt: Any) -> tuple[str | None, int]:
-    if rt is not None and getattr(rt, "address", None):
-        return str(rt.address), int(getattr(rt, "port", 0) or 0)
+def _address(peer: Peer, rt: PeerStatus | None) -> tuple[str | None, int]:
+    if rt is not None and rt.address:
+        return rt.address, rt.port
     if _dynamic(peer):
         return None, 0
     addr = _static_address(peer)
-    return addr, (int(_get(peer, "port", default=5060)) if addr else 0)
+    return addr, ((peer.port or STANDARD_SIP_PORT) if addr else 0)
 
 
 _PEERS = "{:<25.25} {:<39.39} {:<3.3} {:<10.10} {:<10.10} {:<3.3} {:<8} {:<11} {:<32.32} {}"
@@ -212,9 +182,7 @@ async def show_peers(pbx: Pbx, args: list[str]) -> str:
         if like is not None and like not in name:
             continue
         rt = _runtime_peer(pbx, name)
-        user = (getattr(rt, "username", "") if rt is not None else "") or _get(
-            peer, "defaultuser", "username", default=""
-        )
+        user = _username(peer, rt)
         label = f"{name}/{user}" if user else name
         addr, port = _address(peer, rt)
         status, monitored, online = _status(peer, rt)
@@ -228,10 +196,10 @@ async def show_peers(pbx: Pbx, args: list[str]) -> str:
                 " D " if _dynamic(peer) else "   ",
                 rport,
                 comedia,
-                " A " if _has_acl(peer) else "   ",
+                " A " if peer.acl else "   ",
                 str(port),
                 status,
-                str(_get(peer, "description", default="")),
+                "",
                 "",
             )
         )
@@ -243,14 +211,13 @@ async def show_peers(pbx: Pbx, args: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _callerid(cid: Any) -> str:
+def _callerid(cid: CallerId | None) -> str:
     if cid is None:
         return ""
-    name, num = getattr(cid, "name", ""), getattr(cid, "number", "")
-    return f'"{name}" <{num}>' if name else (f"<{num}>" if num else "")
+    return f'"{cid.name}" <{cid.number}>' if cid.name else (f"<{cid.number}>" if cid.number else "")
 
 
-def _yesno(value: Any) -> str:
+def _yesno(value: bool) -> str:
     return "Yes" if value else "No"
 
 
@@ -272,39 +239,34 @@ async def show_peer(pbx: Pbx, args: list[str]) -> str:
     addr, port = _address(peer, rt)
     status, _, _ = _status(peer, rt)
     rport, comedia = _nat(peer)
-    codecs = _get(peer, "codecs", "allow", default=())
-    codec_text = ", ".join(str(_get(c, "name", default=c)) for c in codecs) if codecs else ""
     fields = [
-        ("Description", _get(peer, "description", default="")),
-        ("Secret", "<Set>" if _get(peer, "secret") else "<Not set>"),
-        ("MD5Secret", "<Set>" if _get(peer, "md5secret") else "<Not set>"),
-        ("Context", _get(peer, "context", default="")),
-        ("Type", _get(peer, "type", default="")),
-        ("Callerid", _callerid(_get(peer, "callerid"))),
-        ("Mailbox", ",".join(_get(peer, "mailbox", default=()))),
-        ("Call limit", str(_get(peer, "call_limit", default=0))),
+        ("Description", ""),
+        ("Secret", "<Set>" if peer.secret else "<Not set>"),
+        ("MD5Secret", "<Set>" if peer.md5secret else "<Not set>"),
+        ("Context", peer.context),
+        ("Type", str(peer.type)),
+        ("Callerid", _callerid(peer.callerid)),
+        ("Mailbox", ",".join(peer.mailbox)),
+        ("Call limit", str(peer.call_limit or 0)),
         ("Dynamic", _yesno(_dynamic(peer))),
-        ("Insecure", ",".join(sorted(_words(_get(peer, "insecure")))) or "no"),
+        ("Insecure", ",".join(sorted(str(i) for i in peer.insecure)) or "no"),
         ("Force rport", rport),
         ("Comedia", comedia),
-        ("ACL", _yesno(_has_acl(peer))),
-        ("DirectMedia", _yesno(getattr(_get(peer, "directmedia"), "enabled", False))),
-        ("Defaultuser", _get(peer, "defaultuser", "username", default="")),
-        ("Fromuser", _get(peer, "fromuser", default="")),
-        ("Fromdomain", _get(peer, "fromdomain", default="")),
+        ("ACL", _yesno(bool(peer.acl))),
+        ("DirectMedia", _yesno(peer.directmedia.enabled)),
+        ("Defaultuser", peer.defaultuser or peer.username or ""),
+        ("Fromuser", peer.fromuser or ""),
+        ("Fromdomain", peer.fromdomain or ""),
         ("Addr->IP", f"{addr}:{port}" if addr else "(null)"),
         ("Qualify", f"{_maxms(peer)} ms" if _maxms(peer) else "no"),
-        ("DTMFmode", _get(peer, "dtmfmode", default="")),
-        ("Codecs", codec_text),
+        ("DTMFmode", str(peer.dtmfmode)),
+        ("Codecs", ", ".join(peer.allow)),
         ("Status", status),
-        ("Useragent", getattr(rt, "useragent", "") if rt is not None else ""),
-        ("Reg. Contact", getattr(rt, "contact", "") if rt is not None else ""),
+        ("Useragent", rt.useragent if rt is not None else ""),
+        ("Reg. Contact", rt.contact if rt is not None else ""),
     ]
     lines = ["", f"  * Name       : {name}"]
-    lines += [
-        f"  {k:<13}: {_get(v, 'value', default=v) if not isinstance(v, str) else v}"
-        for k, v in fields
-    ]
+    lines += [f"  {key:<13}: {value}" for key, value in fields]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -324,8 +286,7 @@ async def show_users(pbx: Pbx, args: list[str]) -> str:
         like = args[1]
     lines = [_USERS.format("Username", "Secret", "Accountcode", "Def.Context", "ACL", "Forcerport")]
     for name, peer in _peers(pbx).items():
-        kind = str(_get(peer, "type", default="friend")).lower()
-        if "peer" in kind and "friend" not in kind and "user" not in kind:
+        if peer.type is PeerType.PEER:
             continue
         if like is not None and like not in name:
             continue
@@ -333,10 +294,10 @@ async def show_users(pbx: Pbx, args: list[str]) -> str:
         lines.append(
             _USERS.format(
                 name,
-                str(_get(peer, "secret", default="")),
-                str(_get(peer, "accountcode", default="")),
-                str(_get(peer, "context", default="")),
-                _yesno(_has_acl(peer)),
+                peer.secret or "",
+                peer.accountcode,
+                peer.context,
+                _yesno(bool(peer.acl)),
                 "Yes" if rport.startswith("Yes") else "No",
             )
         )
@@ -361,18 +322,18 @@ async def show_registry(pbx: Pbx, args: list[str]) -> str:
     if args:
         raise ShowUsage
     lines = [_REG.format("Host", "dnsmgr", "Username", "Refresh", "State", "Reg.Time")]
-    regs = list(_get(pbx.sip, "registrations", default=()))
-    default_expiry = _get(_get(pbx.sip, "general"), "defaultexpiry", default=120)
-    rt = pbx.sip_runtime
+    sip = pbx.sip
+    regs = list(sip.registrations) if sip is not None else []
+    default_expiry = sip.general.defaultexpiry if sip is not None else 120
+    rt: SipRuntime | None = pbx.sip_runtime
     for reg in regs:
         status = rt.registration_status(reg) if rt is not None else None
-        host = _get(reg, "host", "hostname", default="")
-        port = _get(reg, "port", default=None) or 5060
-        user = _get(reg, "username", "user", default="")
-        refresh = getattr(status, "refresh", None) or _get(reg, "expiry", default=default_expiry)
-        state = getattr(status, "state", None) or "Unregistered"
-        regtime = _regtime(getattr(status, "regtime", None))
-        lines.append(_REG.format(f"{host}:{port}", "N", str(user), str(refresh), state, regtime))
+        host = f"{reg.host}:{reg.port or STANDARD_SIP_PORT}"
+        if status is not None:
+            refresh, state, regtime = status.refresh, status.state, _regtime(status.regtime)
+        else:
+            refresh, state, regtime = reg.expiry or default_expiry, "Unregistered", ""
+        lines.append(_REG.format(host, "N", reg.user, str(refresh), state, regtime))
     lines.append(f"{len(regs)} SIP registrations.")
     return "\n".join(line.rstrip() for line in lines)
 
@@ -390,17 +351,17 @@ async def show_channels(pbx: Pbx, args: list[str]) -> str:
         raise ShowUsage
     head = ("Peer", "User/ANR", "Call ID", "Format", "Hold", "Last Message", "Expiry", "Peer")
     lines = [_CHANNELS.format(*head)]
-    rt = pbx.sip_runtime
-    dialogs = list(rt.dialogs()) if rt is not None and hasattr(rt, "dialogs") else []
+    rt: SipRuntime | None = pbx.sip_runtime
+    dialogs = list(rt.dialogs()) if rt is not None else []
     for d in dialogs:
         lines.append(
             _CHANNELS.format(
-                str(getattr(d, "peer_address", "")),
-                str(getattr(d, "user", "")),
-                str(getattr(d, "call_id", "")),
-                str(getattr(d, "codec", "")),
-                "Yes" if getattr(d, "on_hold", False) else "No",
-                str(getattr(d, "last_method", "")),
+                d.peer_address,
+                d.user,
+                d.call_id,
+                d.codec,
+                "Yes" if d.on_hold else "No",
+                d.last_method,
                 "",
                 "",
             )
