@@ -203,8 +203,15 @@ class ChannelApi(Protocol):
     async def stop_tones(self) -> None: ...
 
     async def dial(
-        self, targets: list[DialTarget], timeout: float | None, options: dict[str, str]
-    ) -> DialResult: ...
+        self,
+        targets: list[DialTarget],
+        timeout: float | None,
+        options: dict[str, str],
+        *,
+        inherit: dict[str, str] | None = None,
+    ) -> DialResult:
+        """Call the targets; ``inherit`` is what the new channels start with (``_X``/``__X``)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -225,6 +232,7 @@ class RecordingChannel:
     hangup_cause: int = 0
     slept: float = 0.0
     actions: list[str] = field(default_factory=list)
+    inherited: dict[str, str] = field(default_factory=dict)  # what the last dial passed on
 
     async def answer(self) -> None:
         self.actions.append("answer")
@@ -270,8 +278,14 @@ class RecordingChannel:
         self.actions.append("tones off")
 
     async def dial(
-        self, targets: list[DialTarget], timeout: float | None, options: dict[str, str]
+        self,
+        targets: list[DialTarget],
+        timeout: float | None,
+        options: dict[str, str],
+        *,
+        inherit: dict[str, str] | None = None,
     ) -> DialResult:
+        self.inherited = dict(inherit or {})
         where = "&".join(str(t) for t in targets)
         opts = "".join(f"{k}({v})" if v else k for k, v in options.items())
         tmo = "" if timeout is None else f" timeout={timeout:g}"

@@ -228,3 +228,21 @@ def test_neutralized_exten_still_fails_digit_patterns() -> None:
     )
     assert result.steps == []
     assert neutralize("1800222333&") != "1800222333&"
+
+
+def test_dial_passes_inheritable_variables_to_the_new_channels() -> None:
+    import asyncio
+
+    from pypbx.dialplan.channel_api import RecordingChannel
+    from pypbx.dialplan.interpreter import Execution
+
+    dp = parse_dialplan(
+        parse_text(
+            "[test]\nexten => s,1,MSet(_ONE=1,__ALL=2,MINE=3)\nsame => n,Dial(SIP/100)\n",
+            "extensions.conf",
+        )
+    )
+    channel = RecordingChannel()
+    ex = Execution(dp, channel, context="test", exten="s", clock=lambda: 0.0, rng=random.Random())
+    asyncio.run(ex.run())
+    assert channel.inherited == {"ONE": "1", "__ALL": "2"}

@@ -151,7 +151,9 @@ async def dial(x: Execution, data: str) -> AppResult:
         x.vars.set("DIALEDTIME", "0")
         x.vars.set("ANSWEREDTIME", "0")
         return CONTINUE
-    result = await x.channel.dial(parsed.targets, parsed.timeout, parsed.options)
+    result = await x.channel.dial(
+        parsed.targets, parsed.timeout, parsed.options, inherit=x.vars.inherited()
+    )
     x.vars.set("DIALSTATUS", result.status.value)
     x.vars.set("DIALEDTIME", str(result.dialed_time))
     x.vars.set("ANSWEREDTIME", str(result.answered_time))
