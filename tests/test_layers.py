@@ -20,6 +20,8 @@ PURE = [
     "dialplan/parser.py",
     "dialplan/pattern.py",
     "dialplan/expr.py",
+    "dialplan/posix_regex.py",
+    "dialplan/args.py",
     "dialplan/variables.py",
     "cdr/record.py",
     "registrar.py",

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pypbx.dialplan.args import split_args
-from pypbx.dialplan.expr import _compile_ere, _EreParser, _RegexError, _to_python, evaluate
+from pypbx.dialplan.expr import evaluate
+from pypbx.dialplan.posix_regex import RegexError, _EreParser, _to_python, compile_ere
 from pypbx.dialplan.variables import INT_MAX, substitute, substring
 
 # characters the expression lexer and the substitution scanner care about, to reach deep paths
@@ -131,9 +132,9 @@ def test_split_args_is_total(text: str) -> None:
 def test_regex_finds_the_leftmost_longest_match(pattern: str, subject: str, anchored: bool) -> None:
     # oracle: try every (start, end) with Python's re on the same pattern, leftmost then longest
     try:
-        found = _compile_ere(pattern).search(subject, anchored=anchored)
+        found = compile_ere(pattern).search(subject, anchored=anchored)
         oracle = re.compile(_to_python(_EreParser(pattern).parse()), re.DOTALL)
-    except (_RegexError, re.error):
+    except (RegexError, re.error):
         return
     expected = None
     for start in [0] if anchored else range(len(subject) + 1):
