@@ -134,7 +134,9 @@ def test_mset_unquotes_like_application_arguments() -> None:
     [
         ("Verbose(hello)", "INFO: hello"),
         ("Verbose(2,hello)", "INFO: hello"),
-        ("Verbose(a,b)", "INFO: a,b"),
+        ("Verbose(2,a,b)", "INFO: a,b"),  # the message is the unsplit rest
+        ("Verbose(a,b)", "WARNING: 'a' is not a verboser number"),
+        ("Log(LOUD,x)", "WARNING: Unknown log level: LOUD"),
         ("Log(WARNING,disk)", "WARNING: disk"),
         ("Log(ERROR,bad thing)", "ERROR: bad thing"),
         ("Log(NOTICE,fyi)", "INFO: fyi"),

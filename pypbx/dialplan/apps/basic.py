@@ -78,22 +78,32 @@ async def noop(x: Execution, data: str) -> AppResult:
 
 @application("Verbose", syntax="Verbose([level,]message)")
 async def verbose(x: Execution, data: str) -> AppResult:
-    """Send arbitrary text to verbose output."""
-    level, sep, message = data.partition(",")
-    if not sep or not level.strip().isdigit():
-        message = data
-    x.note(logging.INFO, message)
+    """Send arbitrary text to verbose output.
+
+    With two arguments the first is the verbosity level (a number); the message is the rest.
+    """
+    args = split_args(data, max_args=2)
+    if len(args) < 2:
+        x.note(logging.INFO, args[0] if args else "")
+        return CONTINUE
+    if not args[0].strip().isdigit():
+        x.warn(f"'{args[0]}' is not a verboser number")
+    x.note(logging.INFO, args[1])
     return CONTINUE
 
 
 @application("Log", syntax="Log(level,message)")
 async def log_app(x: Execution, data: str) -> AppResult:
     """Send arbitrary text to a selected log level (ERROR, WARNING, NOTICE, DEBUG, VERBOSE)."""
-    level, sep, message = data.partition(",")
-    if not sep:
+    args = split_args(data, max_args=2)
+    if len(args) < 2:
         x.warn("Log requires a level and a message")
         return CONTINUE
-    x.note(_LOG_LEVELS.get(level.strip().upper(), logging.INFO), message)
+    level = _LOG_LEVELS.get(args[0].strip().upper())
+    if level is None:
+        x.warn(f"Unknown log level: {args[0]}")
+        return CONTINUE
+    x.note(level, args[1])
     return CONTINUE
 
 
