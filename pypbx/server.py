@@ -35,6 +35,7 @@ from pypbx.errors import PbxError
 from pypbx.log import FanoutHandler, VerbosityFilter, verbose
 
 if TYPE_CHECKING:
+    from pypbx.control.cdr import CdrStore
     from pypbx.control.sip import SipRuntime
 
 __all__ = [
@@ -209,6 +210,9 @@ class Pbx:
         self.channels: list[Any] = []
         """Live channels (the call layer fills it); read by ``core show channels``."""
         self.calls_processed = 0
+        self.active_calls = 0
+        self.cdr_store: CdrStore | None = None
+        """The CDR backend ``cdr show last`` reads (set by the call layer)."""
         self.sip_runtime: SipRuntime | None = None
         """Run-time SIP state (peer addresses, qualify, registration states), set by the SIP
         service; ``sip show peers`` falls back to the loaded sip.conf when it is None."""

@@ -155,7 +155,7 @@ def _hms(seconds: float) -> str:
 
 
 def _footer(pbx: Pbx) -> list[str]:
-    calls = int(getattr(pbx, "active_calls", 0) or 0)
+    calls = pbx.active_calls
     done = int(pbx.calls_processed)
     return [f"{calls} active call{ess(calls)}", f"{done} call{ess(done)} processed"]
 

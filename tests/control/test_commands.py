@@ -167,6 +167,8 @@ REQUIRED = [
     "database put",
     "database del",
     "module reload",
+    "cdr show last",
+    "cdr show status",
     "help",
 ]
 

@@ -356,3 +356,55 @@ def test_a_service_refusing_a_reload_keeps_the_old_configuration(cfg_dir: Path) 
     assert not result.ok
     assert result.lines[0] == "fake: port 5999 is taken"
     assert pbx.config is before
+
+
+@dataclass
+class Cdr:
+    start: float
+    src: str
+    dst: str
+    dcontext: str
+    channel: str
+    disposition: str
+    billsec: int
+
+
+class CdrStoreFake:
+    name = "sqlite3"
+
+    def __init__(self, records: list[Cdr]) -> None:
+        self.records = records
+        self.asked: list[int] = []
+
+    def last(self, n: int) -> list[Cdr]:
+        self.asked.append(n)
+        return self.records[:n]
+
+
+def test_cdr_commands(pbx: Pbx) -> None:
+    off = run(pbx, "cdr show last")
+    assert (off.ok, off.output) == (False, "CDR logging is not enabled.")
+    assert "Logging:                    Disabled" in run(pbx, "cdr show status").output
+    when = time.mktime((2026, 1, 2, 3, 4, 5, 0, 0, -1))
+    store = CdrStoreFake(
+        [
+            Cdr(when, "1000", "600", "outgoing", "SIP/1000-00000001", "ANSWERED", 42),
+            Cdr(when - 60, "1001", "1000", "outgoing", "SIP/1001-00000002", "NO ANSWER", 0),
+        ]
+    )
+    pbx.cdr_store = store
+    out = run(pbx, "cdr show last 1").output.splitlines()
+    assert store.asked == [1]
+    assert re.fullmatch(
+        r"Start +Source +Destination +Context +Channel +Disposition +Billsec", out[0]
+    )
+    assert re.fullmatch(
+        r"2026-01-02 03:04:05 1000 +600 +outgoing +SIP/1000-00000001 +ANSWERED +42", out[1]
+    )
+    assert out[-1] == "1 call detail record."
+    assert run(pbx, "cdr show last").output.splitlines()[-1] == "2 call detail records."
+    assert store.asked[-1] == 10
+    assert run(pbx, "cdr show last many").output.startswith("Usage: cdr show last")
+    status = run(pbx, "cdr show status").output
+    assert "Logging:                    Enabled" in status
+    assert status.rstrip().endswith("sqlite3")
