@@ -408,6 +408,6 @@ def serve(config_dir: str, *, extra_verbosity: int = 0, json_logs: bool = False)
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return 1
-    except OSError as exc:
+    except (PbxError, OSError) as exc:  # a service refused to start (port taken ...)
         log.error("cannot start: %s", exc)
         return 1
