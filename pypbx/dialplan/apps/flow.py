@@ -63,7 +63,9 @@ async def goto_if(x: Execution, data: str) -> AppResult:
     if not data:
         x.warn("Ignoring, since there is no variable to check")
         return CONTINUE
-    cond, a, b = split_condition(data)
+    # pbx_builtin_gotoif: strsep at the first '?' and then the first ':' (no nesting)
+    cond, _, rest = data.partition("?")
+    a, _, b = rest.partition(":")
     branch = a if check_condition(cond) else b
     if not branch.strip():
         return CONTINUE
@@ -85,7 +87,7 @@ async def goto_if_time(x: Execution, data: str) -> AppResult:
     except ValueError as exc:
         x.warn(f"GotoIfTime: invalid time specification '{spec}': {exc}")
         return CONTINUE
-    _, a, b = split_condition("x?" + branches)
+    a, _, b = branches.partition(":")
     branch = a if timing.matches(x.now()) else b
     if not branch.strip():
         return CONTINUE
