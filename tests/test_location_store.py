@@ -1,0 +1,177 @@
+"""SQLite location store: round trip, expiry on load, batches, and kill -9 in a burst."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pypbx.location import Binding, Change, ChangeKind, Location
+from pypbx.location_store import LocationStore
+
+T0 = 1_800_000_000.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def binding(i: int, *, expires_at: float = T0 + 3600, aor: str | None = None) -> Binding:
+    return Binding(
+        aor=aor or f"u{i}",
+        contact=f"sip:u{i}@10.0.{i // 250}.{i % 250}:5060",
+        expires_at=expires_at,
+        call_id=f"call-{i}",
+        cseq=i + 1,
+        registered_at=T0,
+        received=(f"203.0.113.{i % 250}", 40000 + i),
+        transport="udp",
+        user_agent="Phone/1.0",
+        q="0.5" if i % 2 else None,
+    )
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    with LocationStore(tmp_path / "loc.sqlite3") as store:
+        b = binding(3)
+        store.save(b)
+        store.save(binding(4, aor="u3"))
+        assert store.load(T0) == sorted([b, binding(4, aor="u3")], key=lambda x: x.contact)
+    with LocationStore(tmp_path / "loc.sqlite3") as again:
+        assert binding(3) in again.load(T0)
+
+
+def test_wal_and_synchronous_normal(tmp_path: Path) -> None:
+    import sqlite3
+
+    with LocationStore.in_dir(tmp_path) as store:
+        store.save(binding(1))
+        db = sqlite3.connect(tmp_path / "location.sqlite3")
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.close()
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_load_drops_expired_rows(tmp_path: Path) -> None:
+    with LocationStore(tmp_path / "x.db") as store:
+        store.save(binding(1, expires_at=T0 + 10))
+        store.save(binding(2, expires_at=T0 - 1))
+        store.save(binding(3, expires_at=T0))
+        assert [b.aor for b in store.load(T0)] == ["u1"]
+        assert store.count() == 1
+
+
+def test_save_replaces_and_delete_removes(tmp_path: Path) -> None:
+    with LocationStore(tmp_path / "x.db") as store:
+        store.save(binding(1))
+        store.save(binding(1, expires_at=T0 + 99))
+        assert [b.expires_at for b in store.load(T0)] == [T0 + 99]
+        store.delete("u1", binding(1).contact)
+        assert store.load(T0) == []
+
+
+def test_apply_follows_location_changes(tmp_path: Path) -> None:
+    store = LocationStore(tmp_path / "x.db")
+    loc = Location()
+    batch: list[Change] = []
+    loc.on_change = batch.append
+    loc.update("1000", "sip:a@10.0.0.1", expires=60, call_id="c", cseq=1, now=T0)
+    loc.update("1000", "sip:b@10.0.0.2", expires=60, call_id="c", cseq=1, now=T0)
+    loc.update("1000", "sip:a@10.0.0.1", expires=120, call_id="c", cseq=2, now=T0)
+    loc.update("1000", "sip:b@10.0.0.2", expires=0, call_id="c", cseq=3, now=T0)
+    assert [c.kind for c in batch] == [
+        ChangeKind.ADDED,
+        ChangeKind.ADDED,
+        ChangeKind.REFRESHED,
+        ChangeKind.REMOVED,
+    ]
+    assert store.apply(batch) == 4
+    rows = store.load(T0)
+    assert [(b.contact, b.expires_at) for b in rows] == [("sip:a@10.0.0.1", T0 + 120)]
+    restored = Location()
+    assert restored.load(rows, T0 + 60) == 1
+    assert restored.lookup("1000", T0 + 60) == rows[0]
+    store.close()
+
+
+def test_failed_batch_rolls_back(tmp_path: Path) -> None:
+    with LocationStore(tmp_path / "x.db") as store:
+        good = Change(ChangeKind.ADDED, binding(1))
+        bad = Change(ChangeKind.ADDED, binding(2))
+        object.__setattr__(bad.binding, "call_id", None)  # NOT NULL → IntegrityError
+        with pytest.raises(Exception, match="NOT NULL"):
+            store.apply([good, bad])
+        assert store.load(T0) == []
+
+
+_WRITER = """
+import sys
+sys.path.insert(0, {root!r})
+from pypbx.location import Binding, Change, ChangeKind
+from pypbx.location_store import LocationStore
+
+store = LocationStore({path!r})
+i = 0
+while True:
+    batch = []
+    for _ in range(5):
+        b = Binding(aor=f"u{{i}}", contact=f"sip:u{{i}}@10.0.0.1", expires_at=4e9,
+                    call_id=f"c{{i}}", cseq=1, registered_at=1.0, received=("10.0.0.1", i),
+                    user_agent="x" * 50)
+        batch.append(Change(ChangeKind.ADDED, b))
+        i += 1
+    store.apply(batch)
+    print(i, flush=True)
+"""
+
+
+def test_kill_9_during_a_burst_keeps_every_committed_binding(tmp_path: Path) -> None:
+    path = tmp_path / "burst.sqlite3"
+    code = textwrap.dedent(_WRITER.format(root=str(ROOT), path=str(path)))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    committed = 0
+    try:
+        for line in proc.stdout:
+            committed = int(line)
+            if committed >= 2000:
+                break
+    finally:
+        proc.kill()  # SIGKILL: no clean shutdown, no checkpoint
+        proc.wait()
+    assert proc.returncode == -9
+    with LocationStore(path) as store:
+        assert store.integrity_check() == "ok"
+        rows = store.load(T0)
+        names = {b.aor for b in rows}
+        missing = [i for i in range(committed) if f"u{i}" not in names]
+        print(f"\ncommitted before kill: {committed}, rows after restart: {len(rows)}")
+        assert missing == []
+        assert len(rows) % 5 == 0  # whole batches only
+
+
+def test_binding_memory_is_under_2_kib() -> None:
+    import tracemalloc
+
+    n = 10_000
+    loc = Location(max_contacts=10)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for i in range(n):
+        loc.update(
+            f"{1000 + i}",
+            f"sip:{1000 + i}@192.168.{i // 250}.{i % 250}:5060;transport=udp",
+            expires=3600,
+            call_id=f"{i:032x}@192.168.1.10",
+            cseq=i,
+            now=T0,
+            received=(f"203.0.{i // 250}.{i % 250}", 5060 + i % 1000),
+            user_agent="Linphone/5.2.0 (belle-sip/5.2.0)",
+            q=None,
+        )
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    used = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    per = used / n
+    print(f"\nmemory per binding: {per:.0f} bytes ({used / 1024 / 1024:.1f} MiB for {n})")
+    assert per <= 2048
