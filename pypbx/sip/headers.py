@@ -59,12 +59,20 @@ class HeaderSpec:
 
 _REGISTRY: dict[str, HeaderSpec] = {}
 
+#: Lowercase name or compact form → lowercase canonical key (``"v"`` → ``"via"``), for
+#: hot loops that cannot afford a function call per header. Unknown names are not in it.
+KEYS: dict[str, str] = {}
+
 
 def register_header(spec: HeaderSpec) -> HeaderSpec:
-    """Add a header to the registry (keyed by lowercase name and compact form)."""
-    _REGISTRY[spec.name.lower()] = spec
+    """Add a header to the registry (keyed by lowercase name and compact form); messages
+    parsed afterwards use its canonical key, compact form and list-ness."""
+    key = spec.name.lower()
+    _REGISTRY[key] = spec
+    KEYS[key] = key
     if spec.compact:
         _REGISTRY[spec.compact.lower()] = spec
+        KEYS[spec.compact.lower()] = key
     return spec
 
 
@@ -136,10 +144,6 @@ for _name, _compact, _multi in (
     ("WWW-Authenticate", None, False),
 ):
     register_header(HeaderSpec(_name, _compact, _multi))
-
-#: Lowercase name or compact form → lowercase canonical key (``"v"`` → ``"via"``), for
-#: hot loops that cannot afford a function call per header. Unknown names are not in it.
-KEYS: dict[str, str] = {k: spec.name.lower() for k, spec in _REGISTRY.items()}
 
 
 def header_spec(name: str) -> HeaderSpec | None:

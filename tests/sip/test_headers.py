@@ -6,9 +6,11 @@ import pytest
 
 from pypbx.sip.abnf import ParseError, split_commas
 from pypbx.sip.headers import (
+    KEYS,
     STAR,
     CSeq,
     Headers,
+    HeaderSpec,
     Star,
     Via,
     canonical_name,
@@ -18,7 +20,9 @@ from pypbx.sip.headers import (
     parse_uint,
     parse_via,
     parse_via_list,
+    register_header,
 )
+from pypbx.sip.parse import parse_message
 
 
 @pytest.mark.parametrize(
@@ -350,3 +354,25 @@ def test_code_set_fields_cannot_forge_lines(name, value):
     with pytest.raises(ValueError):
         Headers([(name, value)])
     assert len(h) == 0
+
+
+def test_registered_header_is_used_by_the_parser():
+    register_header(HeaderSpec("X-Pypbx-Test-List", "ξ", multi=True))
+    assert KEYS["ξ"] == "x-pypbx-test-list"
+    data = (
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\n"
+        "To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+        "x-pypbx-test-list: a, b\r\nξ: c\r\n\r\n"
+    ).encode()
+    msg = parse_message(data)
+    assert msg.get_all("X-PYPBX-TEST-LIST") == ["a", "b", "c"]
+    assert canonical_name("ξ") == "X-Pypbx-Test-List"
+
+
+def test_via_accessors():
+    via = parse_via("SIP/2.0/UDP 224.2.0.1;ttl=16;maddr=224.2.0.1;branch=z9hG4bKx;X=y")
+    assert via.ttl == 16
+    assert via.maddr == "224.2.0.1"
+    assert via.param("x") == "y"
+    assert via.sent_by == ("224.2.0.1", None)
+    assert repr(Headers([("To", "<sip:a@b>")])) == "Headers([('To', '<sip:a@b>')])"

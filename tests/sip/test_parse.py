@@ -10,6 +10,7 @@ from pypbx.sip.abnf import ParseError
 from pypbx.sip.headers import STAR, CSeq, Headers, Via
 from pypbx.sip.message import Request, Response, build_response, make_request
 from pypbx.sip.parse import parse_message, validate_message
+from pypbx.sip.status import StatusCode, reason_phrase, status_class
 from pypbx.sip.uri import NameAddr, SipUri
 
 SDP = (
@@ -461,3 +462,27 @@ def test_lf_message_with_stray_crlf_lines_is_normalised():
 def test_constructors_refuse_forged_start_lines(make):
     with pytest.raises(ValueError):
         make()
+
+
+@pytest.mark.parametrize(
+    ("code", "phrase", "klass"),
+    [
+        (100, "Trying", 1),
+        (183, "Session Progress", 1),
+        (200, "OK", 2),
+        (302, "Moved Temporarily", 3),
+        (401, "Unauthorized", 4),
+        (481, "Call/Transaction Does Not Exist", 4),
+        (499, "Request Failure", 4),
+        (503, "Service Unavailable", 5),
+        (580, "Server Failure", 5),
+        (603, "Decline", 6),
+    ],
+)
+def test_status_codes(code, phrase, klass):
+    assert reason_phrase(code) == phrase
+    assert status_class(code) == klass
+    assert Response(code).reason == phrase
+    if code in StatusCode.__members__.values():
+        assert StatusCode(code).phrase == phrase
+        assert StatusCode(code) == code
