@@ -151,6 +151,7 @@ class SipStack:
         self._sent: dict[ClientTxnKey, tuple[Request, Addr]] = {}
         self._acks: dict[ClientTxnKey, tuple[Request, Addr]] = {}
         self._tcp_busy: dict[ClientTxnKey | ServerTxnKey, Addr] = {}
+        self._own: set[ClientTxnKey] = set()  # client transactions request() started
         self.internal_errors = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -343,8 +344,13 @@ class SipStack:
             self._tcp_busy.pop(event.key, None)
             if isinstance(event.key, ClientTxnKey):
                 self._acks.pop(event.key, None)
-                if event.key in self._pending:
+                if event.key in self._own:
+                    self._own.discard(event.key)
                     return
+        if isinstance(event, TransactionTimedOut | TransportError | ResponseReceived) and (
+            event.key in self._own
+        ):
+            return  # late news about a request() that has its answer already
         if isinstance(event, RequestReceived) and transport == "TCP":
             self._tcp_busy[event.key] = event.source
         if isinstance(event, MessageRejected):
@@ -408,6 +414,15 @@ class SipStack:
         self._pump()
         return key
 
+    def cancel(self, key: ClientTxnKey) -> ClientTxnKey | None:
+        """CANCEL the INVITE of client transaction ``key`` (§9.1); see ``Endpoint.cancel``."""
+        for endpoint in self.endpoints.values():
+            if endpoint.client_state(key) is not None:
+                cancel_key = endpoint.cancel(key, now=self.loop.time())
+                self._pump()
+                return cancel_key
+        return None
+
     async def request(
         self,
         request: Request,
@@ -446,6 +461,7 @@ class SipStack:
         key = endpoint.send_request(request, dest, now=self.loop.time())
         self._sent[key] = (request, dest)
         self._pending[key] = _Pending(future, transport.upper())
+        self._own.add(key)
         if transport.upper() == "TCP":
             self._tcp_busy[key] = dest
         try:
