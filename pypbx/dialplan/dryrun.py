@@ -23,7 +23,7 @@ from pathlib import Path
 from pypbx.config.conf import ConfigError
 from pypbx.dialplan.astdb import AstDb
 from pypbx.dialplan.channel_api import DialStatus, HangupCause, RecordingChannel
-from pypbx.dialplan.interpreter import Execution, GlobalVars, Random, Step
+from pypbx.dialplan.interpreter import Execution, GlobalVars, Random, RunEnd, Step
 from pypbx.dialplan.model import Dialplan
 from pypbx.dialplan.parser import load_dialplan
 
@@ -41,7 +41,7 @@ class DryRunResult:
 
     steps: list[Step]
     hangup_cause: int
-    end: str
+    end: RunEnd
     actions: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from pypbx.dialplan.channel_api import (
@@ -49,6 +49,7 @@ __all__ = [
     "GlobalVars",
     "Position",
     "Random",
+    "RunEnd",
     "Step",
     "check_condition",
     "check_dialplan",
@@ -151,13 +152,15 @@ class _GlobalsOnly:
         return None
 
 
-class _End(Enum):
-    HANGUP = "hangup"
-    INVALID = "invalid"
-    FALLTHROUGH = "fallthrough"
-    TIMEOUT = "timeout"
-    LOOP = "loop"
-    ERROR = "error"
+class RunEnd(StrEnum):
+    """Why a run of the dial plan ended."""
+
+    HANGUP = "hangup"  # an application ended the call, or the caller hung up
+    INVALID = "invalid"  # no such extension and no 'i'
+    FALLTHROUGH = "fallthrough"  # ran out of priorities with autofallthrough=yes
+    TIMEOUT = "timeout"  # waited for an extension, none came, no 't'
+    LOOP = "loop"  # the step bound was reached
+    ERROR = "error"  # an internal error (logged)
 
 
 class Execution:
@@ -219,7 +222,7 @@ class Execution:
         self.whiles: list[Position] = []
         self.steps = 0
         self.messages: list[str] = []
-        self.end_reason = ""
+        self.end_reason = RunEnd.HANGUP
         self._jump: Position | None = None
         self._log = logging.LoggerAdapter(logger or log, {"channel": channel.name})
 
@@ -392,14 +395,14 @@ class Execution:
         self.hangup_cause = cause
 
     # ---------------------------------------------------------------- the loop
-    async def run(self) -> str:
+    async def run(self) -> RunEnd:
         """Run until the call ends (then the ``h`` extension); returns why it ended."""
         try:
             reason = await self._main()
         except Exception as exc:
             self.note(logging.ERROR, f"dial plan run failed: {exc!r}")
-            reason = _End.ERROR
-        self.end_reason = reason.value
+            reason = RunEnd.ERROR
+        self.end_reason = reason
         try:
             if not self.hangup_cause:
                 self.hangup_cause = int(HangupCause.NORMAL_CLEARING)
@@ -437,7 +440,7 @@ class Execution:
         else:
             self.priority += 1
 
-    async def _main(self) -> _End:
+    async def _main(self) -> RunEnd:
         if not self.exists(self.context, self.exten, self.priority):
             end = self._invalid()
             if end is not None:
@@ -465,11 +468,11 @@ class Execution:
                 continue
             if not self._tick():
                 self.set_cause(int(HangupCause.NORMAL_CLEARING))
-                return _End.LOOP
+                return RunEnd.LOOP
             prio = found.priority
             result = await self._execute(prio.app, prio.args)
             if result is AppResult.HANGUP or self.channel.hung_up:
-                return _End.HANGUP
+                return RunEnd.HANGUP
             self._advance()
 
     def end_macro(self) -> Position | None:
@@ -487,11 +490,11 @@ class Execution:
     def _moveto(self, pos: Position) -> None:
         self.context, self.exten, self.priority = pos.context, pos.exten, pos.priority
 
-    def _invalid(self) -> _End | None:
+    def _invalid(self) -> RunEnd | None:
         """The extension does not exist: ``i`` if present, else hang up (pbx.c)."""
         pos = self.invalid_target()
         if pos is None:
-            return _End.INVALID
+            return RunEnd.INVALID
         self._moveto(pos)
         return None
 
@@ -512,7 +515,7 @@ class Execution:
         self.set_cause(int(HangupCause.UNALLOCATED))
         return None
 
-    async def _no_priority(self) -> _End | None:
+    async def _no_priority(self) -> RunEnd | None:
         """Ran off the end of an extension, or sits at a place that does not exist."""
         if not self.exists(self.context, self.exten, 1):
             return self._invalid()
@@ -528,11 +531,11 @@ class Execution:
             elif status.upper() == "BUSY":
                 await self.channel.indicate(Indication.BUSY)
                 self.set_cause(int(HangupCause.USER_BUSY))
-            return _End.FALLTHROUGH
+            return RunEnd.FALLTHROUGH
         digits = await self.collect_extension("", self.response_timeout)
         pos = self.route_digits(digits)
         if pos is None:
-            return _End.INVALID if digits else _End.TIMEOUT
+            return RunEnd.INVALID if digits else RunEnd.TIMEOUT
         self._moveto(pos)
         return None
 
