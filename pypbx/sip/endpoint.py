@@ -358,7 +358,8 @@ class Endpoint:
                 t for t in (*self._clients.values(), *self._servers.values()) if t.dest == target
             ]
         for txn in txns:
-            if not txn.terminated:
+            # a server transaction that has sent nothing yet (Trying) cannot fail to send
+            if not txn.terminated and txn.accepts(Input.TRANSPORT_ERROR):
                 self._step(txn, Input.TRANSPORT_ERROR, now)
 
     # ------------------------------------------------------------------ internals

@@ -531,3 +531,28 @@ def test_send_response_on_unknown_or_finished_transaction() -> None:
     bob.handle_timer(now=32)
     with pytest.raises(UnknownTransaction):
         bob.send_response(ev.key, build_response(ev.request, 200), now=33)
+
+
+def test_transport_error_to_an_address_skips_transactions_that_sent_nothing() -> None:
+    net, bob = _bob()
+    req = make_req("BYE", to_tag="t", via="SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq")
+    bob.receive(req.serialize(), ALICE, now=0)
+    (ev,) = _only(net.take_events(BOB), RequestReceived)
+    bob.transport_error(ALICE, now=0.1)  # the BYE's transaction is still in Trying
+    assert bob.server_state(ev.key) is State.TRYING
+    assert net.take_events(BOB) == []
+    bob.send_response(ev.key, build_response(ev.request, 200), now=0.2)
+    bob.transport_error(ALICE, now=0.3)
+    assert net.take_events(BOB) == [TransportError(ev.key, ALICE), TransactionTerminated(ev.key)]
+
+
+def test_non_invite_server_in_proceeding_answers_retransmissions_with_the_1xx() -> None:
+    net, bob = _bob()
+    req = make_req("BYE", to_tag="t", via="SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKp")
+    bob.receive(req.serialize(), ALICE, now=0)
+    (ev,) = _only(net.take_events(BOB), RequestReceived)
+    bob.send_response(ev.key, build_response(ev.request, 100), now=0.1)
+    assert bob.server_state(ev.key) is State.PROCEEDING
+    bob.receive(req.serialize(), ALICE, now=0.6)
+    assert [p.method_or_status for p in net.from_(BOB)] == ["100", "100"]
+    assert _only(net.take_events(BOB), RequestReceived) == []
