@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from pypbx.sip.auth import DigestServer, Verdict
+from pypbx.sip.auth import DigestServer, Verdict, challenge_header, credentials_header
 from pypbx.sip.events import Event, RequestReceived
 from pypbx.sip.message import Request, make_request
 from pypbx.sip.transaction import TimerConfig
@@ -193,18 +193,21 @@ def test_no_handler_answers_501() -> None:
 # --- client side: request() between two stacks ---------------------------------------
 
 
-def _registrar(password: str, seen: list[str]) -> Callable[[SipStack, Event], None]:
+def _registrar(
+    password: str, seen: list[str], status: int = 401
+) -> Callable[[SipStack, Event], None]:
     digest = DigestServer(b"k" * 16, "pypbx.test")
+    ask, answer = challenge_header(status), credentials_header(status)
 
     def handler(st: SipStack, event: Event) -> None:
         if not isinstance(event, RequestReceived):
             return
         req = event.request
         seen.append(f"{req.cseq.number} {req.top_via.branch}")
-        creds = req.get("Authorization")
+        creds = req.get(answer)
         now = st.loop.time()
         if creds is None:
-            st.reply(event, 401, headers=[("WWW-Authenticate", digest.challenge(now))])
+            st.reply(event, status, headers=[(ask, digest.challenge(now))])
             return
         verdict = digest.verify(creds, req.method, password=password, now=now)
         st.reply(event, 200 if verdict is Verdict.OK else 403)
@@ -225,13 +228,16 @@ def _register(target: tuple[str, int], local: tuple[str, int]) -> Request:
     )
 
 
+@pytest.mark.parametrize("challenge", [401, 407])
 @pytest.mark.parametrize(("password", "status"), [("secret", 200), ("wrong", 403)])
-def test_request_answers_401_with_credentials(password: str, status: int) -> None:
+def test_request_answers_challenge_with_credentials(
+    password: str, status: int, challenge: int
+) -> None:
     seen: list[str] = []
 
     async def main() -> int:
         async with (
-            stack(handler=_registrar("secret", seen)) as server,
+            stack(handler=_registrar("secret", seen, challenge)) as server,
             stack() as client,
         ):
             req = _register(server.local_addr, client.local_addr)
