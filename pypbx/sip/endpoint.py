@@ -10,6 +10,15 @@ Contract (DESIGN.md §2): ``receive(data, addr, *, now)``; ``next_event()``;
 ``datagrams_to_send(*, now)``; ``next_timer()``; ``handle_timer(*, now)``; and the TU's
 actions ``send_request``, ``send_response``, ``send_stateless``, ``cancel``,
 ``transport_error``. Nothing here reads a clock, opens a socket or raises on bad input.
+
+The glue (``pypbx/transport``) drives it like this, re-arming one timer after every input::
+
+    endpoint.receive(data, addr, now=loop.time())
+    for payload, dest in endpoint.datagrams_to_send(now=loop.time()):
+        sock.sendto(payload, dest)          # on OSError: endpoint.transport_error(dest, ...)
+    while (event := endpoint.next_event()) is not None:
+        tu.handle(event)
+    deadline = endpoint.next_timer()        # loop.call_at(deadline, on_timer) if not None
 """
 
 from __future__ import annotations

@@ -556,3 +556,18 @@ def test_non_invite_server_in_proceeding_answers_retransmissions_with_the_1xx() 
     bob.receive(req.serialize(), ALICE, now=0.6)
     assert [p.method_or_status for p in net.from_(BOB)] == ["100", "100"]
     assert _only(net.take_events(BOB), RequestReceived) == []
+
+
+def test_cancel_overtaking_its_invite_gets_481_and_the_invite_proceeds() -> None:
+    net, alice, bob = pair(auto_trying=False)
+    key = alice.send_request(make_req("INVITE"), BOB, now=0)
+    alice.cancel(key, now=0)  # held: no provisional yet
+    (pkt,) = net.drop(1)  # the INVITE is late ...
+    invite = _parse(pkt.data)
+    from pypbx.sip.transaction import build_cancel
+
+    bob.receive(build_cancel(invite).serialize(), ALICE, now=0.1)  # ... behind a CANCEL
+    bob.receive(pkt.data, ALICE, now=0.2)
+    events = net.take_events(BOB)
+    assert _only(events, MessageRejected)[0].status == 481
+    assert len(_only(events, RequestReceived)) == 1
