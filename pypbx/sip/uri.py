@@ -274,7 +274,13 @@ def _parse_sip(scheme: str, rest: str) -> SipUri:
     if semi >= 0:
         params = _parse_uri_params(rest[semi + 1 :])
         rest = rest[:semi]
-    host, port = split_hostport(rest)
+    if rest[:1] == "[":
+        host, port = split_hostport(rest)
+    else:  # inline of split_hostport's common case
+        host, colon, port_text = rest.partition(":")
+        if _HOSTNAME_RE.fullmatch(host) is None:
+            raise ParseError(f"bad host {host[:40]!r}")
+        port = _parse_port(port_text) if colon else None
     return SipUri(host, user, password, port, params, headers, scheme)
 
 
@@ -402,7 +408,7 @@ class NameAddr:
         return f"{head}<{self.uri}>{format_params(self.params)}"
 
 
-_QUOTED_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_QUOTED_RE = re.compile(r'("(?:[^"\\]|\\.)*")[ \t]*', re.DOTALL)
 
 
 # An unquoted display name is *(token LWS) (§25.1). Liberal reading: non-ASCII (UTF-8)
@@ -434,24 +440,23 @@ def parse_name_addr(text: str) -> NameAddr:
         m = _QUOTED_RE.match(text)
         if m is None:
             raise ParseError("unterminated quoted-string")
-        display = unquote(m.group())
+        display = unquote(m.group(1))
         lt = m.end()
-        while lt < len(text) and text[lt] in " \t":
-            lt += 1
-        if lt >= len(text) or text[lt] != "<":
+        if text[lt : lt + 1] != "<":
             raise ParseError("quoted display name not followed by <URI>")
     else:
         lt = text.find("<")
         if lt < 0:
             return _parse_addr_spec(text)
-        display = _check_display_tokens(text[:lt])
+        display = _check_display_tokens(text[:lt]) if lt else None
     gt = text.find(">", lt)
     if gt < 0:
         raise ParseError("unterminated <URI>")
     inner = text[lt + 1 : gt]
     if not inner or inner[0].isspace() or inner[-1].isspace():
         raise ParseError("whitespace inside <URI>")
-    return NameAddr(parse_uri(inner), display, parse_params(text, gt + 1))
+    params = parse_params(text, gt + 1) if gt + 1 < len(text) else ()
+    return NameAddr(parse_uri(inner), display, params)
 
 
 def _parse_addr_spec(text: str) -> NameAddr:
