@@ -7,12 +7,15 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pypbx.check import ConfigSet, load_config_dir
 from pypbx.control import load_commands
@@ -31,6 +34,17 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture(autouse=True)
+def _restore_trace_logger() -> Iterator[None]:
+    """``sip set debug`` changes the process-wide SIP trace logger: put it back."""
+    trace = logging.getLogger("pypbx.sip.trace")
+    saved = (trace.level, trace.propagate, list(trace.filters))
+    yield
+    trace.setLevel(saved[0])
+    trace.propagate = saved[1]
+    trace.filters[:] = saved[2]
 
 
 @pytest.fixture
@@ -408,3 +422,22 @@ def test_cdr_commands(pbx: Pbx) -> None:
     status = run(pbx, "cdr show status").output
     assert "Logging:                    Enabled" in status
     assert status.rstrip().endswith("sqlite3")
+
+
+load_commands()
+COMMAND_NAMES = [c.name for c in REGISTRY.commands()]
+ARGS = ["1000", "flowroute", "like", "x", "9", "-1", "all", "ip", "peer", "on", "off", '"', "\x00"]
+ARGS += ["outgoing", "600@outgoing", "chan_sip.so", "atleast", "seconds", "verbose", "concise"]
+ARGS += ["fam", "key", "value", "192.0.2.1", "Dial", "CALLERID", "now", "gracefully", ""]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.sampled_from(COMMAND_NAMES), st.lists(st.sampled_from(ARGS), max_size=4))
+def test_no_arguments_crash_a_handler(pbx: Pbx, name: str, args: list[str]) -> None:
+    line = " ".join([name, *args])
+    outcome = run(pbx, line)  # any exception but CommandError/ShowUsage fails the test
+    assert isinstance(outcome.output, str)
+    if not outcome.ok:
+        assert outcome.output  # a failure always says why
