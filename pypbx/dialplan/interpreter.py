@@ -217,6 +217,7 @@ class Execution:
         self.hangup_cause = 0
         self.callerid_extra: dict[str, str] = {"dnid": self.exten}
         self.cdr: dict[str, str] = {}
+        self.exception: dict[str, str] = {}
         self.absolute_timeout: float | None = None
         self.frames: list[Frame] = []
         self.whiles: list[Position] = []
@@ -499,7 +500,7 @@ class Execution:
         return None
 
     def invalid_target(self) -> Position | None:
-        """Where a channel at a non-existent extension goes: ``i``, or None (hang up)."""
+        """Where a channel at a non-existent extension goes: ``i``, ``e``, or None (hang up)."""
         if self.exten != "i" and self.exists(self.context, "i", 1):
             self.note(
                 logging.INFO,
@@ -508,6 +509,8 @@ class Execution:
             )
             self.vars.set("INVALID_EXTEN", self.exten)
             return Position(self.context, "i", 1)
+        if self.exten != "e" and self.exists(self.context, "e", 1):
+            return self.raise_exception("INVALID")
         self.warn(
             f"Channel '{self.channel.name}' sent to invalid extension but no invalid handler: "
             f"context,exten,priority={self.context},{self.exten},{self.priority}"
@@ -558,7 +561,7 @@ class Execution:
         return digits
 
     def route_digits(self, digits: str, context: str | None = None) -> Position | None:
-        """After waiting for an extension: the digits' extension, ``i``, ``t``, or None."""
+        """After waiting for an extension: the digits' extension, ``i``, ``t``, ``e``, or None."""
         ctx = context or self.context
         if digits:
             if self.exists(ctx, digits, 1):
@@ -568,8 +571,21 @@ class Execution:
         if self.exists(self.context, "t", 1):
             self.note(logging.INFO, f"Timeout on {self.channel.name}, going to 't'")
             return Position(self.context, "t", 1)
+        if self.exists(self.context, "e", 1):
+            return self.raise_exception("RESPONSETIMEOUT")
         self.warn(f"Timeout, but no rule 't' in context '{self.context}'")
         return None
+
+    def raise_exception(self, reason: str) -> Position:
+        """pbx.c ``raise_exception``: remember where and why, continue at ``e``."""
+        self.exception = {
+            "reason": reason,
+            "context": self.context,
+            "exten": self.exten,
+            "priority": str(self.priority),
+        }
+        self.note(logging.INFO, f"Exception {reason}: going to 'e' in '{self.context}'")
+        return Position(self.context, "e", 1)
 
     async def _run_h(self) -> None:
         while self.frames:

@@ -845,3 +845,24 @@ def test_caller_hangup_stops_the_plan_and_runs_h() -> None:
     )
     assert asyncio.run(ex.run()) == "hangup"
     assert steps == ["s:Answer", "s:Wait", "h:NoOp"]
+
+
+@pytest.mark.parametrize(
+    ("start", "digits", "expected"),
+    [
+        ("999", "", "NoOp(INVALID 999 test)"),  # invalid extension, no i: e
+        ("s", "", "NoOp(RESPONSETIMEOUT s test)"),  # WaitExten timed out, no t: e
+    ],
+)
+def test_e_extension_catches_exceptions(start: str, digits: str, expected: str) -> None:
+    result = run(
+        """
+        [test]
+        exten => s,1,WaitExten(1)
+        exten => e,1,NoOp(${EXCEPTION(reason)} ${EXCEPTION(exten)} ${EXCEPTION(context)})
+        """,
+        "test",
+        start,
+        digits=digits,
+    )
+    assert trace(result)[-1] == expected

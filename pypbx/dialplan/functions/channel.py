@@ -1,4 +1,4 @@
-"""Channel functions: CALLERID, CHANNEL, HANGUPCAUSE, DIALPLAN_EXISTS, TIMEOUT, CDR
+"""Channel functions: CALLERID, CHANNEL, HANGUPCAUSE, DIALPLAN_EXISTS, TIMEOUT, CDR, EXCEPTION
 (Asterisk funcs/func_callerid.c, func_channel.c, func_hangupcause.c, func_dialplan.c,
 func_timeout.c, func_cdr.c).
 """
@@ -188,3 +188,14 @@ def _cdr_write(x: Execution, args: str, value: str) -> None:
     name = split_args(args)[0].strip().lower() if args.strip() else ""
     if name:
         x.cdr[name] = value
+
+
+@function("EXCEPTION", syntax="EXCEPTION(field)")
+def exception(x: Execution, args: str) -> str | None:
+    """Why and where the channel was sent to ``e``: ``reason``, ``context``, ``exten``,
+    ``priority``."""
+    name = args.strip().lower()
+    if name not in ("reason", "context", "exten", "priority"):
+        x.warn(f"EXCEPTION: unknown field '{args}'")
+        return None
+    return x.exception.get(name, "")
