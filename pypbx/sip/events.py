@@ -27,6 +27,7 @@ __all__ = [
     "InDialogRequestReceived",
     "MessageRejected",
     "ReinviteAnswered",
+    "ReinviteCancelled",
     "ReinviteReceived",
     "RequestReceived",
     "ResponseDropped",
@@ -244,6 +245,14 @@ class ReinviteReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class ReinviteCancelled:
+    """The peer cancelled its re-INVITE before we answered it (487 was sent)."""
+
+    session: Session
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
 class ReinviteAnswered:
     """The final response to our re-INVITE (491 on glare, §14.1)."""
 
@@ -277,6 +286,7 @@ SessionEvent = (
     | SessionCancelled
     | SessionTerminated
     | ReinviteReceived
+    | ReinviteCancelled
     | ReinviteAnswered
     | InDialogRequestReceived
     | DialogResponseReceived

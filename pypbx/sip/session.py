@@ -33,6 +33,7 @@ from pypbx.sip.events import (
     InDialogRequestReceived,
     MessageRejected,
     ReinviteAnswered,
+    ReinviteCancelled,
     ReinviteReceived,
     RequestReceived,
     ResponseReceived,
@@ -302,6 +303,14 @@ class Session:
         self._reinvite_out = self._send_in_dialog(req, now)
         return self._reinvite_out
 
+    def cancel_reinvite(self, *, now: float) -> None:
+        """Cancel our pending re-INVITE (§9.1, §14.1); it ends with ReinviteAnswered(487)."""
+        if self._reinvite_out is None:
+            raise IllegalTransition("no re-INVITE of ours in progress")
+        key = self.ua.endpoint.cancel(self._reinvite_out, now=now)
+        if key is not None:
+            self.ua._by_key[key] = self
+
     def answer_reinvite(
         self,
         status: int = 200,
@@ -493,6 +502,7 @@ class Session:
                 self.ua.endpoint.send_response(key, resp, now=now)
             else:
                 self._reinvite_in = (key, req)
+                self.ua._by_key[key] = self  # so that a CANCEL of it finds us
                 self.ua._emit(ReinviteReceived(self, req))
         else:
             self.ua._emit(InDialogRequestReceived(self, req, key))
@@ -506,7 +516,16 @@ class Session:
         if first:
             self.ua._emit(SessionConfirmed(self, ack))
 
-    def _on_cancel(self, cancel: Request, now: float) -> None:
+    def _on_cancel(self, cancel: Request, invite_key: ServerTxnKey, now: float) -> None:
+        if self._reinvite_in is not None and self._reinvite_in[0] == invite_key:
+            _, req = self._reinvite_in
+            self._reinvite_in = None
+            with suppress(IllegalTransition):
+                self.ua.endpoint.send_response(invite_key, self._response(req, 487), now=now)
+            self.ua._emit(ReinviteCancelled(self, cancel))
+            return
+        if invite_key != self.invite_key:
+            return
         if self.state not in (SessionState.INITIAL, SessionState.EARLY):
             return
         assert isinstance(self.invite_key, ServerTxnKey)
@@ -657,7 +676,7 @@ class UserAgent:
             if session is None:
                 self._emit(ev)
             else:
-                session._on_cancel(ev.request, now)
+                session._on_cancel(ev.request, ev.invite_key, now)
         elif isinstance(ev, TransactionTimedOut | TransportError):
             session = self._by_key.get(ev.key)
             if session is None:

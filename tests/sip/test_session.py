@@ -11,6 +11,7 @@ from pypbx.sip.events import (
     InDialogRequestReceived,
     MessageRejected,
     ReinviteAnswered,
+    ReinviteCancelled,
     ReinviteReceived,
     RequestReceived,
     SessionAnswered,
@@ -530,3 +531,23 @@ def test_failed_send_leaves_the_session_state_alone() -> None:
         uas.answer(now=1)
     assert uas.state is SessionState.INITIAL
     assert uas.next_timer() is None
+
+
+def test_reinvite_cancelled_by_its_sender() -> None:
+    net, _alice, _bob, uac, uas = _connected()
+    uac.reinvite(now=1)
+    net.settle()
+    assert [e for e in net.take_events(BOB) if isinstance(e, ReinviteReceived)]
+    # bob's endpoint sent 100 Trying, so alice's CANCEL goes out at once
+    uac.cancel_reinvite(now=2)
+    net.settle()
+    (cancelled,) = [e for e in net.take_events(BOB) if isinstance(e, ReinviteCancelled)]
+    assert cancelled.request.method == "CANCEL"
+    (ans,) = [e for e in net.take_events(ALICE) if isinstance(e, ReinviteAnswered)]
+    assert ans.response.status == 487
+    assert uac.state is uas.state is SessionState.CONFIRMED
+    with pytest.raises(IllegalTransition):
+        uas.answer_reinvite(now=3)
+    uas.reinvite(now=3)  # nothing is stuck: a new re-INVITE may go
+    with pytest.raises(IllegalTransition):
+        uac.cancel_reinvite(now=3)
