@@ -107,7 +107,7 @@ class Location:
         self.max_contacts = max_contacts
         self.on_change = on_change
         self._bindings: dict[str, dict[str, Binding]] = {}
-        self._by_source: dict[Addr, str] = {}
+        self._by_source: dict[Addr, list[tuple[str, str]]] = {}
 
     def __len__(self) -> int:
         return sum(len(c) for c in self._bindings.values())
@@ -126,8 +126,9 @@ class Location:
         return live[0] if live else None
 
     def aor_at(self, source: Addr) -> str | None:
-        """The AOR whose latest REGISTER came from ``source`` (ip, port), if any."""
-        return self._by_source.get(source)
+        """The AOR whose latest binding came from ``source`` (ip, port), if any."""
+        keys = self._by_source.get(source)
+        return keys[-1][0] if keys else None
 
     def aors(self) -> list[str]:
         return list(self._bindings)
@@ -230,9 +231,26 @@ class Location:
     # -- internals ------------------------------------------------------------------------
 
     def _insert(self, binding: Binding) -> None:
-        self._bindings.setdefault(binding.aor, {})[binding.contact] = binding
+        contacts = self._bindings.setdefault(binding.aor, {})
+        old = contacts.get(binding.contact)
+        if old is not None:
+            self._unindex(old)
+        contacts[binding.contact] = binding
         if binding.received is not None:
-            self._by_source[binding.received] = binding.aor
+            self._by_source.setdefault(binding.received, []).append((binding.aor, binding.contact))
+
+    def _unindex(self, binding: Binding) -> None:
+        if binding.received is None:
+            return
+        keys = self._by_source.get(binding.received)
+        if keys is None:
+            return
+        try:
+            keys.remove((binding.aor, binding.contact))
+        except ValueError:
+            return
+        if not keys:
+            del self._by_source[binding.received]
 
     def _put(self, binding: Binding, kind: ChangeKind) -> Change:
         self._insert(binding)
@@ -245,10 +263,7 @@ class Location:
         old = contacts.pop(contact)
         if not contacts:
             del self._bindings[aor]
-        if old.received is not None and self._by_source.get(old.received) == aor:
-            rest = [b for b in contacts.values() if b.received == old.received]
-            if not rest:
-                del self._by_source[old.received]
+        self._unindex(old)
         return self._emit(Change(ChangeKind.REMOVED, old))
 
     def _emit(self, change: Change) -> Change:
