@@ -147,6 +147,7 @@ class SipStack:
         self._deadline: float | None = None
         self._pumping = False
         self._dirty = False
+        self._closed = False
         self._pending: dict[ClientTxnKey, _Pending] = {}
         self._sent: dict[ClientTxnKey, tuple[Request, Addr]] = {}
         self._acks: dict[ClientTxnKey, tuple[Request, Addr]] = {}
@@ -224,7 +225,8 @@ class SipStack:
         return "::1" if ":" in bind else "127.0.0.1"
 
     async def close(self) -> None:
-        """Close the sockets and fail every waiting :meth:`request` with 503."""
+        """Close the sockets and fail every waiting :meth:`request` with a local 503."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -232,10 +234,10 @@ class SipStack:
             self.udp.close()
         if self.tcp is not None:
             await self.tcp.close()
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.cancel()
-        self._pending.clear()
+        for key, pending in self._pending.items():
+            request = self._request_of(key)
+            if not pending.future.done() and request is not None:
+                pending.future.set_result(_local_response(request, 503, "Stack Closed"))
 
     async def __aenter__(self) -> SipStack:
         await self.start()
@@ -322,7 +324,7 @@ class SipStack:
             self._timer.cancel()
             self._timer = None
         self._deadline = deadline
-        if deadline is not None and self._loop is not None and not self._loop.is_closed():
+        if deadline is not None and self._loop is not None and not self._closed:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _dispatch(self, transport: str, event: Event) -> None:

@@ -304,3 +304,19 @@ def test_request_to_a_name_is_a_local_503() -> None:
             return (await client.request(req, ("nowhere.invalid", 5060))).status
 
     assert in_loop(main) == 503
+
+
+def test_close_answers_waiting_requests_with_503() -> None:
+    async def main() -> int:
+        client = stack()
+        await client.start()
+        silent = await UdpPeer.open()
+        task = asyncio.ensure_future(
+            client.request(_register(silent.addr, client.local_addr), silent.addr)
+        )
+        await silent.recv()  # the request is on the wire
+        await client.close()
+        silent.close()
+        return (await task).status
+
+    assert in_loop(main) == 503
