@@ -259,6 +259,8 @@ class Pbx:
             new = self.config
             for name in names:
                 try:
+                    if not (self.config.config_dir / name).exists():  # as chan_sip: keep the old
+                        raise ConfigError(f"{self.config.config_dir / name}: file not found")
                     value, warnings = load_one(self.config.config_dir, name)
                 except ConfigError as exc:
                     log.warning("reload of %s refused: %s", name, exc)

@@ -313,6 +313,15 @@ def test_sip_reload_reports_changes_and_refuses_errors(
     assert re.search("^1002 ", peers, re.MULTILINE)  # the last good configuration still runs
 
 
+def test_reload_refuses_a_missing_file(own: PbxProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    sip = own.config_dir / "sip.conf"
+    sip.rename(own.config_dir / "sip.conf.away")
+    code, _, err = rx(capsys, own.config_dir, "sip reload")
+    assert code == 1
+    assert f"{sip}: file not found" in err
+    assert "3 sip peers" in rx(capsys, own.config_dir, "sip show peers")[1]
+
+
 def test_dialplan_reload_refuses_a_broken_file(
     own: PbxProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
