@@ -320,7 +320,7 @@ class Pbx:
 
     async def _wait_for_calls(self) -> None:
         while self.channels:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
 
     async def run(self) -> int:
         """Start, serve until asked to stop, stop everything; the process exit code."""

@@ -441,3 +441,27 @@ def test_no_arguments_crash_a_handler(pbx: Pbx, name: str, args: list[str]) -> N
     assert isinstance(outcome.output, str)
     if not outcome.ok:
         assert outcome.output  # a failure always says why
+
+
+def test_graceful_stop_waits_for_the_last_channel(cfg_dir: Path) -> None:
+    pbx = Pbx(load_config_dir(cfg_dir))
+    pbx.channels = [Chan("SIP/1000-00000001")]
+    order: list[str] = []
+
+    async def scenario() -> int:
+        task = asyncio.create_task(pbx.run())
+        while not (cfg_dir / "run" / "pypbx.ctl").exists():
+            await asyncio.sleep(0.01)
+        out = await REGISTRY.execute(pbx, "core stop gracefully")
+        assert out.output == "Shutting down pypbx gracefully: 1 active channel to finish."
+        await asyncio.sleep(0.2)
+        assert not task.done()  # still waiting for the call
+        assert not pbx.accepting_calls  # the SIP layer answers new calls 503 from here on
+        order.append("hangup")
+        pbx.channels.clear()
+        code = await asyncio.wait_for(task, 2)
+        order.append("stopped")
+        return code
+
+    assert asyncio.run(scenario()) == 0
+    assert order == ["hangup", "stopped"]
