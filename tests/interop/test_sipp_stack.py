@@ -19,6 +19,7 @@ from pypbx.transport.loop import run
 from pypbx.transport.stack import SipStack, StackConfig
 from tests.interop.conftest import EndpointProcess
 from tests.interop.sipp import free_port, run_sipp, sipp_command, start_sipp
+from tests.transport.wire import v6_available
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -180,3 +181,23 @@ def test_stack_client_wrong_password_gets_403(tmp_path: Path) -> None:
         sipp.stop()
     assert final.status == 403
     assert result.returncode != 0  # the scenario counts bad credentials as a failed call
+
+
+def test_sipp_options_over_ipv6(tmp_path: Path) -> None:
+    if not v6_available():
+        pytest.skip("no IPv6 loopback")
+    endpoint = EndpointProcess(tmp_path / "endpoint6.log", bind="::1", port=free_port("::1"))
+    try:
+        cmd = sipp_command(
+            "uac_options",
+            f"[{endpoint.host}]:{endpoint.port}",
+            workdir=tmp_path,
+            local_ip="::1",
+            local_port=free_port("::1"),
+            timeout=10,
+        )
+        result = run_sipp(cmd)
+    finally:
+        endpoint.stop()
+    assert result.ok, result.explain()
+    assert "received=::1" in result.messages
