@@ -182,8 +182,13 @@ def run_cli(
     variables: dict[str, str],
     dialstatus: str,
     as_json: bool,
+    digits: str = "",
+    max_steps: int = DEFAULT_MAX_STEPS,
 ) -> tuple[str, int]:
-    """``pypbx dialplan run``: (output text, exit code). Exit 2 for bad input, else 0."""
+    """``pypbx dialplan run``: (output text, exit code). Exit 2 for bad input, else 0.
+
+    ``digits`` is what the simulated caller keys in (Background, WaitExten, Read ...).
+    """
     path = Path(config_dir) / "extensions.conf"
     try:
         plan = load_dialplan(path)
@@ -197,7 +202,14 @@ def run_cli(
         allowed = ", ".join(s.value for s in DialStatus)
         return f"pypbx: --dialstatus must be one of {allowed}\n", 2
     result = dry_run(
-        plan, context, exten, callerid=callerid, variables=variables, dialstatus=status
+        plan,
+        context,
+        exten,
+        callerid=callerid,
+        variables=variables,
+        dialstatus=status,
+        digits=digits,
+        max_steps=max_steps,
     )
     if as_json:
         return json.dumps(result.to_json(), indent=2) + "\n", 0

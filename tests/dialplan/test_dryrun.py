@@ -155,3 +155,23 @@ def test_dialstatus_drives_the_rest_of_the_plan(tmp_path: Path) -> None:
     noanswer = cli_json(tmp_path, "demo", "100", dialstatus="NOANSWER")
     assert [s["app"] for s in noanswer["steps"]] == ["Dial", "GotoIf", "Voicemail"]  # type: ignore[index,union-attr]
     assert any("No application 'Voicemail'" in m for m in noanswer["log"])  # type: ignore[union-attr]
+
+
+def test_digits_drive_an_ivr(tmp_path: Path) -> None:
+    (tmp_path / "extensions.conf").write_text(
+        textwrap.dedent(
+            """
+            [ivr]
+            exten => s,1,Background(press-1-for-sales)
+            same => n,WaitExten(5)
+            exten => 1,1,Dial(SIP/sales)
+            exten => t,1,Hangup()
+            """
+        )
+    )
+    out, code = run_cli(str(tmp_path), "ivr", "s", None, {}, "ANSWER", True, digits="1")
+    assert code == 0
+    steps = json.loads(out)["steps"]
+    assert [(s["exten"], s["app"]) for s in steps] == [("s", "Background"), ("1", "Dial")]
+    out, _ = run_cli(str(tmp_path), "ivr", "s", None, {}, "ANSWER", True)
+    assert [s["exten"] for s in json.loads(out)["steps"]] == ["s", "s", "t"]
