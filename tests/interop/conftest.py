@@ -1,6 +1,7 @@
 """Markers and skip logic for the interop tests, and the stack endpoint process fixture.
 
-``interop`` tests are skipped only when the tool is truly absent (``shutil.which``);
+``interop`` tests are skipped only when a tool they need is truly absent (``shutil.which``
+on each name in the test module's ``INTEROP_TOOLS``);
 ``netns`` tests only when we are not root or ``ip`` is missing. CI installs both.
 """
 
@@ -26,12 +27,17 @@ READY_RE = re.compile(r"READY udp=(\S+):(\d+) tcp=(\S+)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    no_sipp = pytest.mark.skip(reason="sipp is not installed")
+    """Skip an ``interop`` test only when a tool its module lists in ``INTEROP_TOOLS`` is
+    truly absent; skip a ``netns`` test only when not root or without ``ip``."""
     no_netns = pytest.mark.skip(reason="network namespaces need root and iproute2 (ip)")
     netns_ok = hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip") is not None
     for item in items:
-        if "interop" in item.keywords and shutil.which("sipp") is None:
-            item.add_marker(no_sipp)
+        if "interop" in item.keywords:
+            module = getattr(item, "module", None)
+            tools: tuple[str, ...] = getattr(module, "INTEROP_TOOLS", ())
+            missing = [tool for tool in tools if shutil.which(tool) is None]
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=f"not installed: {', '.join(missing)}"))
         if "netns" in item.keywords and not netns_ok:
             item.add_marker(no_netns)
 

@@ -22,6 +22,7 @@ from tests.interop.sipp import free_port, run_sipp, sipp_command, start_sipp
 from tests.transport.wire import v6_available
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+INTEROP_TOOLS = ("sipp",)  # skipped only when SIPp is truly absent (conftest.py)
 
 SIPP_IP = "127.0.0.61"
 STACK_IP = "127.0.0.62"
