@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import textwrap
 from datetime import UTC
@@ -11,9 +12,9 @@ import pytest
 
 from pypbx.config.conf import parse_text
 from pypbx.dialplan.apps.dial import DialArgsError, parse_dial, parse_options
-from pypbx.dialplan.channel_api import DialTarget
+from pypbx.dialplan.channel_api import DialTarget, RecordingChannel
 from pypbx.dialplan.dryrun import DryRunResult, dry_run
-from pypbx.dialplan.interpreter import neutralize
+from pypbx.dialplan.interpreter import Execution, neutralize
 from pypbx.dialplan.parser import parse_dialplan
 
 
@@ -231,11 +232,6 @@ def test_neutralized_exten_still_fails_digit_patterns() -> None:
 
 
 def test_dial_passes_inheritable_variables_to_the_new_channels() -> None:
-    import asyncio
-
-    from pypbx.dialplan.channel_api import RecordingChannel
-    from pypbx.dialplan.interpreter import Execution
-
     dp = parse_dialplan(
         parse_text(
             "[test]\nexten => s,1,MSet(_ONE=1,__ALL=2,MINE=3)\nsame => n,Dial(SIP/100)\n",

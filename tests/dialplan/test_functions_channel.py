@@ -4,6 +4,7 @@ func_dialplan.c, func_global.c, app_stack.c, func_strings.c)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import textwrap
 from datetime import UTC
@@ -11,8 +12,9 @@ from datetime import UTC
 import pytest
 
 from pypbx.config.conf import parse_text
-from pypbx.dialplan.dryrun import DryRunResult, dry_run
+from pypbx.dialplan.dryrun import DryRunResult, dry_run, dry_run_async
 from pypbx.dialplan.functions.channel import split_callerid
+from pypbx.dialplan.interpreter import GlobalVars
 from pypbx.dialplan.parser import parse_dialplan
 
 EPOCH = 1_700_000_000.0  # Tue 2023-11-14 22:13:20 UTC
@@ -153,17 +155,12 @@ def test_global_local_and_hash() -> None:
 
 
 def test_global_write_is_shared_between_runs() -> None:
-    from pypbx.dialplan.dryrun import dry_run_async
-    from pypbx.dialplan.interpreter import GlobalVars
-
     dp = parse_dialplan(
         parse_text("[test]\nexten => s,1,Set(GLOBAL(COUNT)=${MATH(${COUNT}+1,i)})\n", "x.conf")
     )
     store = GlobalVars()
     store.load(dp)
     store.values["COUNT"] = "0"
-    import asyncio
-
     for _ in range(3):
         asyncio.run(dry_run_async(dp, "test", "s", globals_=store, clock=lambda: EPOCH))
     assert store.values["COUNT"] == "3"
