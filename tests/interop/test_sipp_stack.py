@@ -48,13 +48,17 @@ def test_sipp_options_answered_200(
     assert stack_endpoint.alive()
 
 
-def test_sipp_register_with_digest(stack_endpoint: EndpointProcess, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["u1", "t1"])
+def test_sipp_register_with_digest(
+    stack_endpoint: EndpointProcess, tmp_path: Path, transport: str
+) -> None:
     cmd = sipp_command(
         "uac_register_auth",
         stack_endpoint.target,
         workdir=tmp_path,
         local_ip=SIPP_IP,
         local_port=free_port(SIPP_IP),
+        transport=transport,
         timeout=10,
         keys={"expires": "300"},
         extra=["-s", "1000", "-au", "1000", "-ap", "secret"],
