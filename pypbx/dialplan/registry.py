@@ -128,7 +128,7 @@ class Registry:
     def show_applications(self) -> str:
         """Text of ``core show applications``."""
         lines = ["    -= Registered Asterisk Applications =-"]
-        lines += [f"{e.name:>20}: {e.synopsis}" for e in self.iter_apps()]
+        lines += [f"  {e.name:>20}: {e.synopsis}" for e in self.iter_apps()]
         lines.append(f"    -= {len(self.apps)} Applications Registered =-")
         return "\n".join(lines) + "\n"
 
@@ -146,8 +146,10 @@ class Registry:
 
     def show_functions(self) -> str:
         """Text of ``core show functions``."""
-        lines = ["Installed Custom Functions:", "-" * 60]
-        lines += [f"{e.name:<20} {e.syntax:<35} {e.synopsis}" for e in self.iter_functions()]
+        lines = ["Installed Custom Functions:", "-" * 80]
+        lines += [
+            f"{e.name:<20.20}  {e.syntax:<35.35}  {e.synopsis}" for e in self.iter_functions()
+        ]
         lines.append(f"{len(self.functions)} custom functions installed.")
         return "\n".join(lines) + "\n"
 

@@ -132,14 +132,14 @@ def test_show_texts() -> None:
     apps = reg.show_applications()
     assert apps.splitlines()[0] == "    -= Registered Asterisk Applications =-"
     assert f"-= {len(reg.apps)} Applications Registered =-" in apps
-    assert "                Dial: Attempt to connect to another device" in apps
+    assert "                  Dial: Attempt to connect to another device" in apps
     one = reg.show_application("dial")
     assert one is not None
     assert "[Synopsis]" in one
     assert "[Syntax]\nDial(Technology/Resource" in one
     assert reg.show_application("NoSuchApp") is None
     funcs = reg.show_functions()
-    assert "CALLERID" in funcs
+    assert "CALLERID              CALLERID(datatype)                   Caller id" in funcs
     assert f"{len(reg.functions)} custom functions installed." in funcs
     gl = reg.show_function("GLOBAL")
     assert gl is not None
