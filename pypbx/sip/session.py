@@ -21,6 +21,13 @@ from collections.abc import Iterable
 from contextlib import suppress
 from enum import StrEnum
 
+from pypbx.sip.auth import (
+    AuthError,
+    ClientAuthState,
+    challenge_header,
+    credentials_header,
+    parse_challenge,
+)
 from pypbx.sip.dialog import Dialog, DialogId, uac_dialog_id, uas_dialog_id, uri_addr
 from pypbx.sip.endpoint import Endpoint, UnknownTransaction
 from pypbx.sip.events import (
@@ -132,6 +139,8 @@ class Session:
         self.origin = origin  # where the INVITE went (UAC) or came from (UAS)
         self.dest = origin if ua.symmetric else None  # fixed next hop, else the dialog
         self.cancelled = False
+        self.auth: ClientAuthState | None = None  # UAC: answers 401/407 once per challenge
+        self._auth_tries = 0
         self._last_ack: tuple[int, Request, Addr] | None = None
         self._reinvite_out: ClientTxnKey | None = None
         self._reinvite_in: tuple[ServerTxnKey, Request] | None = None
@@ -437,6 +446,8 @@ class Session:
             self.ua._emit(SessionProgressed(self, resp))
             return
         if resp.status >= 300:
+            if pending and self._retry_with_credentials(resp, now):
+                return
             if pending:
                 self._move(SessionInput.REJECT)
                 self.ua._emit(SessionRejected(self, resp.status, resp))
@@ -468,6 +479,41 @@ class Session:
         self.ua._emit(SessionAnswered(self, resp))
         if self.cancelled:  # the 2xx crossed our CANCEL (§9.1): end it with BYE
             self.bye(now=now)
+
+    def _retry_with_credentials(self, resp: Response, now: float) -> bool:
+        """§22.2/§22.3: answer a 401/407 to our INVITE with a new INVITE (same Call-ID and
+        From tag, CSeq + 1, new branch) carrying credentials for every challenged realm."""
+        auth = self.auth
+        if auth is None or resp.status not in (401, 407) or self.cancelled:
+            return False
+        if self._auth_tries >= 3:
+            return False
+        name, creds_name = challenge_header(resp.status), credentials_header(resp.status)
+        sent = self.invite.headers.get_all(creds_name)
+        try:
+            challenges = [parse_challenge(v) for v in resp.headers.get_all(name)]
+            if not challenges or not any([auth.learn(c, sent=sent) for c in challenges]):
+                return False
+            retry = self.invite.copy()
+            retry.headers.remove("via")
+            retry.headers.remove(creds_name)
+            retry.headers.set("CSeq", f"{self.invite.cseq.number + 1} INVITE")
+            for ch in challenges:
+                value = auth.authorization(
+                    ch.realm,
+                    method="INVITE",
+                    uri=retry.uri_text,
+                    cnonce=self.ua.endpoint.ids.tag(),
+                    body=retry.body,
+                )
+                retry.headers.add(creds_name, value)
+        except AuthError:
+            return False
+        key = self.ua.endpoint.send_request(retry, self.origin, now=now)
+        self._auth_tries += 1
+        self.invite, self.invite_key = retry, key
+        self.ua._by_key[key] = self
+        return True
 
     def _on_invite_failure(self, status: int) -> None:
         """The INVITE transaction timed out (408) or could not send (503)."""
@@ -624,9 +670,11 @@ class UserAgent:
         body: bytes = b"",
         content_type: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
+        auth: ClientAuthState | None = None,
         now: float,
     ) -> Session:
-        """Start an outgoing call: an INVITE towards ``dest`` (the next hop)."""
+        """Start an outgoing call: an INVITE towards ``dest`` (the next hop). With ``auth``
+        a 401/407 is answered with credentials instead of failing the call."""
         ids = self.endpoint.ids
         sender = parse_name_addr(from_) if isinstance(from_, str) else from_
         request = make_request(
@@ -645,6 +693,7 @@ class UserAgent:
         request.headers.remove("via")
         key = self.endpoint.send_request(request, dest, now=now)
         session = Session(self, Role.UAC, request, key, dest)
+        session.auth = auth
         self._by_key[key] = session
         self.sessions.append(session)
         return session

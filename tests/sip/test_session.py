@@ -551,3 +551,56 @@ def test_reinvite_cancelled_by_its_sender() -> None:
     uas.reinvite(now=3)  # nothing is stuck: a new re-INVITE may go
     with pytest.raises(IllegalTransition):
         uac.cancel_reinvite(now=3)
+
+
+@pytest.mark.parametrize(("password", "answered"), [("secret", True), ("wrong", False)])
+def test_invite_answers_a_digest_challenge_once(password: str, answered: bool) -> None:
+    from pypbx.sip.auth import ClientAuthState, DigestServer, Verdict
+
+    server = DigestServer(b"k" * 16, "pbx.example")
+    net = Network()
+    alice = net.add(ALICE, UserAgent(make_endpoint(ALICE, 1), contact="<sip:a@192.0.2.1>"))
+    bob = net.add(BOB, make_endpoint(BOB, 2))
+    uac = alice.invite(
+        "sip:bob@192.0.2.2",
+        to="<sip:bob@e>",
+        from_="<sip:a@e>",
+        dest=BOB,
+        auth=ClientAuthState("alice", password),
+        now=0,
+    )
+    for _ in range(3):
+        net.settle()
+        for ev in net.take_events(BOB):
+            if not isinstance(ev, RequestReceived):
+                continue
+            creds = ev.request.get("Authorization")
+            ok = creds is not None and (
+                server.verify(creds, "INVITE", password="secret", now=net.now) is Verdict.OK
+            )
+            if ok:
+                resp = build_response(ev.request, 200, to_tag="b")
+                resp.headers.add("Contact", "<sip:bob@192.0.2.2>")
+            else:
+                resp = build_response(
+                    ev.request,
+                    401,
+                    to_tag="b",
+                    headers=(("WWW-Authenticate", server.challenge(net.now)),),
+                )
+            bob.send_response(ev.key, resp, now=net.now)
+    invites = [parse_message(p.data) for p in net.sent(ALICE, "INVITE")]
+    assert [i.cseq.number for i in invites] == [1, 2]
+    assert invites[0].call_id == invites[1].call_id
+    assert invites[0].from_.tag == invites[1].from_.tag
+    assert invites[0].top_via.branch != invites[1].top_via.branch
+    assert invites[1].get("Authorization", "").startswith("Digest ")
+    assert len(net.sent(ALICE, "ACK")) == 2  # the 401 (transaction) and the 2xx or 2nd 401
+    events = net.take_events(ALICE)
+    if answered:
+        assert uac.state is SessionState.CONFIRMED
+        assert [e for e in events if isinstance(e, SessionRejected)] == []
+    else:
+        (rej,) = [e for e in events if isinstance(e, SessionRejected)]
+        assert rej.status == 401
+        assert uac.state is SessionState.TERMINATED
