@@ -250,6 +250,7 @@ def test_request_answers_challenge_with_credentials(
     assert seen[0].split()[0] == "5"
     assert seen[1].split()[0] == "6"
     assert seen[0].split()[1] != seen[1].split()[1]
+    assert all(entry.split()[1].startswith("z9hG4bK") for entry in seen)  # magic cookie
 
 
 def test_request_without_credentials_returns_the_401() -> None:
