@@ -77,7 +77,31 @@ _LOADERS: dict[str, Callable[[Path], Any]] = {
 
 
 def _warnings_of(obj: Any) -> list[str]:
-    return [str(w) for w in getattr(obj, "warnings", None) or ()]
+    out = [str(w) for w in getattr(obj, "warnings", None) or ()]
+    if isinstance(obj, Dialplan):
+        out += unknown_applications(obj)
+    return out
+
+
+def unknown_applications(dp: Dialplan) -> list[str]:
+    """``file:line`` warnings for priorities whose application pypbx does not have.
+
+    Asterisk only finds out when a call reaches the priority ("No application 'X' for
+    extension ...") and hangs up; ``pypbx check`` says so beforehand.
+    """
+    from pypbx.dialplan.interpreter import load_builtins
+
+    registry = load_builtins()
+    out: list[str] = []
+    for ctx in dp.contexts.values():
+        for ext in ctx.extensions:
+            for number, prio in sorted(ext.priorities.items()):
+                if prio.app and registry.app(prio.app) is None:
+                    out.append(
+                        f"{prio.origin}: no application '{prio.app}' in pypbx for extension"
+                        f" ({ctx.name}, {ext.name}, {number}): a call would hang up there"
+                    )
+    return out
 
 
 def load_one(config_dir: Path, name: str) -> tuple[Any, list[str]]:

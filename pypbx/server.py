@@ -268,6 +268,8 @@ class Pbx:
                         False,
                         (str(exc), f"{name} not reloaded: keeping the running configuration."),
                     )
+                for w in warnings:
+                    log.warning("%s", w)
                 new = new.with_part(name, value, warnings)
             lines = describe(new)
             old, self.config = self.config, new

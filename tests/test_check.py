@@ -92,3 +92,16 @@ def test_summary_counts_what_was_loaded(tutorial: Path) -> None:
     lines = summary_lines(cfg)
     assert "sip.conf: 4 peers, 2 registrations" in lines
     assert lines[-1] == f"{len(cfg.warnings)} warnings"
+
+
+def test_unknown_application_is_a_warning(
+    tutorial: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ext = tutorial / "extensions.conf"
+    text = ext.read_text()
+    ext.write_text(text + "\n[extra]\nexten => 7,1,NoOp()\n same => n,Frobnicate(x)\n")
+    assert check_main(str(tutorial)) == 0
+    out = capsys.readouterr().out
+    line = text.count("\n") + 4
+    assert f"{ext}:{line}: no application 'Frobnicate' in pypbx for extension (extra, 7, 2)" in out
+    assert "'NoOp'" not in out
