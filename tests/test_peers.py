@@ -26,6 +26,7 @@ type=friend
 host=dynamic
 secret=s3cret
 context=internal
+qualify=yes
 
 [1001]
 type=friend
@@ -280,3 +281,62 @@ def test_bad_proxy_authorization_is_400() -> None:
     assert out.decision is InviteDecision.REFUSE
     assert out.response is not None
     assert out.response.status == 400
+
+
+# -- sip show peers / sip show peer (pypbx.sipshow) ----------------------------------------
+
+
+def test_sip_show_peers_text() -> None:
+    from pypbx.qualify import Qualifier
+    from pypbx.sipshow import format_peers, peer_rows
+
+    d = make()
+    q = Qualifier()
+    q.add("1000", maxms=2000, freq=60, now=T0)
+    d.location.update(
+        "1000", "sip:1000@192.168.1.10", expires=60, call_id="c", cseq=1, now=T0,
+        received=("203.0.113.5", 41000),
+    )  # fmt: skip
+    q.sent("1000", T0)
+    q.answered("1000", T0 + 0.012)
+    lines = format_peers(peer_rows(d, q, T0)).splitlines()
+    assert lines[0] == (
+        "Name/username             Host                                    Dyn Forcerport "
+        "Comedia    ACL Port     Status      Description"
+    )
+    row = next(line for line in lines if line.startswith("1000 "))
+    assert row.split() == ["1000", "203.0.113.5", "D", "Yes", "No", "41000", "OK", "(12", "ms)"]
+    trunk = next(line for line in lines if line.startswith("trunk "))
+    assert trunk.split() == ["trunk", "198.51.100.9", "Yes", "No", "5060", "Unmonitored"]
+    locked = next(line for line in lines if line.startswith("locked "))
+    assert "(Unspecified)" in locked
+    assert " A " in locked
+    assert not any(line.startswith("user-only") for line in lines)
+    assert lines[-1] == (
+        "7 sip peers [Monitored: 1 online, 0 offline Unmonitored: 2 online, 4 offline]"
+    )
+
+
+def test_sip_show_peer_text() -> None:
+    from pypbx.qualify import Qualifier
+    from pypbx.sipshow import format_peer
+
+    d = make()
+    q = Qualifier()
+    d.location.update(
+        "1000", "sip:1000@192.168.1.10", expires=60, call_id="c", cseq=1, now=T0,
+        received=("203.0.113.5", 41000), user_agent="Phone/2",
+    )  # fmt: skip
+    text = format_peer(d, q, "1000", T0 + 10)
+    lines = text.splitlines()
+    assert lines[1] == "  * Name       : 1000"
+    assert "  Secret       : <Set>" in lines
+    assert "  MD5Secret    : <Not set>" in lines
+    assert "  Context      : internal" in lines
+    assert "  Addr->IP     : 203.0.113.5:41000" in lines
+    assert "  Useragent    : Phone/2" in lines
+    assert "  Reg. Contact : sip:1000@192.168.1.10" in lines
+    assert "  Reg. Expires : 50" in lines
+    assert "  Qualify      : 2000 ms" in lines
+    assert "  Status       : UNKNOWN" in lines  # qualify=yes, but not polled yet
+    assert format_peer(d, q, "ghost", T0) == "Peer ghost not found.\n"
