@@ -11,11 +11,16 @@ moves only through ``advance(t)``, which fires every timer due up to ``t`` in de
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pypbx.sip.endpoint import Endpoint, EndpointConfig
 from pypbx.sip.events import Addr
+from pypbx.sip.ids import IdFactory
+from pypbx.sip.message import Request, make_request
+from pypbx.sip.session import UserAgent
 
 
 class Node(Protocol):
@@ -178,13 +183,8 @@ ALICE: Addr = ("192.0.2.1", 5060)
 BOB: Addr = ("192.0.2.2", 5060)
 
 
-def make_endpoint(addr: Addr, seed: int, **config: Any) -> Any:
+def make_endpoint(addr: Addr, seed: int, **config: Any) -> Endpoint:
     """An Endpoint at ``addr`` with ids from ``random.Random(seed)``."""
-    import random
-
-    from pypbx.sip.endpoint import Endpoint, EndpointConfig
-    from pypbx.sip.ids import IdFactory
-
     cfg = EndpointConfig(host=addr[0], port=addr[1], **config)
     return Endpoint(IdFactory(random.Random(seed)), cfg)
 
@@ -208,10 +208,8 @@ def make_req(
     via: str | None = None,
     route: Iterable[str] = (),
     body: bytes = b"",
-) -> Any:
+) -> Request:
     """A request from alice to bob; no Via unless given (the endpoint adds one)."""
-    from pypbx.sip.message import make_request
-
     to = "<sip:bob@example.com>" + (f";tag={to_tag}" if to_tag else "")
     req = make_request(
         method,
@@ -232,8 +230,6 @@ def make_req(
 
 def ua_pair(**config: Any) -> tuple[Network, Any, Any]:
     """Two UserAgents (ALICE, BOB) over endpoints sharing ``config``."""
-    from pypbx.sip.session import UserAgent
-
     net = Network()
     alice = net.add(ALICE, UserAgent(make_endpoint(ALICE, 1, **config),
                                      contact="<sip:alice@192.0.2.1:5060>"))  # fmt: skip
