@@ -55,8 +55,8 @@ class Registrar:
             return
         try:
             creds = parse_credentials(value)
-        except AuthParseError:
-            stack.reply(event, 400)
+        except AuthParseError:  # another scheme (RFC 4475 §3.1.1.10) or garbled: challenge
+            self._challenge(stack, event, now, stale=False)
             return
         if creds.username != self.user or not uri_matches(creds.uri, request.uri_text):
             stack.reply(event, 403)

@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.netns, pytest.mark.timeout(300)]
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 SETS = ("rfc4475", "rfc5118")
-PORT = 5060  # the namespace has its own port space
+PORT = 5070  # the namespace has its own port space
+SENDER_PORT = 5060  # responses routed to a Via sent-by without a port land on the sender
 
 SENDER = r"""
 import json, socket, sys, time
@@ -33,7 +34,7 @@ from pathlib import Path
 files = [Path(p) for p in sys.argv[2:]]
 target = ("127.0.0.1", int(sys.argv[1]))
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sock.bind(("127.0.0.1", 0))
+sock.bind(("127.0.0.1", 5060))
 me = sock.getsockname()[1]
 
 def probe(n):
@@ -63,7 +64,7 @@ def probe(n):
 
 for n, path in enumerate(files):
     sock.sendto(path.read_bytes(), target)
-    alive, answers = probe(n)
+    alive, answers = probe(n)  # the answers to the message arrive before the probe's
     print(json.dumps({"file": path.name, "alive": alive, "answers": answers}), flush=True)
 """
 
@@ -89,6 +90,19 @@ def _corpus_files() -> list[Path]:
     for name in SETS:
         files += sorted((CORPUS / name).glob("*.dat"))
     return files
+
+
+def _verdicts() -> dict[str, str]:
+    """name.dat → valid/invalid, from each set's verdicts.tsv."""
+    out: dict[str, str] = {}
+    for name in SETS:
+        table = CORPUS / name / "verdicts.tsv"
+        if table.is_file():
+            for line in table.read_text().splitlines()[1:]:
+                cols = line.split("\t")
+                if len(cols) >= 2:
+                    out[f"{cols[0]}.dat"] = cols[1]
+    return out
 
 
 def test_corpus_against_live_endpoint_in_netns(netns: str, tmp_path: Path) -> None:
@@ -132,6 +146,17 @@ def test_corpus_against_live_endpoint_in_netns(netns: str, tmp_path: Path) -> No
     dead = [r["file"] for r in results if not r["alive"]]
     assert not dead, f"no 200 to the OPTIONS probe after: {dead}\n{log[-4000:]}"
     assert alive_at_end
+    # an invalid message is refused (4xx/5xx) or dropped, never accepted with a 2xx
+    verdicts = _verdicts()
+    accepted = [
+        (r["file"], r["answers"])
+        for r in results
+        if verdicts.get(r["file"]) == "invalid"
+        and any(a.startswith("SIP/2.0 2") for a in r["answers"])
+    ]
+    assert not accepted
+    refused = sum(any(" 400 " in a for a in r["answers"]) for r in results)
+    assert refused >= 10, results  # the 400s do reach the sender (routed by Via)
     assert code == 0, log[-4000:]
     assert "Traceback" not in log
     assert "internal error on" not in log, log[-4000:]
