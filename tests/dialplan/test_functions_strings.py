@@ -37,7 +37,7 @@ def expand(expr: str, variables: dict[str, str] | None = None) -> str:
     return result.steps[0].args
 
 
-V = {"LIST": "a-b-c-d", "CSV": "x,y,z", "NUM": "+1 (555) 123-4567", "EMPTY": ""}
+V = {"LIST": "a-b-c-d", "CSV": "x,y,z", "NUM": "+1 (555) 123-4567", "EMPTY": "", "N": "7"}
 
 
 @pytest.mark.parametrize(
@@ -89,19 +89,36 @@ V = {"LIST": "a-b-c-d", "CSV": "x,y,z", "NUM": "+1 (555) 123-4567", "EMPTY": ""}
         ("${IFTIME(09:00-17:00,mon-fri,*,*?in:out)}", "out"),
         ("${IFTIME(*,tue,14,nov?in:out)}", "in"),
         ("${IFTIME(*,sat-sun,*,*?in:out)}", "out"),
-        # MATH
-        ("${MATH(3*2)}", "6"),
-        ("${MATH(10/4)}", "2.5"),
+        # MATH (func_math.c: C printf formats; first operator in its search order)
+        ("${MATH(3*2)}", "6.000000"),
+        ("${MATH(10/4)}", "2.500000"),
         ("${MATH(10/4,int)}", "2"),
         ("${MATH(7%3,i)}", "1"),
+        ("${MATH(-7%3,i)}", "-1"),
         ("${MATH(255+0,h)}", "ff"),
-        ("${MATH(2^10)}", "1024"),
-        ("${MATH(1<<4)}", "16"),
-        ("${MATH(3>=2)}", "1"),
-        ("${MATH(-3+1)}", "-2"),
+        ("${MATH(-1+0,h)}", "ffffffff"),
+        ("${MATH(2^10,i)}", "1024"),
+        ("${MATH(1<<4,i)}", "16"),
+        ("${MATH(256>>4,i)}", "16"),
+        ("${MATH(170 AND 63,i)}", "42"),  # Asterisk's own test_MATH_function
+        ("${MATH(170AND63,i)}", "42"),
+        ("${MATH(5 XOR 1,i)}", "4"),
+        ("${MATH(4 OR 1,i)}", "5"),
+        ("${MATH(3>=2)}", "TRUE"),
+        ("${MATH(3<2)}", "FALSE"),
+        ("${MATH(2==2)}", "TRUE"),
+        ("${MATH(-3+1)}", "-2.000000"),
+        ("${MATH(3--1)}", "4.000000"),
         ("${MATH(65+0,c)}", "A"),
-        ("${MATH(1/0)}", ""),
+        ("${MATH(1/0)}", "0.000000"),  # "can't do a divide by 0"
+        ("${MATH(1/-2)}", "0.000000"),
         ("${MATH(a+b)}", ""),
+        ("${MATH(5)}", ""),
+        ("${MATH(1+1,bogus)}", ""),
+        ("${MATH(1=1)}", ""),
+        # INC, DEC, MIN, MAX, ABS
+        ("${INC(N)} ${N} ${DEC(N)} ${N}", "8 8 7 7"),
+        ("${MIN(7,4)} ${MAX(4,7)} ${MAX(1.5,1)} ${ABS(-13)} ${MIN(,3)}", "4 7 1.500000 13 3"),
         # SET returns the value it sets
         ("${SET(Z=5)}-${Z}", "5-5"),
     ],
@@ -129,7 +146,7 @@ def test_cut_fields(value: str, spec: str, expected: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("expression", "kind", "expected"),
-    [("1+1", "", "2"), ("1.5*3", "f", "4.5"), ("9/2", "int", "4"), ("5", "", "5")],
+    [("1+1", "f", "2.000000"), ("1.5*3", "f", "4.500000"), ("9/2", "i", "4"), ("1<2", "f", "TRUE")],
 )
 def test_math_helpers(expression: str, kind: str, expected: str) -> None:
     value = compute(expression)
