@@ -6,7 +6,8 @@
     pypbx [-C DIR] -rx 'COMMAND'                  run one command on the running PBX
     pypbx [-C DIR] -r [-v...]                     interactive remote console
     pypbx check [-C DIR]                          load and check the configuration
-    pypbx dialplan run [-C DIR] CONTEXT EXTEN ... dry-run the dial plan
+    pypbx dialplan run [-C DIR] CONTEXT EXTEN [--callerid N] [--var K=V]... [--json]
+                       [--dialstatus S] [--digits DTMF]   dry-run the dial plan
     pypbx --version
 
 ``-C`` (default ``/etc/pypbx``) may come before or after the subcommand. No logic lives here.
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="ANSWER",
         help="what Dial() returns in the simulation (ANSWER, BUSY, NOANSWER ...)",
     )
+    drun.add_argument(
+        "--digits",
+        metavar="DTMF",
+        default="",
+        help="digits the simulated caller keys in (Background, WaitExten, Read ...)",
+    )
     drun.set_defaults(handler=_dialplan_run)
     return parser
 
@@ -166,9 +173,9 @@ def _dialplan_run(config_dir: str, args: argparse.Namespace) -> int:
     except ImportError:
         print("pypbx dialplan run: the dial plan dry run is not built yet", file=sys.stderr)
         return 1
-    text, code = dryrun.run_cli(
-        config_dir, args.context, args.exten, args.callerid, variables, args.dialstatus, args.json
-    )
+    run_args = (args.context, args.exten, args.callerid, variables, args.dialstatus, args.json)
+    extra = {"digits": args.digits} if args.digits else {}
+    text, code = dryrun.run_cli(config_dir, *run_args, **extra)
     if text:
         print(str(text).rstrip("\n"), file=sys.stdout if code == 0 else sys.stderr)
     return int(code)

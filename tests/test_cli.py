@@ -123,6 +123,20 @@ def test_dialplan_run_delegates_to_dryrun(
     assert capsys.readouterr().err == "step 1\nstep 2\n"
 
 
+def test_dialplan_run_passes_digits(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def run_cli(*args: object, **kwargs: object) -> tuple[str, int]:
+        seen.update(kwargs)
+        return "", 0
+
+    fake = types.ModuleType("pypbx.dialplan.dryrun")
+    fake.run_cli = run_cli  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pypbx.dialplan.dryrun", fake)
+    assert main(["dialplan", "run", "-C", "/cfg", "ivr", "s", "--digits", "12#"]) == 0
+    assert seen == {"digits": "12#"}
+
+
 def test_dialplan_run_bad_var(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dialplan", "run", "-C", "/cfg", "c", "s", "--var", "novalue"]) == 2
     assert "--var needs KEY=VALUE" in capsys.readouterr().err

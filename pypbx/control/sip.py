@@ -329,11 +329,13 @@ async def show_registry(pbx: Pbx, args: list[str]) -> str:
     for reg in regs:
         status = rt.registration_status(reg) if rt is not None else None
         host = f"{reg.host}:{reg.port or STANDARD_SIP_PORT}"
+        dnsmgr = "N"
         if status is not None:
             refresh, state, regtime = status.refresh, status.state, _regtime(status.regtime)
+            dnsmgr = str(getattr(status, "dnsmgr", "N"))
         else:
             refresh, state, regtime = reg.expiry or default_expiry, "Unregistered", ""
-        lines.append(_REG.format(host, "N", reg.user, str(refresh), state, regtime))
+        lines.append(_REG.format(host, dnsmgr, reg.user, str(refresh), state, regtime))
     lines.append(f"{len(regs)} SIP registrations.")
     return "\n".join(line.rstrip() for line in lines)
 
