@@ -199,6 +199,8 @@ class OutboundRegistration:
         self._sent_creds: dict[str, list[str]] = {}  # header name → values in that request
         self._realm_header: dict[str, str] = {}  # realm → Authorization/Proxy-Authorization
         self._authtries = 0
+        self._fresh = False  # the request in flight answers the challenge just received
+        self._challenged = False  # the last 401/407 was parsed and learnt
         self._stopping = False
 
     # -- identity -------------------------------------------------------------------------
@@ -243,6 +245,7 @@ class OutboundRegistration:
         self._due = None
         self.attempts += 1
         self._authtries = 0
+        self._fresh = False
         return self._send(now)
 
     # -- responses ------------------------------------------------------------------------
@@ -266,8 +269,13 @@ class OutboundRegistration:
             self._registered(response, now)
             return None
         if status in (401, 407):
-            if self._authtries < MAX_AUTHTRIES and self._learn(response, status):
+            # Credentials from a cached challenge (a refresh, a new attempt) may just carry a
+            # nonce the registrar forgot: only a challenge to credentials built from the
+            # previous answer in this exchange says the password is wrong.
+            retry = self._learn(response, status) or (not self._fresh and self._challenged)
+            if self._authtries < MAX_AUTHTRIES and retry:
                 self._authtries += 1
+                self._fresh = True
                 return self._send(now)
             self._note(
                 f"Failed to authenticate on REGISTER to '{self.name}' (Tries {self._authtries})"
@@ -384,13 +392,19 @@ class OutboundRegistration:
             return False
         sent = self._sent_creds.get(credentials_header(status), [])
         retry = False
+        self._challenged = False
+        seen: set[str] = set()
         try:
             for value in values:
                 challenge = parse_challenge(value)
+                if challenge.realm in seen:
+                    continue  # several algorithms offered: the first is preferred (RFC 8760)
+                seen.add(challenge.realm)
                 retry = self.auth.learn(challenge, sent=sent) or retry
                 self._realm_header[challenge.realm] = credentials_header(status)
         except (AuthError, ParseError):
             return False
+        self._challenged = True
         return retry
 
     def _registered(self, response: Response, now: float) -> None:

@@ -387,3 +387,53 @@ def test_sip_show_registry_format() -> None:
     )
     assert lines[2].startswith("other.test:5060")
     assert lines[-1] == "2 SIP registrations."
+
+
+def test_refresh_after_provider_restart_reanswers_a_fresh_challenge() -> None:
+    prov = Provider()
+    r = make_reg(expiry=120)
+    first = r.next_action(T0)
+    assert first is not None
+    retry = r.on_response(prov.challenge(first, T0), T0)
+    assert retry is not None
+    r.on_response(ok(retry), T0)
+    restarted = Provider()
+    restarted.digest = DigestServer(b"new-key", "prov", nonce_lifetime=300)
+    refresh = r.next_action(T0 + 105)
+    assert refresh is not None
+    assert not restarted.verify(refresh, T0 + 105)  # the cached nonce is unknown there
+    again = r.on_response(restarted.challenge(refresh, T0 + 105), T0 + 105)
+    assert again is not None
+    assert restarted.verify(again, T0 + 105)
+    r.on_response(ok(again), T0 + 105)
+    assert state_of(r) is RegState.REGISTERED
+
+
+def test_wrong_password_after_a_cached_challenge_still_ends_in_no_authentication() -> None:
+    prov = Provider()
+    r = make_reg(expiry=120)
+    first = r.next_action(T0)
+    assert first is not None
+    retry = r.on_response(prov.challenge(first, T0), T0)
+    assert retry is not None
+    r.on_response(ok(retry), T0)
+    prov.password = "changed"
+    refresh = r.next_action(T0 + 105)
+    assert refresh is not None
+    again = r.on_response(prov.challenge(refresh, T0 + 105), T0 + 105)
+    assert again is not None
+    assert r.on_response(prov.challenge(again, T0 + 105), T0 + 105) is None
+    assert state_of(r) is RegState.NO_AUTHENTICATION
+
+
+def test_first_of_several_algorithms_is_answered() -> None:
+    prov = Provider()
+    prov.digest = DigestServer(b"k2", "prov", algorithms=("SHA-256", "MD5"))
+    r = make_reg()
+    req = r.next_action(T0)
+    assert req is not None
+    headers = [("WWW-Authenticate", v) for v in prov.digest.challenges(T0)]
+    retry = r.on_response(build_response(req, 401, to_tag="t", headers=headers), T0)
+    assert retry is not None
+    assert "algorithm=SHA-256" in (retry.get("Authorization") or "")
+    assert prov.verify(retry, T0)
