@@ -478,3 +478,39 @@ def test_burst_of_1000_authenticated_registrations() -> None:
     assert ok == n
     assert len(reg.location) == n
     assert reg.peers.by_source(("10.1.3.1", 5060), T0) is not None
+
+
+@pytest.mark.parametrize(
+    ("contacts", "expires", "extra"),
+    [
+        (("*", "<sip:a@10.0.0.1>"), "0", ()),  # '*' must stand alone
+        (("<sip:a@10.0.0.1>;expires=abc",), None, ()),
+        (("<sip:a@10.0.0.1>;q=7",), None, ()),
+        (("<sip:a@10.0.0.1>",), "12 34", ()),
+        (("<sip:a@10.0.0.1>",), "60", ("Expires: 60",)),  # two Expires headers
+    ],
+)
+def test_bad_input_gets_400_and_exactly_one_log_line(
+    contacts: tuple[str, ...], expires: str | None, extra: tuple[str, ...]
+) -> None:
+    reg = make_registrar()
+    out = do_register(reg, contacts=contacts, expires=expires, extra=extra)
+    assert out.response.status == 400
+    assert out.log is not None
+    assert "\n" not in out.log
+    assert out.changes == ()
+    assert reg.location.bindings("1000", T0) == []
+
+
+def test_received_source_and_transport_are_stored() -> None:
+    reg = make_registrar()
+    first = reg.handle(register(), ("198.51.100.1", 6000), now=T0, transport="tcp")
+    value = creds(first, "1000", "s3cret")
+    out = reg.handle(
+        register(cseq=2, auth=(value,)), ("198.51.100.1", 6000), now=T0, transport="TCP"
+    )
+    assert out.response.status == 200
+    b = reg.location.lookup("1000", T0)
+    assert b is not None
+    assert (b.received, b.transport) == (("198.51.100.1", 6000), "tcp")
+    assert reg.peers.target("1000", T0) == (("198.51.100.1", 6000), "tcp")
