@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from pypbx.config.sipconf import General, Peer
+from pypbx.config.sipconf import General, Peer, PeerType
 from pypbx.location import Change, Location, LocationError
 from pypbx.peers import PeerDirectory, accepted_usernames, has_secret, response_tag, verify_peer
 from pypbx.sip.abnf import ParseError
@@ -119,6 +119,8 @@ class Registrar:
         self, request: Request, user: str, source: Addr, now: float, who: str
     ) -> Peer:
         peer = self.peers.get(user)
+        if peer is not None and peer.type is PeerType.USER:
+            peer = None  # a user section only places calls; chan_sip registers peers
         acl_ok = peer is None or peer.acl.allows(source[0])
         if not self.general.alwaysauthreject:
             if peer is None:

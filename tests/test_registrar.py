@@ -50,6 +50,11 @@ defaultuser=carol
 type=friend
 host=dynamic
 
+[caller]
+type=user
+host=dynamic
+secret=callerpw
+
 [trunk]
 type=peer
 host=198.51.100.9
@@ -196,6 +201,7 @@ def test_right_password_registers_with_default_expiry() -> None:
         ("trunk", "trunk", "bad", 401, True, "Wrong password"),
         ("trunk", "trunk", "trunkpw", 403, True, "Peer is not supposed to register"),
         ("office", "office", "officepw", 401, True, "Device does not match ACL"),
+        ("caller", "caller", "callerpw", 401, True, "No matching peer found"),  # type=user
     ],
 )
 def test_auth_answers_with_alwaysauthreject(
