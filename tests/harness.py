@@ -20,7 +20,7 @@ from pypbx.sip.endpoint import Endpoint, EndpointConfig
 from pypbx.sip.events import Addr
 from pypbx.sip.ids import IdFactory
 from pypbx.sip.message import Request, make_request
-from pypbx.sip.session import UserAgent
+from pypbx.sip.useragent import UserAgent
 
 
 class Node(Protocol):

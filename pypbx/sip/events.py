@@ -174,7 +174,7 @@ Event = (
 
 
 # ---------------------------------------------------------------- session events (§13)
-# Raised by pypbx.sip.session.UserAgent for the call layer; ``session`` is the live leg.
+# Raised by pypbx.sip.useragent.UserAgent for the call layer; ``session`` is the live leg.
 
 
 @dataclass(frozen=True, slots=True)

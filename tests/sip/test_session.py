@@ -24,8 +24,9 @@ from pypbx.sip.events import (
 )
 from pypbx.sip.message import Request, build_response
 from pypbx.sip.parse import parse_message
-from pypbx.sip.session import TABLE, Role, SessionInput, SessionState, UserAgent
+from pypbx.sip.session import TABLE, Role, SessionInput, SessionState
 from pypbx.sip.transaction import IllegalTransition
+from pypbx.sip.useragent import UserAgent
 from tests.harness import ALICE, BOB, Network, make_endpoint, make_req, ua_pair
 
 SDP = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
