@@ -3,17 +3,18 @@
 Pure (``now`` is Unix time in seconds). Order of the checks, as chan_sip's
 ``register_verify``: syntax (400), then authentication, then the bindings.
 
-Authentication. Only ``host=dynamic`` peers register. A dynamic peer with neither ``secret``
-nor ``md5secret`` is accepted without a challenge (as in Asterisk). Everyone else is
-challenged (401, ``WWW-Authenticate``), and the credentials must name the peer (its name or
-``defaultuser``), the configured realm and the Request-URI. With ``alwaysauthreject=yes``
-(the default) an unknown user, a peer failing its ACL, a user name mismatch, a wrong password
-and a ``host=<ip>`` peer whose credentials are wrong all get the same fresh 401 challenge, so
-names cannot be probed; only a ``host=<ip>`` peer presenting its *right* password learns 403
-(it already knows the name). With ``alwaysauthreject=no``: unknown user 404, ``host=<ip>`` or
-ACL failure 403, wrong password 403. A stale nonce draws ``stale=true``; a replayed
-nonce-count, a foreign nonce or another realm a fresh challenge. ``auth_failure`` is set only
-when credentials were refused (never for the first, unauthenticated request).
+Authentication. Only ``host=dynamic`` peers (``type=peer``/``friend``) register. A dynamic
+peer with neither ``secret`` nor ``md5secret`` is accepted without a challenge (as in
+Asterisk). Everyone else is challenged (401, ``WWW-Authenticate``), and the credentials must
+name the peer (its name or ``defaultuser``), the configured realm and the Request-URI. With
+``alwaysauthreject=yes`` (the default) an unknown user, a peer failing its ACL, a user name
+mismatch, a wrong password and a ``host=<ip>`` peer whose credentials are wrong all get the
+same fresh 401 challenge, so names cannot be probed; only a ``host=<ip>`` peer presenting
+its *right* password learns 403 (it already knows the name). With ``alwaysauthreject=no``:
+unknown user 404, ``host=<ip>`` or ACL failure 403, wrong password 403. A stale nonce draws
+``stale=true``; a replayed nonce-count, a foreign nonce or another realm a fresh challenge.
+``auth_failure`` is set only when credentials were refused (never for the first,
+unauthenticated request).
 
 Bindings. ``Contact: *`` needs ``Expires: 0`` (else 400); no Contact is a query. A contact's
 ``expires`` parameter wins over the Expires header, which wins over ``defaultexpiry``; below

@@ -8,18 +8,20 @@ the answer to a 401/407) and transaction failures to :meth:`~OutboundRegistratio
 
 Behaviour and words follow chan_sip: states as ``regstate2str`` shows them; CSeq starts at
 101 and grows, Call-ID and From tag stay for the life of the line, so the provider sees
-refreshes of one binding (and the Contact, ``sip:<extension>@<our address>``, does not move);
-a refresh is due ``expires - 15`` s after a 200 (``expires - max(20 %, 0.5 s)`` when the
-granted expiry is 30 s or less). A request unanswered ``registertimeout`` seconds is a
+refreshes of one binding (and the Contact, ``sip:<extension>@<our address>``, does not
+move); a refresh is due ``expires - 15`` s after a 200 (``expires - max(20 %, 0.5 s)`` when
+the granted expiry is 30 s or less). A request unanswered ``registertimeout`` seconds is a
 timeout: state "Timeout", sent again at once. A challenge is answered (up to 3 times in a
-row); a second, non-stale challenge for credentials just sent means they are wrong: "No
-Authentication". 423 retries with ``Min-Expires`` unless above ``maxexpiry``. 403 and other
-failures are "Rejected". After a failure the line tries again ``registertimeout`` later;
-with ``registerattempts`` > 0 it stops ("Failed") after that many unanswered or refused
-attempts in a row (0 = forever). pypbx differs from chan_sip here on purpose: chan_sip stops
-for good after 403 ("No Authentication", unless ``register_retry_403``) and after 404/423
-("Rejected"); pypbx keeps retrying within ``registerattempts`` so a provider fixing the
-account is picked up without a reload.
+row; refreshes reuse the last challenge with the next nonce-count, as chan_sip does); a
+second, non-stale challenge to credentials built from the challenge just received means the
+password is wrong: "No Authentication" (a challenge to credentials from a cached nonce is
+answered again: the registrar may have restarted). 423 retries with ``Min-Expires`` unless
+above ``maxexpiry``. 403 and other failures are "Rejected". After a failure the line tries
+again ``registertimeout`` later; with ``registerattempts`` > 0 it stops ("Failed") after
+that many unanswered or refused attempts in a row (0 = forever). pypbx differs from chan_sip
+here on purpose: chan_sip stops for good after 403 ("No Authentication", unless
+``register_retry_403``) and after 404/423 ("Rejected"); pypbx keeps retrying within
+``registerattempts`` so a provider fixing the account is picked up without a reload.
 """
 
 from __future__ import annotations
