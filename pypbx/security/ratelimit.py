@@ -1,0 +1,166 @@
+"""Requests per second per source address: token buckets in a bounded table (issue 9 item 3).
+
+RFC 3261 §26.1.5 names request floods as a denial-of-service threat and leaves the defence to
+implementations; this is the usual one. Each source address has one token bucket per
+:class:`TrafficClass`, holding at most ``burst`` tokens and refilled at ``rate`` tokens per
+second; a request takes one token or is refused. A global bucket per class caps the sum over
+all sources, so a flood from many addresses cannot starve the process either.
+
+Out-of-dialog requests (REGISTER, INVITE, OPTIONS, ...) are :attr:`TrafficClass.INITIAL`;
+requests inside a dialog (ACK, BYE, re-INVITE, anything with a To tag) and CANCEL are
+:attr:`TrafficClass.IN_DIALOG` and have their own, larger buckets, so a flood of new requests
+from one address cannot stop the calls that are already up from being hung up.
+
+The table holds at most ``max_sources`` addresses (least recently seen dropped first): a
+source that comes back after being dropped starts with a full bucket, which the global bucket
+bounds. Time only moves forward here: a ``now`` earlier than the last one refills nothing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pypbx.config.netaddr import Network
+from pypbx.security.bans import source_key
+
+__all__ = [
+    "Bucket",
+    "BucketSpec",
+    "RateLimitConfig",
+    "RateLimiter",
+    "TrafficClass",
+    "classify",
+]
+
+
+class TrafficClass(StrEnum):
+    INITIAL = "initial"
+    IN_DIALOG = "in-dialog"
+
+
+def classify(method: str, *, to_tag: bool) -> TrafficClass:
+    """The class of a request: in-dialog when it has a To tag, or is ACK or CANCEL."""
+    if to_tag or method.upper() in ("ACK", "CANCEL"):
+        return TrafficClass.IN_DIALOG
+    return TrafficClass.INITIAL
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """A token bucket's shape: ``rate`` tokens per second, at most ``burst`` held."""
+
+    rate: float
+    burst: float
+
+    def __post_init__(self) -> None:
+        if not (self.rate >= 0 and self.burst >= 1):
+            raise ValueError("a bucket needs rate >= 0 and burst >= 1")
+
+
+def _per_source() -> dict[TrafficClass, BucketSpec]:
+    return {
+        TrafficClass.INITIAL: BucketSpec(rate=20.0, burst=60.0),
+        TrafficClass.IN_DIALOG: BucketSpec(rate=100.0, burst=300.0),
+    }
+
+
+def _global() -> dict[TrafficClass, BucketSpec]:
+    return {
+        TrafficClass.INITIAL: BucketSpec(rate=2000.0, burst=4000.0),
+        TrafficClass.IN_DIALOG: BucketSpec(rate=5000.0, burst=10000.0),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """Bucket shapes per traffic class, per source and in total; the table bound; exemptions.
+
+    ``exempt`` networks are never limited (nothing is exempt by default).
+    """
+
+    per_source: dict[TrafficClass, BucketSpec] = field(default_factory=_per_source)
+    total: dict[TrafficClass, BucketSpec] = field(default_factory=_global)
+    max_sources: int = 10_000
+    exempt: tuple[Network, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_sources < 1:
+            raise ValueError("max_sources must be at least 1")
+        for table in (self.per_source, self.total):
+            missing = set(TrafficClass) - set(table)
+            if missing:
+                raise ValueError(f"no bucket for {sorted(missing)}")
+
+
+class Bucket:
+    """A mutable token bucket (not a value: it changes with every request)."""
+
+    __slots__ = ("spec", "stamp", "tokens")
+
+    def __init__(self, spec: BucketSpec, now: float) -> None:
+        self.spec = spec
+        self.tokens = spec.burst
+        self.stamp = now
+
+    def refill(self, now: float) -> None:
+        elapsed = now - self.stamp
+        if elapsed > 0:  # False for a clock going back and for NaN
+            self.tokens = min(self.spec.burst, self.tokens + elapsed * self.spec.rate)
+            self.stamp = now
+
+    def has_token(self, now: float) -> bool:
+        self.refill(now)
+        return self.tokens >= 1
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
+class RateLimiter:
+    """Per-source and global token buckets; :meth:`allow` is O(1) per request."""
+
+    def __init__(self, config: RateLimitConfig | None = None, *, now: float = 0.0) -> None:
+        self.config = config or RateLimitConfig()
+        self._sources: OrderedDict[str, dict[TrafficClass, Bucket]] = OrderedDict()
+        self._total = {tc: Bucket(self.config.total[tc], now) for tc in TrafficClass}
+        self.allowed = 0
+        self.denied = 0
+
+    def __len__(self) -> int:
+        """How many sources have buckets (at most ``max_sources``)."""
+        return len(self._sources)
+
+    def allow(self, addr: str, *, now: float, traffic: TrafficClass = TrafficClass.INITIAL) -> bool:
+        """Take a token for one request from ``addr``; False when it must be dropped.
+
+        A refused request takes no token from either bucket.
+        """
+        key = source_key(addr)
+        cfg = self.config
+        if cfg.exempt and any(net.contains(key) for net in cfg.exempt):
+            self.allowed += 1
+            return True
+        buckets = self._sources.get(key)
+        if buckets is None:
+            buckets = self._sources[key] = {}
+            while len(self._sources) > cfg.max_sources:
+                self._sources.popitem(last=False)
+        else:
+            self._sources.move_to_end(key)
+        bucket = buckets.get(traffic)
+        if bucket is None:
+            bucket = buckets[traffic] = Bucket(cfg.per_source[traffic], now)
+        total = self._total[traffic]
+        if not (bucket.has_token(now) and total.has_token(now)):
+            self.denied += 1
+            return False
+        bucket.take()
+        total.take()
+        self.allowed += 1
+        return True
+
+    def forget(self, addr: str) -> None:
+        """Drop the buckets of ``addr`` (after an unban, say)."""
+        self._sources.pop(source_key(addr), None)
