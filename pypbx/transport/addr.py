@@ -20,6 +20,7 @@ __all__ = [
     "ip_family",
     "is_wildcard",
     "unbracket",
+    "unmap_v4",
     "via_host",
 ]
 
@@ -65,6 +66,19 @@ def hostport(addr: Addr) -> str:
     return f"{via_host(host)}:{port}"
 
 
+def unmap_v4(host: str) -> str:
+    """``::ffff:192.0.2.1`` (an IPv4 peer seen by a dual-stack IPv6 socket) → ``192.0.2.1``;
+    any other host unchanged."""
+    if not host.lower().startswith("::ffff:"):
+        return host
+    try:
+        mapped = ipaddress.IPv6Address(host).ipv4_mapped
+    except ValueError:
+        return host
+    return str(mapped) if mapped is not None else host
+
+
 def from_sockaddr(sockaddr: Any) -> Addr:
-    """(host, port) from what a socket reports: drops the IPv6 flowinfo and scope id."""
-    return str(sockaddr[0]), int(sockaddr[1])
+    """(host, port) from what a socket reports: drops the IPv6 flowinfo and scope id and
+    shows an IPv4-mapped peer as plain IPv4."""
+    return unmap_v4(str(sockaddr[0])), int(sockaddr[1])

@@ -19,7 +19,7 @@ from typing import cast
 from pypbx.sip.abnf import ParseError
 from pypbx.sip.events import Addr
 from pypbx.sip.framing import PONG, KeepAlivePing, MessageFramed, StreamFramer
-from pypbx.transport.addr import from_sockaddr, hostport, ip_family
+from pypbx.transport.addr import from_sockaddr, hostport, ip_family, unbracket
 
 __all__ = ["TcpConfig", "TcpConnection", "TcpTransport"]
 
@@ -149,8 +149,11 @@ class TcpTransport:
 
     async def listen(self, host: str, port: int) -> Addr:
         """Start accepting connections on ``host:port``; returns the bound address."""
+        # ``::`` means every address, IPv4 too: let the loop bind one socket per family
+        # (asyncio sets IPV6_V6ONLY on the IPv6 listener)
+        bind: str | None = None if unbracket(host) == "::" else unbracket(host)
         self._server = await self.loop.create_server(
-            lambda: TcpConnection(self), host.strip("[]"), port, family=ip_family(host) or 0
+            lambda: TcpConnection(self), bind, port, family=(ip_family(host) or 0) if bind else 0
         )
         self.local_addr = from_sockaddr(self._server.sockets[0].getsockname())
         return self.local_addr

@@ -32,6 +32,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._on_datagram = on_datagram
         self._transport: asyncio.DatagramTransport | None = None
         self.family: int = socket.AF_INET
+        self.dual_stack = False
         self.local_addr: Addr = ("", 0)
         self.sent = 0
         self.received = 0
@@ -45,6 +46,9 @@ class UdpTransport(asyncio.DatagramProtocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             self.family = sock.family
+            if sock.family == socket.AF_INET6:
+                v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+                self.dual_stack = not v6only
         self.local_addr = from_sockaddr(transport.get_extra_info("sockname"))
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
@@ -72,6 +76,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         if self._transport is None or self._transport.is_closing():
             return False
         family = ip_family(host)
+        if family == socket.AF_INET and self.family == socket.AF_INET6 and self.dual_stack:
+            host, family = f"::ffff:{host}", socket.AF_INET6  # IPv4 peer, dual-stack socket
         if family != self.family or not 0 < port < 65536:
             log.warning(
                 "udp %s: cannot send to %s (not an address of this socket's family)",

@@ -9,7 +9,14 @@ import socket
 import pytest
 
 from pypbx.transport import loop as loop_mod
-from pypbx.transport.addr import from_sockaddr, hostport, ip_family, is_wildcard, via_host
+from pypbx.transport.addr import (
+    from_sockaddr,
+    hostport,
+    ip_family,
+    is_wildcard,
+    unmap_v4,
+    via_host,
+)
 
 
 @pytest.mark.parametrize(
@@ -89,3 +96,18 @@ def test_run_returns_the_result(prefer: bool) -> None:
 
     name = loop_mod.run(main(), prefer_uvloop=prefer)
     assert name == ("uvloop" if prefer and loop_mod.uvloop_available() else "asyncio")
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("::FFFF:127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+        ("::ffff:zz", "::ffff:zz"),
+        ("192.0.2.1", "192.0.2.1"),
+    ],
+)
+def test_unmap_v4(host: str, expected: str) -> None:
+    assert unmap_v4(host) == expected
+    assert from_sockaddr((host, 5060, 0, 0)) == (expected, 5060)

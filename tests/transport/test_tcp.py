@@ -287,3 +287,22 @@ def test_tcp_connect_failure_is_a_local_503() -> None:
             return resp.status
 
     assert in_loop(main) == 503
+
+
+def test_ipv6_wildcard_listener_accepts_ipv4() -> None:
+    if not v6_available():
+        pytest.skip("no IPv6 loopback")
+
+    async def main() -> list[bytes]:
+        async with tcp_stack("::") as st:
+            port = st.local_addr[1]
+            got: list[bytes] = []
+            for host in ("127.0.0.1", "::1"):
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(tcp_options(st, writer, f"via-{host}"))
+                got.append(await read_message(reader))
+                writer.close()
+            return got
+
+    replies = in_loop(main)
+    assert [r.split(b"\r\n", 1)[0] for r in replies] == [b"SIP/2.0 200 OK"] * 2

@@ -321,3 +321,30 @@ def test_close_answers_waiting_requests_with_503() -> None:
         return (await task).status
 
     assert in_loop(main) == 503
+
+
+def _dual_stack() -> bool:
+    try:
+        with open("/proc/sys/net/ipv6/bindv6only") as f:
+            return v6_available() and f.read().strip() == "0"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("uvloop", LOOPS)
+def test_ipv6_wildcard_serves_ipv4_peers(uvloop: bool) -> None:
+    if not _dual_stack():
+        pytest.skip("no dual-stack IPv6 sockets here")
+
+    async def main() -> bytes:
+        async with stack("::") as st:
+            peer = await UdpPeer.open("127.0.0.1")
+            target = ("127.0.0.1", st.local_addr[1])
+            peer.send(options(target, peer.addr), target)
+            data, _ = await peer.recv()
+            peer.close()
+            return data
+
+    data = in_loop(main, uvloop=uvloop)
+    assert data.startswith(b"SIP/2.0 200 OK")
+    assert "received=127.0.0.1" in (header(data, "Via") or "")  # not ::ffff:127.0.0.1
