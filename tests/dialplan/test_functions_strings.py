@@ -59,7 +59,13 @@ V = {"LIST": "a-b-c-d", "CSV": "x,y,z", "NUM": "+1 (555) 123-4567", "EMPTY": "",
         ("${FIELDQTY(LIST,-)}", "4"),
         ("${FIELDQTY(EMPTY,-)}", "0"),
         ("${FIELDQTY(CSV,\\,)}", "3"),
-        # FILTER
+        ("${FIELDQTY(LIST)}", "1"),  # no delimiter: one field
+        # FILTER (the cases of Asterisk's own func_FILTER_test)
+        ("${FILTER(A-R,0042133333&DAHDI/g1/2212)}", "DAHDI"),
+        ("${FILTER(A\\-R,0042133333&DAHDI/g1/2212)}", "A"),
+        ("${FILTER(\\x41-R,0042133333&DAHDI/g1/2212)}", "DAHDI"),
+        ("${FILTER(0-9A-Ca-c,0042133333&DAHDI/g1/2212)}", "0042133333A12212"),
+        ("${FILTER(0-9a-cA-C_+\\-,0042133333&DAHDI/g1/2212)}", "0042133333A12212"),
         ("${FILTER(0-9,${NUM})}", "15551234567"),
         ("${FILTER(0-9+,${NUM})}", "+15551234567"),
         ("${FILTER(a-c,abcdef)}", "abc"),
@@ -74,6 +80,8 @@ V = {"LIST": "a-b-c-d", "CSV": "x,y,z", "NUM": "+1 (555) 123-4567", "EMPTY": "",
         ('${REGEX("^[0-9]+$" 12345)}', "1"),
         ('${REGEX("^[0-9]+$" 12a45)}', "0"),
         ('${REGEX("^1(800|888)" 18005551234)}', "1"),
+        ('${REGEX("^\\d+$" ddd)}', "1"),  # app args drop the backslash: the regex is ^d+$
+        ("${REGEX(no quotes)}", ""),
         # ISNULL / EXISTS
         ("${ISNULL()}", "1"),
         ("${ISNULL(x)}", "0"),

@@ -18,13 +18,36 @@ def _arg(args: list[str], i: int, default: str = "") -> str:
     return args[i] if len(args) > i else default
 
 
-def _delimiter(text: str, default: str = ",") -> str:
-    """A one-character delimiter; ``\\t``-style escapes as Asterisk's ast_get_encoded_char."""
+def encoded_char(text: str) -> tuple[str, int]:
+    r"""``ast_get_encoded_char``: the first character of ``text`` with ``\n``, ``\r``, ``\t``,
+    ``\xHH`` and ``\0ooo`` escapes decoded; returns (char, characters consumed)."""
     if not text:
-        return default
-    if text.startswith("\\") and len(text) > 1:
-        return {"n": "\n", "t": "\t", "r": "\r"}.get(text[1], text[1])
-    return text[0]
+        return "", 0
+    if text[0] != "\\" or len(text) == 1:
+        return text[0], 1
+    c = text[1]
+    if c in "nrt":
+        return {"n": "\n", "r": "\r", "t": "\t"}[c], 2
+    if c == "x":
+        digits = ""
+        for d in text[2:4]:
+            if d not in "0123456789abcdefABCDEF":
+                break
+            digits += d
+        return (chr(int(digits, 16)) if digits else "\0"), 2 + len(digits)
+    if c == "0":
+        digits = ""
+        for d in text[2:5]:
+            if d not in "01234567":
+                break
+            digits += d
+        return (chr(int(digits, 8) & 0xFF) if digits else "\0"), 2 + len(digits)
+    return c, 2
+
+
+def _delimiter(text: str, default: str = ",") -> str:
+    r"""A one-character delimiter, escapes decoded (``\t``, ``\x2C`` ...)."""
+    return encoded_char(text)[0] if text else default
 
 
 @function("LEN", syntax="LEN(string)")
@@ -67,41 +90,54 @@ def cut(x: Execution, args: str) -> str | None:
 
 @function("FIELDQTY", syntax="FIELDQTY(varname,delim)")
 def fieldqty(x: Execution, args: str) -> str:
-    """The number of fields in a variable's value."""
+    """The number of fields in a variable's value (1 when no delimiter is given)."""
     a = split_args(args)
+    if len(a) < 2:
+        return "1"
     value = x.get_var(_arg(a, 0).strip()) or ""
     if not value:
         return "0"
-    return str(len(value.split(_delimiter(_arg(a, 1), "-"))))
+    delim = _delimiter(a[1], "")
+    return str(len(value.split(delim))) if delim else "1"
 
 
-def _charset(spec: str) -> set[str]:
+def filter_charset(spec: str) -> set[str]:
+    """FILTER's allowed characters: escapes decoded, ``a-z`` ranges (wrapping past 255)."""
     allowed: set[str] = set()
     i = 0
     while i < len(spec):
-        c = spec[i]
-        if c == "\\" and i + 1 < len(spec):
-            c = spec[i + 1]
-            i += 1
-        if i + 2 < len(spec) and spec[i + 1] == "-":
-            end = spec[i + 2]
-            allowed.update(chr(o) for o in range(ord(c), ord(end) + 1))
-            i += 3
-            continue
-        allowed.add(c)
-        i += 1
+        c1, used = encoded_char(spec[i:])
+        i += used
+        if i < len(spec) and spec[i] == "-":
+            c2, used2 = encoded_char(spec[i + 1 :])
+            i += used2 + 1
+            start = ord(c1) & 0xFF
+            end = (ord(c2) & 0xFF) if c2 else (start - 1) & 0xFF
+            code = start
+            while code != end:
+                allowed.add(chr(code))
+                code = (code + 1) & 0xFF
+            allowed.add(chr(end))
+        else:
+            allowed.add(c1)
+    allowed.discard("\0")
     return allowed
 
 
 @function("FILTER", syntax="FILTER(allowed-chars,string)")
 def filter_func(x: Execution, args: str) -> str | None:
-    """Keep only the allowed characters (ranges such as ``0-9A-F`` allowed)."""
-    allowed, sep, text = args.partition(",")
-    if not sep:
-        x.warn("FILTER requires an argument, FILTER(<allowed-chars>,<string>)")
+    r"""Keep only the allowed characters (ranges such as ``0-9A-F``, escapes such as ``\x41``)."""
+    parts = split_args(args, remove_chars=False, max_args=2)
+    if len(parts) < 2:
+        x.note(40, "Usage: FILTER(<allowed-chars>,<string>)")
         return None
-    chars = _charset(allowed)
-    return "".join(c for c in text if c in chars)
+    if parts[0].startswith('"'):
+        x.warn(
+            'FILTER allowed characters includes the quote (") character.  '
+            "This may not be what you want."
+        )
+    chars = filter_charset(parts[0])
+    return "".join(c for c in parts[1] if c in chars)
 
 
 @function("STRREPLACE", syntax="STRREPLACE(varname,find-string[,replace-string[,max]])")
@@ -136,18 +172,13 @@ def tolower(x: Execution, args: str) -> str:
 
 @function("REGEX", syntax='REGEX("regular expression" string)')
 def regex(x: Execution, args: str) -> str | None:
-    """1 if the string matches the (extended) regular expression, else 0."""
-    text = args.lstrip()
-    if not text.startswith('"'):
-        x.warn('REGEX requires a quoted regular expression: REGEX("<regex>" <string>)')
+    """1 if the string matches the (extended) regular expression anywhere, else 0."""
+    parts = split_args(args, '"', max_args=3)
+    if len(parts) != 3:
+        x.note(40, "Unexpected arguments: should have been in the form '\"<regex>\" <string>'")
         return None
-    end = text.find('"', 1)
-    if end < 0:
-        x.warn("REGEX: missing closing quote")
-        return None
-    pattern = text[1:end]
-    subject = text[end + 1 :]
-    if subject.startswith(" "):
+    pattern, subject = parts[1], parts[2]
+    if subject[:1] in (" ", "\t"):
         subject = subject[1:]
     try:
         return "1" if re.search(pattern, subject) else "0"

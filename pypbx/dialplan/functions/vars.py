@@ -46,9 +46,9 @@ def _hash_var(name: str, key: str) -> str:
 
 def hash_keys(x: Execution, name: str) -> list[str]:
     prefix = f"~HASH~{name}~"
-    return [
-        k[len(prefix) : -1] for k, _ in x.vars.items() if k.startswith(prefix) and k.endswith("~")
-    ]
+    # Asterisk keeps channel variables newest first: HASHKEYS lists the last set key first
+    names = [k for k, _ in reversed(x.vars.items())]
+    return [k[len(prefix) : -1] for k in names if k.startswith(prefix) and k.endswith("~")]
 
 
 @function("HASH", syntax="HASH(hashname[,hashkey])")
