@@ -22,6 +22,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pypbx.sip.abnf import ParseError
 from pypbx.sip.auth import (
     AuthError,
     ClientAuthState,
@@ -46,9 +47,10 @@ from pypbx.sip.events import (
 from pypbx.sip.headers import Via
 from pypbx.sip.ids import IdFactory, RandomSource
 from pypbx.sip.message import Message, Request, Response, build_response
+from pypbx.sip.parse import parse_message
 from pypbx.sip.transaction import TimerConfig
 from pypbx.sip.uri import NameAddr
-from pypbx.transport.addr import hostport, is_wildcard, via_host
+from pypbx.transport.addr import hostport, is_wildcard, unbracket, via_host
 from pypbx.transport.tcp import TcpConfig, TcpTransport
 from pypbx.transport.udp import UdpTransport, open_udp
 
@@ -94,6 +96,16 @@ class _Pending:
 def _local_response(request: Request, status: int, reason: str) -> Response:
     """§8.1.3.1: what the TU sees when no response came (408) or sending failed (503)."""
     return build_response(request, status, reason)
+
+
+def _reconnect_target(response: bytes, dest: Addr) -> Addr:
+    """§18.2.2: a response whose connection is gone goes over a new connection to the
+    ``received`` address (else the sent-by host) and the sent-by port (else 5060)."""
+    try:
+        via = parse_message(response).top_via
+    except ParseError:
+        return dest
+    return unbracket(via.received or via.host), via.port or 5060
 
 
 def _ack_for_2xx(request: Request, response: Response) -> Request:
@@ -310,6 +322,8 @@ class SipStack:
     def _send_bytes(self, transport: str, data: bytes, dest: Addr) -> None:
         if transport == "TCP":
             assert self.tcp is not None
+            if dest not in self.tcp.connections and data.startswith(b"SIP/2.0 "):
+                dest = _reconnect_target(data, dest)
             self.tcp.send(data, dest)
         elif self.udp is not None and not self.udp.send(data, dest):
             self.endpoints["UDP"].transport_error(dest, now=self.loop.time())

@@ -306,3 +306,44 @@ def test_ipv6_wildcard_listener_accepts_ipv4() -> None:
 
     replies = in_loop(main)
     assert [r.split(b"\r\n", 1)[0] for r in replies] == [b"SIP/2.0 200 OK"] * 2
+
+
+def test_response_reopens_connection_to_sent_by_when_closed() -> None:
+    """§18.2.2: the request's connection closed before the answer: the response goes over
+    a new connection to received/sent-by host and the sent-by port."""
+    held: list[RequestReceived] = []
+
+    def handler(st: SipStack, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            held.append(event)
+
+    async def main() -> bytes:
+        arrived: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            arrived.put_nowait(await read_message(r))
+            w.close()
+
+        phone = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        phone_port = phone.sockets[0].getsockname()[1]
+        async with tcp_stack(handler=handler) as st:
+            _reader, writer = await connect(st)
+            addr = st.tcp_addr
+            assert addr is not None
+            msg = options(
+                addr, ("127.0.0.1", phone_port), transport="TCP", call_id="late", rport=False
+            ).replace(b"OPTIONS", b"MESSAGE")
+            writer.write(msg)
+            await writer.drain()
+            while not held:
+                await asyncio.sleep(0.01)
+            writer.close()
+            await asyncio.sleep(0.05)  # the stack sees the close
+            st.reply(held[0], 200)
+            data = await asyncio.wait_for(arrived.get(), 3)
+        phone.close()
+        return data
+
+    data = in_loop(main)
+    assert data.startswith(b"SIP/2.0 200 OK")
+    assert header(data, "Call-ID") == "late"
