@@ -19,6 +19,7 @@ for display.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -64,6 +65,7 @@ log = logging.getLogger("pypbx.dialplan")
 DEFAULT_MAX_STEPS = 100_000
 MACRO_MAX_DEPTH = 7  # app_macro MAX_RECURSION default
 GOSUB_MAX_DEPTH = 1000
+MAX_MESSAGES = 10_000
 
 
 def check_condition(text: str) -> bool:
@@ -222,7 +224,7 @@ class Execution:
         self.frames: list[Frame] = []
         self.whiles: list[Position] = []
         self.steps = 0
-        self.messages: list[str] = []
+        self.messages: deque[str] = deque(maxlen=MAX_MESSAGES)  # the latest log lines
         self.end_reason = RunEnd.HANGUP
         self._jump: Position | None = None
         self._log = logging.LoggerAdapter(logger or log, {"channel": channel.name})
