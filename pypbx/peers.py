@@ -49,8 +49,15 @@ __all__ = [
 STANDARD_PORT = 5060
 
 
-def response_tag(request: Request) -> str:
-    """A To tag for our final responses, stable for retransmissions of one request."""
+def response_tag(request: Request) -> str | None:
+    """A To tag for our final responses, stable for retransmissions of one request.
+
+    None when the To header does not parse (the response then copies it untouched).
+    """
+    try:
+        _ = request.to
+    except ParseError:
+        return None
     seed = f"{request.get('call-id', '')}|{request.get('cseq', '')}|{request.get('from', '')}"
     return hashlib.blake2s(seed.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
 

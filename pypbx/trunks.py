@@ -444,7 +444,8 @@ class OutboundRegistration:
 
     def _too_brief(self, response: Response, now: float) -> Request | None:
         text = response.get("Min-Expires", "") or ""
-        minimum = int(text) if text.strip().isdigit() else 0
+        text = text.strip()
+        minimum = int(text) if text.isascii() and text.isdigit() else 0
         self._note(
             f"Got 423 Interval too brief for service {self.name}, minimum is {minimum} seconds"
         )

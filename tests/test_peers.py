@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pypbx.config.conf import parse_text
 from pypbx.config.sipconf import SipConfig, parse_sip_conf
@@ -340,3 +342,32 @@ def test_sip_show_peer_text() -> None:
     assert "  Qualify      : 2000 ms" in lines
     assert "  Status       : UNKNOWN" in lines  # qualify=yes, but not polled yet
     assert format_peer(d, q, "ghost", T0) == "Peer ghost not found.\n"
+
+
+_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\x00"),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["From", "To", "Proxy-Authorization", "CSeq"]), _text),
+        max_size=5,
+    ),
+    st.sampled_from([("192.0.2.1", 5060), ("198.51.100.9", 5060)]),
+)
+def test_any_header_values_give_a_decision(
+    changes: list[tuple[str, str]], source: tuple[str, int]
+) -> None:
+    req = invite("1000")
+    for name, value in changes:
+        try:
+            req.headers.set(name, value)
+        except ValueError:
+            continue
+    out = make().authenticate_invite(req, source, now=T0)
+    assert out.decision in set(InviteDecision)
+    if out.response is not None:
+        assert out.response.serialize()

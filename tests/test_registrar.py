@@ -7,6 +7,8 @@ import time
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pypbx.config.conf import parse_text
 from pypbx.config.sipconf import SipConfig, parse_sip_conf
@@ -520,3 +522,27 @@ def test_received_source_and_transport_are_stored() -> None:
     assert b is not None
     assert (b.received, b.transport) == (("198.51.100.1", 6000), "tcp")
     assert reg.peers.target("1000", T0) == (("198.51.100.1", 6000), "tcp")
+
+
+_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\x00"),
+    max_size=60,
+)
+_HEADERS = ["To", "From", "Contact", "Expires", "Authorization", "CSeq", "Call-ID"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_HEADERS), _text), max_size=6))
+def test_any_header_values_give_an_answer_never_an_exception(
+    changes: list[tuple[str, str]],
+) -> None:
+    reg = make_registrar()
+    req = register()
+    for name, value in changes:
+        try:
+            req.headers.set(name, value)
+        except ValueError:
+            continue
+    out = reg.handle(req, SRC, now=T0)
+    assert 200 <= out.response.status < 700
+    assert out.response.serialize()

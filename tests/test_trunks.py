@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pypbx.config.conf import Origin
 from pypbx.config.netaddr import parse_network
@@ -222,11 +224,12 @@ def test_423_retries_with_min_expires() -> None:
     assert r.refresh == 585
 
 
-def test_423_above_maxexpiry_is_rejected() -> None:
+@pytest.mark.parametrize("minimum", ["7200", "", "abc", "\u00b2", "-5"])
+def test_423_above_maxexpiry_or_garbled_is_rejected(minimum: str) -> None:
     r = make_reg(expiry=60)
     req = r.next_action(T0)
     assert req is not None
-    resp = build_response(req, 423, to_tag="t", headers=[("Min-Expires", "7200")])
+    resp = build_response(req, 423, to_tag="t", headers=[("Min-Expires", minimum)])
     assert r.on_response(resp, T0) is None
     assert state_of(r) is RegState.REJECTED
     assert r.expiry == 60
@@ -437,3 +440,31 @@ def test_first_of_several_algorithms_is_answered() -> None:
     assert retry is not None
     assert "algorithm=SHA-256" in (retry.get("Authorization") or "")
     assert prov.verify(retry, T0)
+
+
+_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\x00"),
+    max_size=80,
+)
+_RESP_HEADERS = ["WWW-Authenticate", "Proxy-Authenticate", "Min-Expires", "Contact", "Expires"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([200, 401, 403, 407, 423, 480, 500]),
+    st.lists(st.tuples(st.sampled_from(_RESP_HEADERS), _text), max_size=4),
+)
+def test_any_response_is_absorbed(status: int, headers: list[tuple[str, str]]) -> None:
+    r = make_reg()
+    req = r.next_action(T0)
+    assert req is not None
+    resp = build_response(req, status, to_tag="t")
+    for name, value in headers:
+        try:
+            resp.headers.add(name, value)
+        except ValueError:
+            continue
+    out = r.on_response(resp, T0 + 1)
+    assert out is None or out.method == "REGISTER"
+    assert state_of(r) in set(RegState)
+    assert r.next_timer() is not None
