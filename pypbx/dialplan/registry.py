@@ -65,7 +65,7 @@ def _doc_parts(obj: Any) -> tuple[str, str]:
     return first.strip(), rest.strip()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class AppEntry:
     """A registered application."""
 
