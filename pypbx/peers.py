@@ -42,6 +42,7 @@ __all__ = [
     "PeerDirectory",
     "PeerView",
     "accepted_usernames",
+    "has_secret",
     "response_tag",
     "verify_peer",
 ]
@@ -80,6 +81,7 @@ def verify_peer(
 
 
 def has_secret(peer: Peer) -> bool:
+    """Whether the peer must authenticate (it has a ``secret`` or an ``md5secret``)."""
     return bool(peer.secret or peer.md5secret)
 
 
