@@ -8,5 +8,9 @@ echo "== lint"
 .venv/bin/ruff check pypbx tests bench
 .venv/bin/ruff format --check pypbx tests bench
 .venv/bin/mypy pypbx
+if [ "$#" -eq 0 ]; then
+    echo "== long seeded fuzz campaigns"
+    .venv/bin/python -m pytest -q -m slow -p no:cacheprovider
+fi
 echo "== tests"
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -m "not slow" "$@"
