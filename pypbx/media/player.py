@@ -1,0 +1,144 @@
+"""Paced RTP sending for Playback, tones and DTMF, and Echo (RFC 3550 §5.1 numbering; RFC 3551
+§4.5 20 ms G.711 packets; RFC 4733 §2.5.1 event trains).
+
+Pacing runs from a monotonic clock: frame *k* is due at ``start + k * ptime``, so a late wake-up
+is caught up by sending the frames already due at once, and the error never accumulates. The
+clock and the sleep are injected, so tests drive time by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from pypbx.media.dtmf import digit_packets
+from pypbx.media.relay import RelayLeg
+from pypbx.media.rtp import RtpPacket
+
+__all__ = ["Packetizer", "PlayResult", "echo", "play", "send_digits"]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Packetizer:
+    """One outgoing RTP stream's numbering: SSRC, sequence number and timestamp.
+
+    Keep one per leg so that successive plays continue the same stream; the first packet
+    after :meth:`talkspurt` carries the marker bit (RFC 3551 §4.1).
+    """
+
+    __slots__ = ("_marker", "payload_type", "samples", "sequence", "ssrc", "timestamp")
+
+    def __init__(
+        self, ssrc: int, payload_type: int, *, sequence: int = 0, timestamp: int = 0,
+        samples: int = 160,
+    ) -> None:  # fmt: skip
+        self.ssrc, self.payload_type, self.samples = ssrc, payload_type, samples
+        self.sequence, self.timestamp = sequence & 0xFFFF, timestamp & 0xFFFFFFFF
+        self._marker = True
+
+    def talkspurt(self) -> None:
+        """Mark the next packet as the start of a talkspurt."""
+        self._marker = True
+
+    def packet(self, payload: bytes) -> bytes:
+        """The next audio packet; the timestamp advances by ``samples``."""
+        data = RtpPacket(
+            self.payload_type, self.sequence, self.timestamp, self.ssrc, payload, self._marker
+        ).to_bytes()
+        self._marker = False
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + self.samples) & 0xFFFFFFFF
+        return data
+
+    def event(self, payload: bytes, payload_type: int, timestamp: int, *, marker: bool) -> bytes:
+        """A telephone-event packet: its own payload type and the event's start timestamp."""
+        data = RtpPacket(payload_type, self.sequence, timestamp, self.ssrc, payload, marker)
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        return data.to_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class PlayResult:
+    """What a play did: frames sent, and how many were sent late (after catching up)."""
+
+    sent: int
+    late: int
+
+
+async def play(
+    frames: Iterable[bytes],
+    leg: RelayLeg,
+    packetizer: Packetizer,
+    *,
+    ptime: float = 0.02,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> PlayResult:
+    """Send each frame as one RTP packet every ``ptime`` seconds without drift.
+
+    A frame counts as late when it left more than one ``ptime`` after it was due. Cancelling
+    the task stops the play between two frames.
+    """
+    packetizer.talkspurt()
+    start = clock()
+    sent = late = 0
+    for frame in frames:
+        due = start + sent * ptime
+        wait = due - clock()
+        if wait > 0:
+            await sleep(wait)
+        elif -wait > ptime:
+            late += 1
+        leg.send(packetizer.packet(frame))
+        sent += 1
+    return PlayResult(sent, late)
+
+
+async def send_digits(
+    digits: str,
+    leg: RelayLeg,
+    packetizer: Packetizer,
+    payload_type: int,
+    *,
+    duration: float = 0.1,
+    gap: float = 0.05,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> None:
+    """Send RFC 4733 event trains for ``digits``, paced as the trains plan them."""
+    for digit in digits:
+        start = clock()
+        train = digit_packets(digit, timestamp=packetizer.timestamp, duration=duration)
+        for planned in train:
+            wait = start + planned.offset - clock()
+            if wait > 0:
+                await sleep(wait)
+            leg.send(
+                packetizer.event(
+                    planned.payload, payload_type, planned.timestamp, marker=planned.marker
+                )
+            )
+        # The audio clock moves on by the event's length plus the gap before the next digit.
+        packetizer.timestamp = (
+            packetizer.timestamp + round((duration + gap) * packetizer.samples / 0.02)
+        ) & 0xFFFFFFFF
+        await sleep(gap)
+
+
+def echo(leg: RelayLeg) -> Callable[[], None]:
+    """Send every packet the leg accepts back to where it came from; returns the stop function."""
+
+    def bounce(data: bytes) -> None:
+        leg.send(data)
+
+    leg.sink = bounce
+
+    def stop() -> None:
+        if leg.sink is bounce:
+            leg.sink = None
+
+    return stop

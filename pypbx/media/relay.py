@@ -1,0 +1,329 @@
+"""The RTP relay: per-leg sockets read by asyncio datagram protocols, symmetric RTP, latching
+(comedia) and strict-RTP source protection, RTCP relayed between the odd ports (RFC 3550 §11;
+symmetric RTP as RFC 4961 §3; latching as RFC 7362 §4).
+
+One :class:`RelayLeg` owns a :class:`~pypbx.media.ports.PortPair`. A :class:`Relay` joins two
+legs: a packet received on leg A leaves through leg B's own socket (so the far end sees it come
+from the port it sends to) towards B's remote address. The per-packet path is one compare of the
+source address, a few integer increments and ``transport.sendto``; payload-type rewriting and
+G.711 transcoding cost one table lookup or one ``bytes.translate`` when configured.
+
+Source protection, per leg (Asterisk ``strictrtp``, ``probation``):
+
+- ``strictrtp=no``: every source is accepted; with latching the leg sends to the last source.
+- ``strictrtp=yes``: the leg learns. A source is accepted once it has sent ``probation``
+  packets with consecutive sequence numbers (or at once if it is the address the SDP gave);
+  packets before that are dropped. Then the leg is locked: packets from any other source are
+  dropped and counted, until :meth:`RelayLeg.relearn` (the call layer calls it when the SDP
+  address changes, as Asterisk re-learns after a re-INVITE).
+- ``strictrtp=seqno``: as ``yes``, but a locked leg follows its stream to a new address when
+  the packet carries the locked SSRC (a NAT rebinding), instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pypbx.config.rtpconf import StrictRtp
+from pypbx.media.codecs import Route
+from pypbx.media.ports import PortPair
+from pypbx.media.rtp import header_length
+
+__all__ = ["Addr", "LegOptions", "LegStats", "Relay", "RelayLeg", "SourceState"]
+
+Addr = tuple[str | Any, int]
+Clock = Callable[[], float]
+_OCTET = [bytes((i,)) for i in range(256)]
+
+
+class SourceState(StrEnum):
+    """Where a leg stands with the source it accepts packets from."""
+
+    OPEN = "open"  # strictrtp=no: anyone
+    LEARNING = "learning"  # waiting for a source to pass probation
+    LOCKED = "locked"  # one source accepted, others dropped
+
+
+@dataclass(frozen=True, slots=True)
+class LegOptions:
+    """Per-leg media settings: ``latch`` is comedia / ``nat=yes`` (send where packets come from)."""
+
+    latch: bool = False
+    strict: StrictRtp = StrictRtp.YES
+    probation: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class LegStats:
+    """Counters of one leg: ``*_in`` received on its socket, ``*_out`` sent from it."""
+
+    packets_in: int
+    bytes_in: int
+    packets_out: int
+    bytes_out: int
+    rtcp_in: int
+    rtcp_out: int
+    dropped_strict: int
+    dropped_learning: int
+    dropped_unroutable: int
+
+
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    """The odd port: RTCP accepted from the RTP source's host and relayed to the peer leg."""
+
+    def __init__(self, leg: RelayLeg) -> None:
+        self.leg = leg
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        leg = self.leg
+        source = leg.source
+        if source is not None and addr[0] != source[0]:
+            leg.dropped_strict += 1
+            return
+        leg.rtcp_in += 1
+        if leg.options.latch:
+            leg.remote_rtcp = addr
+        peer = leg.peer
+        if peer is not None and peer.remote_rtcp is not None and peer.rtcp_transport is not None:
+            peer.rtcp_transport.sendto(data, peer.remote_rtcp)
+            peer.rtcp_out += 1
+
+
+class RelayLeg(asyncio.DatagramProtocol):
+    """One call leg's RTP and RTCP sockets, source protection, counters and last-packet time.
+
+    ``remote`` is where this leg sends RTP (from the SDP, or latched); ``sink`` receives the
+    packets that arrive while the leg is not joined to a peer (Echo, DTMF, recording).
+    """
+
+    def __init__(
+        self,
+        pair: PortPair,
+        *,
+        remote: Addr | None = None,
+        remote_rtcp: Addr | None = None,
+        options: LegOptions = LegOptions(),
+        clock: Clock = time.monotonic,
+        on_close: Callable[[PortPair], None] | None = None,
+    ) -> None:
+        self.pair = pair
+        self.options = options
+        self.remote: Addr | None = None
+        self.remote_rtcp: Addr | None = None
+        self.expected: Addr | None = None
+        self.source: Addr | None = None
+        self.state = SourceState.OPEN if options.strict is StrictRtp.NO else SourceState.LEARNING
+        self.peer: RelayLeg | None = None
+        self.sink: Callable[[bytes], None] | None = None
+        self.transport: asyncio.DatagramTransport | None = None
+        self.rtcp_transport: asyncio.DatagramTransport | None = None
+        self._route: Callable[[bytes], bytes | bytearray] | None = None
+        self._clock = clock
+        self._on_close = on_close
+        self._closed = False
+        self._candidate: Addr | None = None
+        self._candidate_seq = 0
+        self._candidate_count = 0
+        self._ssrc = -1
+        self.packets_in = self.bytes_in = self.packets_out = self.bytes_out = 0
+        self.rtcp_in = self.rtcp_out = 0
+        self.dropped_strict = self.dropped_learning = self.dropped_unroutable = 0
+        self.last_rx = clock()
+        if remote is not None:
+            self.set_remote(remote, remote_rtcp)
+
+    @property
+    def port(self) -> int:
+        """The local RTP port (even); RTCP is on ``port + 1``."""
+        return self.pair.port
+
+    async def open(self) -> None:
+        """Attach the sockets to the running loop."""
+        loop = asyncio.get_running_loop()
+        self.transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=self.pair.rtp)
+        rtcp = _RtcpProtocol(self)
+        self.rtcp_transport, _ = await loop.create_datagram_endpoint(
+            lambda: rtcp, sock=self.pair.rtcp
+        )
+
+    def set_remote(self, remote: Addr, rtcp: Addr | None = None) -> None:
+        """The address the SDP gave (RTCP defaults to port + 1); learning starts again."""
+        self.remote = self.expected = remote
+        self.remote_rtcp = rtcp if rtcp is not None else (remote[0], remote[1] + 1)
+        self.relearn()
+
+    def relearn(self) -> None:
+        """Forget the accepted source and learn again (strict modes) after an SDP change."""
+        if self.options.strict is not StrictRtp.NO:
+            self.state = SourceState.LEARNING
+            self.source = None
+            self._candidate = None
+
+    def set_route(self, route: Route | None) -> None:
+        """How packets received on this leg are changed before the peer sends them."""
+        self._route = None if route is None or route.identity else _route_function(route)
+
+    # --- the per-packet path ---------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        if addr != self.source and not self._accept_new_source(data, addr):
+            return
+        self.packets_in += 1
+        self.bytes_in += len(data)
+        self.last_rx = self._clock()
+        peer = self.peer
+        if peer is None:
+            if self.sink is not None:
+                self.sink(data)
+            return
+        remote = peer.remote
+        transport = peer.transport
+        if remote is None or transport is None:
+            self.dropped_unroutable += 1
+            return
+        route = self._route
+        out = data if route is None else route(data)
+        transport.sendto(out, remote)
+        peer.packets_out += 1
+        peer.bytes_out += len(out)
+
+    def _accept_new_source(self, data: bytes, addr: Addr) -> bool:
+        """A packet from an address other than the accepted source: accept (and maybe latch)?"""
+        if len(data) < 12 or data[0] >> 6 != 2:
+            self.dropped_strict += 1
+            return False
+        state = self.state
+        if state is SourceState.OPEN:
+            self._take(addr)
+            return True
+        if state is SourceState.LOCKED:
+            if (
+                self.options.strict is StrictRtp.SEQNO
+                and int.from_bytes(data[8:12], "big") == self._ssrc
+            ):
+                self._take(addr)
+                return True
+            self.dropped_strict += 1
+            return False
+        seq = (data[2] << 8) | data[3]
+        if addr == self._candidate and seq == (self._candidate_seq + 1) & 0xFFFF:
+            self._candidate_count += 1
+        else:
+            self._candidate, self._candidate_count = addr, 1
+        self._candidate_seq = seq
+        if addr == self.expected or self._candidate_count >= self.options.probation:
+            self.state = SourceState.LOCKED
+            self._ssrc = int.from_bytes(data[8:12], "big")
+            self._take(addr)
+            return True
+        self.dropped_learning += 1
+        return False
+
+    def _take(self, addr: Addr) -> None:
+        self.source = addr
+        if self.options.latch and addr != self.remote:
+            self.remote = addr
+            self.remote_rtcp = (addr[0], addr[1] + 1)
+
+    # --- sending for players, Echo --------------------------------------------------------
+
+    def send(self, data: bytes | bytearray) -> bool:
+        """Send one RTP packet to the remote address; False if there is none yet."""
+        if self.remote is None or self.transport is None:
+            return False
+        self.transport.sendto(data, self.remote)
+        self.packets_out += 1
+        self.bytes_out += len(data)
+        return True
+
+    # --- the call layer's view --------------------------------------------------------------
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since the last accepted RTP packet (or since the leg was made)."""
+        return max(0.0, now - self.last_rx)
+
+    def stats(self) -> LegStats:
+        return LegStats(
+            self.packets_in,
+            self.bytes_in,
+            self.packets_out,
+            self.bytes_out,
+            self.rtcp_in,
+            self.rtcp_out,
+            self.dropped_strict,
+            self.dropped_learning,
+            self.dropped_unroutable,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Stop relaying and free the ports at once (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.peer is not None and self.peer.peer is self:
+            self.peer.peer = None
+        self.peer = None
+        self.sink = None
+        for transport in (self.transport, self.rtcp_transport):
+            if transport is not None:
+                transport.abort()
+        self.pair.rtp.close()
+        self.pair.rtcp.close()
+        if self._on_close is not None:
+            self._on_close(self.pair)
+
+
+def _route_function(route: Route) -> Callable[[bytes], bytes | bytearray]:
+    octet1, tables = route.octet1, dict(route.payload)
+
+    def apply(data: bytes) -> bytes | bytearray:
+        first = data[1]
+        table = tables.get(first & 0x7F)
+        changed = octet1[first]
+        if table is None:
+            if changed == first:
+                return data
+            return b"".join((data[:1], _OCTET[changed], data[2:]))
+        start = header_length(data)
+        end = len(data) - (data[-1] if data[0] & 0x20 else 0)
+        buf = bytearray(data)
+        buf[1] = changed
+        if start < end:
+            buf[start:end] = data[start:end].translate(table)
+        return buf
+
+    return apply
+
+
+class Relay:
+    """Two legs joined: each forwards what it accepts to the other, changed by its route."""
+
+    def __init__(
+        self, a: RelayLeg, b: RelayLeg, *, a_to_b: Route | None = None, b_to_a: Route | None = None
+    ) -> None:
+        self.a, self.b = a, b
+        a.set_route(a_to_b)
+        b.set_route(b_to_a)
+        a.peer, b.peer = b, a
+
+    def unjoin(self) -> None:
+        """Stop forwarding; both legs stay open (their ``sink`` gets packets again)."""
+        if self.a.peer is self.b:
+            self.a.peer = None
+        if self.b.peer is self.a:
+            self.b.peer = None
+
+    def close(self) -> None:
+        """Stop forwarding and free both legs' ports."""
+        self.unjoin()
+        self.a.close()
+        self.b.close()

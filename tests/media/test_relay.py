@@ -1,0 +1,380 @@
+"""The RTP relay on loopback: two fake endpoints exchange packets through two legs.
+
+Each test runs on plain asyncio and on uvloop when installed. Waits are bounded by timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from itertools import islice
+from typing import Any
+
+import pytest
+
+from pypbx.config.rtpconf import StrictRtp
+from pypbx.media import audio, rtp
+from pypbx.media.codecs import route_between
+from pypbx.media.ports import PortAllocator
+from pypbx.media.relay import LegOptions, Relay, RelayLeg, SourceState
+from pypbx.media.rtp import RtpPacket
+from pypbx.sip.sdp import Codec
+
+BASE = 21000 + (os.getpid() % 500) * 20
+LOOPS = ["asyncio"]
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is in the test extra
+    uvloop = None
+else:
+    LOOPS.append("uvloop")
+
+WAIT = 2.0  # upper bound for a packet to cross loopback
+QUIET = 0.05  # how long "nothing arrives" is watched
+
+
+def run(loop_name: str, main: Callable[[], Awaitable[None]]) -> None:
+    if loop_name == "uvloop":
+        assert uvloop is not None
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    else:
+        asyncio.run(main())
+
+
+class Endpoint(asyncio.DatagramProtocol):
+    """A fake phone: a UDP socket that records what it receives."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.addr: tuple[str, int] = ("", 0)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.queue.put_nowait((data, addr))
+
+    def send(self, data: bytes, port: int) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, ("127.0.0.1", port))
+
+    async def recv(self) -> tuple[bytes, Any]:
+        return await asyncio.wait_for(self.queue.get(), WAIT)
+
+    async def quiet(self) -> None:
+        await asyncio.sleep(QUIET)
+        assert self.queue.empty(), f"unexpected packet {self.queue.get_nowait()!r}"
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def endpoint(host: str = "127.0.0.1", port: int = 0) -> Endpoint:
+    loop = asyncio.get_running_loop()
+    ep = Endpoint()
+    transport, _ = await loop.create_datagram_endpoint(lambda: ep, local_addr=(host, port))
+    ep.transport = transport
+    ep.addr = transport.get_extra_info("sockname")[:2]
+    return ep
+
+
+def pkt(seq: int, pt: int = 0, ssrc: int = 0x1111, payload: bytes = b"\xff" * 160, m: bool = False):
+    return RtpPacket(pt, seq, seq * 160, ssrc, payload, marker=m).to_bytes()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def make_leg(alloc: PortAllocator, **kw: Any) -> RelayLeg:
+    leg = RelayLeg(alloc.allocate(), on_close=alloc.release, **kw)
+    await leg.open()
+    return leg
+
+
+def allocator(offset: int) -> PortAllocator:
+    return PortAllocator(BASE + offset, BASE + offset + 7, "127.0.0.1")
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_forwarding_is_symmetric_and_counted(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(0)
+        a_phone, b_phone = await endpoint(), await endpoint()
+        a = await make_leg(alloc, remote=a_phone.addr)
+        b = await make_leg(alloc, remote=b_phone.addr)
+        relay = Relay(a, b)
+        a_phone.send(pkt(1, m=True), a.port)
+        data, addr = await b_phone.recv()
+        assert data == pkt(1, m=True)
+        assert addr == ("127.0.0.1", b.port)  # sent from the port B sends to
+        b_phone.send(pkt(7, ssrc=2), b.port)
+        data, addr = await a_phone.recv()
+        assert (rtp.sequence_of(data), addr) == (7, ("127.0.0.1", a.port))
+        size = len(pkt(1))
+        sa, sb = a.stats(), b.stats()
+        assert (sa.packets_in, sa.bytes_in, sa.packets_out, sa.bytes_out) == (1, size, 1, size)
+        assert (sb.packets_in, sb.packets_out) == (1, 1)
+        assert a.state is SourceState.LOCKED  # the SDP address is accepted at once
+        relay.close()
+        assert alloc.in_use == 0
+        a_phone.close()
+        b_phone.close()
+
+    run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_latching_learns_the_real_source(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(8)
+        a_phone, b_phone = await endpoint(), await endpoint()
+        # A is behind NAT: its SDP says 192.0.2.10:4000, but packets come from a_phone.
+        a = await make_leg(
+            alloc,
+            remote=("192.0.2.10", 4000),
+            options=LegOptions(latch=True, strict=StrictRtp.YES, probation=3),
+        )
+        b = await make_leg(alloc, remote=b_phone.addr)
+        relay = Relay(a, b)
+        for seq in (10, 11):
+            a_phone.send(pkt(seq), a.port)
+        await b_phone.quiet()  # on probation: dropped
+        assert a.stats().dropped_learning == 2
+        assert a.remote == ("192.0.2.10", 4000)
+        a_phone.send(pkt(12), a.port)
+        data, _ = await b_phone.recv()
+        assert rtp.sequence_of(data) == 12
+        assert a.remote == a_phone.addr
+        assert a.remote_rtcp == (a_phone.addr[0], a_phone.addr[1] + 1)
+        b_phone.send(pkt(1), b.port)
+        data, addr = await a_phone.recv()  # B's audio now reaches A's real address
+        assert addr == ("127.0.0.1", a.port)
+        relay.close()
+        a_phone.close()
+        b_phone.close()
+
+    run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_strict_rtp_drops_a_third_party(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(16)
+        a_phone, b_phone = await endpoint(), await endpoint()
+        intruder = await endpoint("127.0.0.3")
+        opts = LegOptions(latch=True, strict=StrictRtp.YES, probation=2)
+        a = await make_leg(alloc, options=opts)
+        b = await make_leg(alloc, remote=b_phone.addr)
+        relay = Relay(a, b)
+        for seq in (1, 2):
+            a_phone.send(pkt(seq), a.port)
+        await b_phone.recv()
+        for seq in range(3, 13):
+            intruder.send(pkt(seq, ssrc=0x6666), a.port)
+        a_phone.send(pkt(3), a.port)
+        data, _ = await b_phone.recv()
+        assert rtp.ssrc_of(data) == 0x1111
+        await b_phone.quiet()
+        assert a.stats().dropped_strict == 10
+        assert a.remote == a_phone.addr  # not stolen
+        intruder.send(b"\x80\xc9\x00\x01" + b"\0" * 4, a.port + 1)  # RTCP from another host
+        await asyncio.sleep(QUIET)
+        assert a.stats().rtcp_in == 0
+        # After an SDP change the leg learns again, and the newcomer can pass probation.
+        a.relearn()
+        for seq in (20, 21):
+            intruder.send(pkt(seq, ssrc=0x6666), a.port)
+        data, _ = await b_phone.recv()
+        assert rtp.ssrc_of(data) == 0x6666
+        relay.close()
+        for ep in (a_phone, b_phone, intruder):
+            ep.close()
+
+    run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_strict_no_and_seqno(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(24)
+        p1, p2, b_phone = await endpoint(), await endpoint("127.0.0.2"), await endpoint()
+        a = await make_leg(alloc, options=LegOptions(latch=True, strict=StrictRtp.NO))
+        b = await make_leg(alloc, remote=b_phone.addr)
+        c = await make_leg(
+            alloc, options=LegOptions(latch=True, strict=StrictRtp.SEQNO, probation=1)
+        )
+        relay = Relay(a, b)
+        p1.send(pkt(1), a.port)
+        await b_phone.recv()
+        p2.send(pkt(2, ssrc=9), a.port)  # strictrtp=no: anyone, and the latch follows
+        await b_phone.recv()
+        assert a.remote == p2.addr
+        relay.unjoin()
+        got: list[bytes] = []
+        c.sink = got.append
+        p1.send(pkt(1, ssrc=5), c.port)
+        p2.send(pkt(2, ssrc=5), c.port)  # same stream from a new address: followed
+        p2.send(pkt(3, ssrc=8), c.port)
+        p1.send(pkt(4, ssrc=7), c.port)  # another stream from elsewhere: dropped
+        await asyncio.sleep(QUIET * 2)
+        assert [rtp.sequence_of(d) for d in got] == [1, 2, 3]
+        assert c.remote == p2.addr
+        assert c.stats().dropped_strict == 1
+        for leg in (a, b, c):
+            leg.close()
+        assert alloc.in_use == 0
+        for ep in (p1, p2, b_phone):
+            ep.close()
+
+    run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_payload_type_rewrite(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(32)
+        a_phone, b_phone = await endpoint(), await endpoint()
+        a = await make_leg(alloc, remote=a_phone.addr)
+        b = await make_leg(alloc, remote=b_phone.addr)
+        a_codecs = [Codec(0, "PCMU", 8000), Codec(101, "telephone-event", 8000)]
+        b_codecs = [Codec(0, "PCMU", 8000), Codec(96, "telephone-event", 8000)]
+        relay = Relay(
+            a, b, a_to_b=route_between(a_codecs, b_codecs), b_to_a=route_between(b_codecs, a_codecs)
+        )
+        event = bytes.fromhex("058a0320")
+        a_phone.send(pkt(1, pt=101, payload=event, m=True), a.port)
+        data, _ = await b_phone.recv()
+        parsed = rtp.parse_rtp(data)
+        assert (parsed.payload_type, parsed.marker, parsed.payload) == (96, True, event)
+        a_phone.send(pkt(2, pt=0), a.port)
+        assert (await b_phone.recv())[0] == pkt(2, pt=0)  # audio untouched
+        b_phone.send(pkt(3, pt=96, payload=event), b.port)
+        data, _ = await a_phone.recv()
+        assert rtp.payload_type_of(data) == 101
+        relay.close()
+        a_phone.close()
+        b_phone.close()
+
+    run(loop_name, main)
+
+
+def _dominant(samples: list[int]) -> int:
+    return max(range(300, 3500, 50), key=lambda f: audio.goertzel_power(samples, f))
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_pcmu_to_pcma_transcoding_keeps_the_tone(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(40)
+        a_phone, b_phone = await endpoint(), await endpoint()
+        a = await make_leg(alloc, remote=a_phone.addr)
+        b = await make_leg(alloc, remote=b_phone.addr)
+        pcmu, pcma = [Codec(0, "PCMU", 8000)], [Codec(8, "PCMA", 8000)]
+        relay = Relay(a, b, a_to_b=route_between(pcmu, pcma), b_to_a=route_between(pcma, pcmu))
+        tone = audio.tone_frames([1000.0], amplitude=8000)
+        sent = [audio.ulaw_encode(f) for f in islice(tone, 5)]
+        for seq, frame in enumerate(sent):
+            a_phone.send(pkt(seq, pt=0, payload=frame), a.port)
+        received = [rtp.parse_rtp((await b_phone.recv())[0]) for _ in sent]
+        assert {p.payload_type for p in received} == {8}
+        samples = audio.samples_of(b"".join(p.payload for p in received), audio.Encoding.ALAW)
+        assert _dominant(samples) == 1000
+        assert received[0].payload == sent[0].translate(audio.ULAW_TO_ALAW)
+        # padded packet: the padding octets are left alone
+        padded = RtpPacket(0, 9, 0, 1, b"\xff" * 4, padding=4).to_bytes()
+        a_phone.send(padded, a.port)
+        out = rtp.parse_rtp((await b_phone.recv())[0])
+        assert (out.payload, out.padding) == (b"\xd5" * 4, 4)
+        relay.close()
+        a_phone.close()
+        b_phone.close()
+
+    run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_rtcp_is_relayed_between_odd_ports(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(48)
+        a_phone, b_phone = await endpoint(), await endpoint()
+        b_rtcp = await endpoint(port=b_phone.addr[1] + 1) if b_phone.addr[1] % 2 == 0 else None
+        if b_rtcp is None:  # the kernel gave an odd port: put RTCP on an explicit address
+            b_rtcp = await endpoint()
+        a = await make_leg(alloc, remote=a_phone.addr)
+        b = await make_leg(alloc, remote=b_phone.addr, remote_rtcp=b_rtcp.addr)
+        relay = Relay(a, b)
+        report = b"\x80\xc9\x00\x01" + b"\0\0\0\x01"
+        a_phone.send(report, a.port + 1)
+        data, addr = await b_rtcp.recv()
+        assert (data, addr) == (report, ("127.0.0.1", b.port + 1))
+        assert (a.stats().rtcp_in, b.stats().rtcp_out) == (1, 1)
+        relay.close()
+        for ep in (a_phone, b_phone, b_rtcp):
+            ep.close()
+
+    run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_idle_time_and_unroutable(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(56)
+        clock = Clock()
+        a_phone = await endpoint()
+        a = await make_leg(alloc, remote=a_phone.addr, clock=clock)
+        b = await make_leg(alloc)  # no remote yet: nowhere to send
+        relay = Relay(a, b)
+        clock.now = 130.0
+        assert a.idle_for(clock.now) == 30.0
+        a_phone.send(pkt(1), a.port)
+        for _ in range(100):
+            if a.stats().packets_in:
+                break
+            await asyncio.sleep(0.01)
+        assert a.idle_for(131.5) == 1.5
+        assert a.stats().dropped_unroutable == 1
+        relay.close()
+        a_phone.close()
+
+    run(loop_name, main)
+
+
+def _free(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return True
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_close_releases_ports_at_once(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(64)
+        a = await make_leg(alloc)
+        port = a.port
+        assert not _free(port)
+        a.close()
+        a.close()
+        assert alloc.in_use == 0
+        # asyncio frees the ports synchronously; uvloop closes its handle on the next
+        # loop iteration (the socket's fd is shared with libuv), never later.
+        for _ in range(3):
+            if _free(port) and _free(port + 1):
+                break
+            assert loop_name == "uvloop"
+            await asyncio.sleep(0)
+        assert _free(port)
+        assert _free(port + 1)
+
+    run(loop_name, main)
