@@ -26,6 +26,10 @@ PURE = [
     "cdr/record.py",
     "registrar.py",
     "location.py",
+    "peers.py",
+    "trunks.py",
+    "qualify.py",
+    "sipshow.py",
 ]
 FORBIDDEN = {"asyncio", "socket", "time", "random", "selectors", "threading", "subprocess"}
 UPPER = ("pypbx.transport", "pypbx.call", "pypbx.control", "pypbx.server", "pypbx.cli")
