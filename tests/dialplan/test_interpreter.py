@@ -359,6 +359,21 @@ CASES = [
         "hangup",
     ),
     (
+        "ExecIf: deprecated comma syntax, empty true branch ends the call",
+        """
+        [test]
+        exten => s,1,ExecIf(1,Set,X=old)
+        same => n,ExecIf(0,Set,X=never)
+        same => n,NoOp(${X})
+        same => n,ExecIf(1?:Set(Y=1))
+        same => n,NoOp(never)
+        """,
+        "test",
+        "s",
+        ["ExecIf(1,Set,X=old)", "ExecIf(0,Set,X=never)", "NoOp(old)", "ExecIf(1?:Set(Y=1))"],
+        "hangup",
+    ),
+    (
         "a missing start extension goes to i (pbx.c) with INVALID_EXTEN",
         """
         [test]
@@ -866,3 +881,24 @@ def test_e_extension_catches_exceptions(start: str, digits: str, expected: str) 
         digits=digits,
     )
     assert trace(result)[-1] == expected
+
+
+def test_exec_substitutes_again_and_tryexec_never_ends_the_call() -> None:
+    result = run(
+        """
+        [test]
+        exten => s,1,Exec(Set(X=${INNER}))
+        same => n,TryExec(NoSuchApp(1))
+        same => n,NoOp(${TRYSTATUS})
+        same => n,TryExec(Set(Y=2))
+        same => n,NoOp(${X} ${Y} ${TRYSTATUS})
+        """,
+        variables={"INNER": "${EXTEN}"},
+    )
+    assert trace(result) == [
+        "Exec(Set(X=${EXTEN}))",
+        "TryExec(NoSuchApp(1))",
+        "NoOp(NOAPP)",
+        "TryExec(Set(Y=2))",
+        "NoOp(s 2 SUCCESS)",
+    ]

@@ -227,22 +227,71 @@ async def macro_exit(x: Execution, data: str) -> AppResult:
     return CONTINUE
 
 
-@application("ExecIf", syntax="ExecIf(expression?appiftrue(args)[:appiffalse(args)])")
-async def exec_if(x: Execution, data: str) -> AppResult:
-    """Run an application when the expression is true (another one when false)."""
-    cond, a, b = split_condition(data)
-    if "?" not in data:
-        x.warn("ExecIf requires an argument: ExecIf(<expr>?<appiftrue>(<data>)[:<appiffalse>])")
-        return HANGUP
-    branch = (a if check_condition(cond) else b).strip()
-    if not branch:
-        return CONTINUE
-    name, paren, rest = branch.partition("(")
-    if paren:
-        end = rest.rfind(")")
-        if end >= 0:
-            rest = rest[:end]
-    if x.registry.app(name) is None:
+def _app_and_data(text: str) -> tuple[str, str | None]:
+    """``App(args)`` → ("App", "args"); without parentheses the data is None."""
+    name, paren, rest = text.partition("(")
+    if not paren:
+        return name, None
+    end = rest.rfind(")")
+    return name, (rest[:end] if end >= 0 else rest)
+
+
+async def _run_named(x: Execution, name: str, data: str | None) -> AppResult:
+    if not name.strip() or x.registry.app(name) is None:
         x.warn(f"Could not find application! ({name})")
         return HANGUP
-    return await x.exec_app(name.strip(), rest)
+    return await x.exec_app(name.strip(), data or "")
+
+
+@application("ExecIf", syntax="ExecIf(expression?appiftrue(args)[:appiffalse(args)])")
+async def exec_if(x: Execution, data: str) -> AppResult:
+    """Run an application when the expression is true (another one when false).
+
+    The deprecated ``ExecIf(expr,app,args)`` form is still understood, with a warning.
+    """
+    comma, question = data.find(","), data.find("?")
+    if question < 0 or 0 <= comma < question:
+        depr = split_args(data, max_args=3)
+        expr = depr[0] if depr else ""
+        app = depr[1] if len(depr) > 1 else ""
+        args = depr[2] if len(depr) > 2 else ""
+        x.warn(f"Deprecated syntax found.  Please upgrade to using ExecIf(<expr>?{app}({args}))")
+        if check_condition(expr):
+            return await _run_named(x, app, args)
+        return CONTINUE
+    parts = split_args(data, "?", remove_chars=False, max_args=2)
+    if len(parts) < 2 or not parts[1]:
+        x.note(logging.ERROR, "Usage: ExecIf(<expr>?<appiftrue>(<args>)[:<appiffalse>(<args)])")
+        return HANGUP
+    branches = split_args(parts[1], ":", remove_chars=False, max_args=2)
+    iftrue = branches[0] if branches else ""
+    iffalse = branches[1] if len(branches) > 1 else ""
+    if check_condition(parts[0]):
+        return await _run_named(x, *_app_and_data(iftrue))
+    if iffalse:
+        return await _run_named(x, *_app_and_data(iffalse))
+    return CONTINUE
+
+
+@application("Exec", syntax="Exec(appname(arguments))")
+async def exec_app(x: Execution, data: str) -> AppResult:
+    """Run an application named at run time; its arguments are substituted once more."""
+    if not data.strip():
+        return CONTINUE
+    name, args = _app_and_data(data)
+    return await _run_named(x, name, None if args is None else x.substitute(args))
+
+
+@application("TryExec", syntax="TryExec(appname(arguments))")
+async def try_exec(x: Execution, data: str) -> AppResult:
+    """Like Exec, but never ends the call; ``TRYSTATUS`` is SUCCESS, FAILED or NOAPP."""
+    if not data.strip():
+        return CONTINUE
+    name, args = _app_and_data(data)
+    if not name.strip() or x.registry.app(name) is None:
+        x.warn(f"Could not find application ({name})")
+        x.vars.set("TRYSTATUS", "NOAPP")
+        return CONTINUE
+    result = await x.exec_app(name.strip(), "" if args is None else x.substitute(args))
+    x.vars.set("TRYSTATUS", "FAILED" if result is HANGUP else "SUCCESS")
+    return CONTINUE
