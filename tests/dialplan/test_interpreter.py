@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pypbx.config.conf import parse_text
-from pypbx.dialplan.channel_api import RecordingChannel
+from pypbx.dialplan.channel_api import ChannelApi, RecordingChannel
 from pypbx.dialplan.dryrun import DryRunResult, dry_run
 from pypbx.dialplan.interpreter import (
     ChannelVars,
@@ -902,3 +902,7 @@ def test_exec_substitutes_again_and_tryexec_never_ends_the_call() -> None:
         "TryExec(Set(Y=2))",
         "NoOp(s 2 SUCCESS)",
     ]
+
+
+def test_recording_channel_offers_the_channel_api() -> None:
+    assert isinstance(RecordingChannel(), ChannelApi)
