@@ -268,6 +268,8 @@ class Execution:
             case "UNIQUEID":
                 return self.channel.uniqueid
             case "HANGUPCAUSE":
+                if not self.hangup_cause and self.channel.hung_up:
+                    return str(self.channel.hangup_cause)
                 return str(self.hangup_cause)
             case "EPOCH":
                 return str(int(self.clock()))
@@ -408,7 +410,8 @@ class Execution:
         self.end_reason = reason
         try:
             if not self.hangup_cause:
-                self.hangup_cause = int(HangupCause.NORMAL_CLEARING)
+                remote = self.channel.hangup_cause if self.channel.hung_up else 0
+                self.hangup_cause = remote or int(HangupCause.NORMAL_CLEARING)
             await self.channel.hangup(self.hangup_cause)
             await self._run_h()
         except Exception as exc:

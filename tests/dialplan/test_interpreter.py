@@ -835,6 +835,7 @@ class _HangsUpDuringWait(RecordingChannel):
     async def sleep(self, seconds: float) -> None:
         await super().sleep(seconds)
         self.hung_up = True  # the caller hung up while we waited
+        self.hangup_cause = 17  # ... with USER_BUSY
 
 
 def test_caller_hangup_stops_the_plan_and_runs_h() -> None:
@@ -846,7 +847,7 @@ def test_caller_hangup_stops_the_plan_and_runs_h() -> None:
         exten => s,1,Answer()
         same => n,Wait(10)
         same => n,NoOp(never)
-        exten => h,1,NoOp(cleanup)
+        exten => h,1,NoOp(cleanup ${HANGUPCAUSE})
         """
     )
     ex = Execution(
@@ -856,10 +857,10 @@ def test_caller_hangup_stops_the_plan_and_runs_h() -> None:
         exten="s",
         clock=lambda: EPOCH,
         rng=random.Random(0),
-        on_step=lambda s: steps.append(f"{s.exten}:{s.app}"),
+        on_step=lambda s: steps.append(f"{s.exten}:{s.app}({s.args})"),
     )
     assert asyncio.run(ex.run()) == "hangup"
-    assert steps == ["s:Answer", "s:Wait", "h:NoOp"]
+    assert steps == ["s:Answer()", "s:Wait(10)", "h:NoOp(cleanup 17)"]
 
 
 @pytest.mark.parametrize(
