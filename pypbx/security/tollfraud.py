@@ -253,15 +253,21 @@ def _classify_sip(sip: SipConfig, text: str, resource: str) -> DialTarget:
     return DialTarget(text, TrunkKind.LOCAL, peer_name, number, "no such peer")
 
 
+def _first_arg(args: str) -> str:
+    """The destination list of Dial data (``""`` when there is none)."""
+    fields = split_args(args, max_args=2)
+    return fields[0] if fields else ""
+
+
 def dial_targets(
     sip: SipConfig, args: str, known: dict[str, tuple[str, ...]] | None = None
 ) -> list[DialTarget]:
     """The destinations of ``Dial(args)``, each classified (known variables substituted)."""
-    fields = split_args(args, max_args=2)
-    if not fields:
+    first = _first_arg(args)
+    if not first:
         return []
     out: list[DialTarget] = []
-    for text in _expand(fields[0], known or {}):
+    for text in _expand(first, known or {}):
         for target in (t.strip() for t in text.split("&")):
             tech, slash, resource = target.partition("/")
             tech = tech.strip().lower()
@@ -436,7 +442,7 @@ def _pattern_findings(sip: SipConfig, dp: Dialplan) -> list[Finding]:
         for app, args in _calls(prio.app, prio.args):
             if app != "dial":
                 continue
-            target = split_args(args, max_args=2)[0] if args else ""
+            target = _first_arg(args)
             shown = f"Dial({target})"
             targets = dial_targets(sip, args, known)
             if all(t.kind is TrunkKind.OTHER for t in targets):
@@ -516,8 +522,7 @@ def _dial_finding(
     origin: Origin,
 ) -> list[Finding]:
     where = (
-        f"Dial({split_args(args, max_args=2)[0]}) at {prio.origin} "
-        f"(exten '{reach.extension.name}', {reach.via})"
+        f"Dial({_first_arg(args)}) at {prio.origin} (exten '{reach.extension.name}', {reach.via})"
     )
     targets = dial_targets(sip, args, known)
     caller = [t for t in targets if t.kind is TrunkKind.CALLER_CHOSEN]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pypbx.config.conf import Origin, parse_text
 from pypbx.config.sipconf import SipConfig, load_sip_conf, parse_sip_conf
@@ -308,3 +310,26 @@ def test_findings_are_sorted_and_unique() -> None:
     keys = [(f.origin.file, f.origin.line) for f in findings if f.origin is not None]
     assert keys == sorted(keys)
     assert [f.severity for f in findings].count(ERROR) == 2
+
+
+_APPS = st.sampled_from(
+    ["Dial", "Goto", "GotoIf", "Gosub", "GosubIf", "Macro", "ExecIf", "Exec", "Set", "NoOp"]
+)
+_ARG_TEXT = st.text(alphabet='()[]{}$?:,&@/|\\"_-.!XN1029abinoudphes', max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["_X.", "1", "s", "_[a-c]!"]), _APPS, _ARG_TEXT), max_size=8
+    ),
+    st.sampled_from(["", "allowguest=yes\ncontext=inbound", "alwaysauthreject=no"]),
+)
+def test_analyse_never_raises(lines: list[tuple[str, str, str]], general: str) -> None:
+    inbound = "\n".join(
+        f"exten => {name},{i + 1},{app}({args})" for i, (name, app, args) in enumerate(lines)
+    )
+    sip, dp = configs(inbound, general=general)
+    findings = analyse(sip, dp)
+    assert all(isinstance(f, Finding) for f in findings)
+    assert all("\n" not in str(f) for f in findings)
