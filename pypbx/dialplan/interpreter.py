@@ -309,9 +309,9 @@ class Execution:
         return self.get_variable(name)
 
     # ------------------------------------------------------------- navigation
-    def now(self) -> datetime:
-        """The injected clock as a local (or ``tz``) datetime, for time conditions."""
-        return datetime.fromtimestamp(self.clock(), self.tz)
+    def now(self, zone: tzinfo | None = None) -> datetime:
+        """The injected clock as a datetime in ``zone`` (default: ``tz``, else local time)."""
+        return datetime.fromtimestamp(self.clock(), zone or self.tz)
 
     def find(self, context: str, exten: str, priority: int) -> Found | None:
         return self.dialplan.find(context, exten, priority, callerid=self.callerid, now=self.now())

@@ -190,6 +190,8 @@ def test_waitexten_timeout_without_t_hangs_up() -> None:
         ("*,*,1-13,*", "out"),
         ("*,*,14,nov", "in"),
         ("*,*,*,dec", "out"),
+        ("17:00-17:30,*,*,*,America/New_York", "in"),  # 22:13 UTC is 17:13 in New York
+        ("22:00-23:00,*,*,*,America/New_York", "out"),
     ],
 )
 def test_gotoiftime(spec: str, branch: str) -> None:

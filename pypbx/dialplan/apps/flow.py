@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from pypbx.dialplan.apps.say import zone
 from pypbx.dialplan.args import split_args
 from pypbx.dialplan.interpreter import Frame, FrameKind, Position, check_condition
 from pypbx.dialplan.model import TimeSpec
@@ -88,7 +89,7 @@ async def goto_if_time(x: Execution, data: str) -> AppResult:
         x.warn(f"GotoIfTime: invalid time specification '{spec}': {exc}")
         return CONTINUE
     a, _, b = branches.partition(":")
-    branch = a if timing.matches(x.now()) else b
+    branch = a if timing.matches(x.now(zone(timing.timezone or ""))) else b
     if not branch.strip():
         return CONTINUE
     return do_goto(x, branch)

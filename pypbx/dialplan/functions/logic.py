@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pypbx.dialplan.apps.say import zone
 from pypbx.dialplan.args import split_args
 from pypbx.dialplan.interpreter import check_condition
 from pypbx.dialplan.model import TimeSpec
@@ -45,7 +46,7 @@ def iftime(x: Execution, args: str) -> str | None:
         x.warn(f"IFTIME: invalid time specification '{spec}': {exc}")
         return None
     iftrue, iffalse = _branches(rest)
-    return (iftrue if timing.matches(x.now()) else iffalse).strip()
+    return (iftrue if timing.matches(x.now(zone(timing.timezone or ""))) else iffalse).strip()
 
 
 @function("ISNULL", syntax="ISNULL(data)")
