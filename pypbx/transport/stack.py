@@ -10,6 +10,12 @@ RFC 3261 §8.1.3.1 (a transaction timeout is a 408, a transport error a 503, to 
 §13.2.2.4 (the ACK for a 2xx, sent by the UAC core and repeated for retransmitted 2xx),
 §11.2 (OPTIONS answered 200 by the endpoint as soon as the sockets are up).
 
+User agents (optional): :meth:`SipStack.use_user_agents` wraps each endpoint in a
+:class:`~pypbx.sip.useragent.UserAgent` (same sans-I/O contract); the pump then drives the
+UAs, INVITE dialogs become sessions (§12-§15), session events go to ``session_handler`` and
+every other event to ``handler`` as before. Without a session handler a new INVITE is
+refused with 480.
+
 Errors: received bytes cross exactly one ``except`` (``_boundary``), which logs one line on
 logger ``pypbx.transport`` with the source address and carries on.
 """
@@ -40,6 +46,8 @@ from pypbx.sip.events import (
     RequestReceived,
     ResponseReceived,
     ServerTxnKey,
+    SessionEvent,
+    SessionOffered,
     TransactionTerminated,
     TransactionTimedOut,
     TransportError,
@@ -50,15 +58,18 @@ from pypbx.sip.message import Message, Request, Response, build_response
 from pypbx.sip.parse import parse_message
 from pypbx.sip.transaction import TimerConfig
 from pypbx.sip.uri import NameAddr
+from pypbx.sip.useragent import UserAgent
 from pypbx.transport.addr import hostport, is_wildcard, unbracket, via_host
 from pypbx.transport.tcp import TcpConfig, TcpTransport
 from pypbx.transport.udp import UdpTransport, open_udp
 
-__all__ = ["EventHandler", "SipStack", "StackConfig"]
+__all__ = ["EventHandler", "SessionHandler", "SipStack", "StackConfig", "UaFactory"]
 
 log = logging.getLogger("pypbx.transport")
 
 EventHandler = Callable[["SipStack", Event], None]
+SessionHandler = Callable[["SipStack", SessionEvent], None]
+UaFactory = Callable[[Endpoint], UserAgent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +157,15 @@ class SipStack:
         handler: EventHandler | None = None,
         *,
         rng: RandomSource | None = None,
+        ua_factory: UaFactory | None = None,
+        session_handler: SessionHandler | None = None,
     ) -> None:
         self.config = config or StackConfig()
         self.handler = handler
+        self.session_handler = session_handler
+        self._ua_factory = ua_factory
+        self.uas: dict[str, UserAgent] = {}
+        """The user agent around each transport's endpoint (see :meth:`use_user_agents`)."""
         self._rng: RandomSource = rng if rng is not None else random.SystemRandom()
         self.ids = IdFactory(self._rng)
         self.endpoints: dict[str, Endpoint] = {}
@@ -224,11 +241,30 @@ class SipStack:
                     supported=cfg.supported,
                 ),
             )
+        if self._ua_factory is not None:
+            self.use_user_agents(self._ua_factory)
         log.info(
             "sip stack listening on %s (%s)",
             hostport(self.udp.local_addr),
             "UDP+TCP" if cfg.tcp else "UDP",
         )
+
+    def use_user_agents(
+        self, factory: UaFactory, session_handler: SessionHandler | None = None
+    ) -> dict[str, UserAgent]:
+        """Wrap every endpoint in ``factory(endpoint)`` (after :meth:`start`, or at start when
+        given to the constructor); the pump drives the user agents from then on."""
+        if session_handler is not None:
+            self.session_handler = session_handler
+        for transport, endpoint in self.endpoints.items():
+            if transport not in self.uas:
+                self.uas[transport] = factory(endpoint)
+        return self.uas
+
+    def _driver(self, transport: str) -> Endpoint | UserAgent:
+        """What received bytes and timers go to: the transport's UA, else its endpoint."""
+        ua = self.uas.get(transport)
+        return ua if ua is not None else self.endpoints[transport]
 
     def _default_host(self) -> str:
         bind = self.config.bindaddr
@@ -263,7 +299,7 @@ class SipStack:
     def _boundary(self, transport: str, data: bytes, addr: Addr) -> None:
         """The one place received bytes enter the SIP core; nothing escapes it."""
         try:
-            self.endpoints[transport].receive(data, addr, now=self.loop.time())
+            self._driver(transport).receive(data, addr, now=self.loop.time())
             self._pump()
         except Exception as exc:
             self.internal_errors += 1
@@ -280,8 +316,8 @@ class SipStack:
         now = max(self.loop.time(), self._deadline or 0.0)
         self._deadline = None
         try:
-            for endpoint in self.endpoints.values():
-                endpoint.handle_timer(now=now)
+            for transport in self.endpoints:
+                self._driver(transport).handle_timer(now=now)
             self._pump()
         except Exception as exc:
             self.internal_errors += 1
@@ -289,9 +325,8 @@ class SipStack:
             self._arm_timer()
 
     def _tcp_send_failed(self, addr: Addr) -> None:
-        endpoint = self.endpoints.get("TCP")
-        if endpoint is not None:
-            endpoint.transport_error(addr, now=self.loop.time())
+        if "TCP" in self.endpoints:
+            self._driver("TCP").transport_error(addr, now=self.loop.time())
             self._pump()
 
     # ------------------------------------------------------------------ the pump
@@ -311,8 +346,17 @@ class SipStack:
                     for data, dest in endpoint.datagrams_to_send(now=now):
                         self._send_bytes(transport, data, dest)
                 for transport, endpoint in self.endpoints.items():
-                    while (event := endpoint.next_event()) is not None:
-                        self._dispatch(transport, event)
+                    ua = self.uas.get(transport)
+                    if ua is None:
+                        while (event := endpoint.next_event()) is not None:
+                            self._dispatch(transport, event)
+                        continue
+                    ua._pump(now)  # endpoint events that direct endpoint calls queued
+                    while (any_event := ua.next_event()) is not None:
+                        if isinstance(any_event, SessionEvent):
+                            self._dispatch_session(any_event)
+                        else:
+                            self._dispatch(transport, any_event)
                 if not self._dirty:
                     break
         finally:
@@ -326,11 +370,18 @@ class SipStack:
                 dest = _reconnect_target(data, dest)
             self.tcp.send(data, dest)
         elif self.udp is not None and not self.udp.send(data, dest):
-            self.endpoints["UDP"].transport_error(dest, now=self.loop.time())
+            self._driver("UDP").transport_error(dest, now=self.loop.time())
+            self._dirty = True
+
+    def _dispatch_session(self, event: SessionEvent) -> None:
+        if self.session_handler is not None:
+            self.session_handler(self, event)
+        elif isinstance(event, SessionOffered):
+            event.session.reject(480, now=self.loop.time())
             self._dirty = True
 
     def _arm_timer(self) -> None:
-        deadlines = [d for e in self.endpoints.values() if (d := e.next_timer()) is not None]
+        deadlines = [d for t in self.endpoints if (d := self._driver(t).next_timer()) is not None]
         deadline = min(deadlines) if deadlines else None
         if deadline == self._deadline and (deadline is None or self._timer is not None):
             return
