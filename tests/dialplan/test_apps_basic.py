@@ -216,3 +216,16 @@ def test_gotoiftime_bad_spec_continues() -> None:
     )
     assert noops(result) == ["next", "in"]
     assert any("GotoIfTime" in m for m in result.log)
+
+
+def test_clearhash_removes_only_that_hash() -> None:
+    result = run(
+        """
+        exten => s,1,Set(HASH(a,x)=1)
+        same => n,Set(HASH(a,y)=2)
+        same => n,Set(HASH(b,x)=3)
+        same => n,ClearHash(a)
+        same => n,NoOp([${HASHKEYS(a)}] [${HASH(b,x)}])
+        """
+    )
+    assert noops(result) == ["[] [3]"]

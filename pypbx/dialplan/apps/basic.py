@@ -198,3 +198,13 @@ async def ringing(x: Execution, data: str) -> AppResult:
     """Indicate ringing tone (180)."""
     await x.channel.indicate(Indication.RINGING)
     return CONTINUE
+
+
+@application("ClearHash", syntax="ClearHash(hashname)")
+async def clear_hash(x: Execution, data: str) -> AppResult:
+    """Remove every key of a HASH() from the channel."""
+    prefix = f"~HASH~{data.strip() or 'null'}~".lower()
+    for name, _ in x.vars.items():
+        if name.lstrip("_").lower().startswith(prefix):
+            x.vars.set(name, None)
+    return CONTINUE
