@@ -24,10 +24,17 @@ Every ban is logged as one line that an external fail2ban can read as well::
     SECURITY: banned 192.0.2.7 for 3600 s after 5 failed authentications (last user '1000')
     SECURITY: banned 192.0.2.8 for 3600 s: scanner (distinct users 10)
 
-A matching fail2ban filter (``/etc/fail2ban/filter.d/pypbx.conf``)::
+A matching fail2ban filter (``/etc/fail2ban/filter.d/pypbx.conf``) and jail; each line is
+already a ban, so one match is enough (``maxretry = 1``)::
 
     [Definition]
     failregex = SECURITY: banned <HOST> for \\d+ s\\b
+
+    [pypbx]
+    enabled  = true
+    filter   = pypbx
+    logpath  = /var/log/pypbx/messages
+    maxretry = 1
 
 User names come from the network, so they are quoted with every character outside printable
 ASCII (and ``'`` and ``\\``) escaped and cut to 64 characters: a line stays one line.
@@ -261,7 +268,7 @@ class BanList:
         self._put(ban)
         return BanEvent(ban, user)
 
-    def record_success(self, addr: str, *, user: str | None, now: float) -> int:
+    def record_success(self, addr: str, *, user: str, now: float) -> int:
         """Forget ``user``'s failures from ``addr`` (only that user's); how many were dropped."""
         key = source_key(addr)
         track = self._tracks.get(key)
@@ -295,6 +302,23 @@ class BanList:
         key = source_key(addr)
         self._tracks.pop(key, None)
         return self._bans.pop(key, None) is not None
+
+    def reconfigure(self, config: BanConfig) -> None:
+        """New settings (a reload): bans and recent failures are kept, allow-listed addresses
+        are unbanned and forgotten, and the tables are cut to the new bounds."""
+        self.config = config
+        for key in [k for k in self._bans if self.is_allowed(k)]:
+            del self._bans[key]
+        while len(self._bans) > config.max_bans:
+            self._bans.popitem(last=False)
+        tracks: OrderedDict[str, _Track] = OrderedDict()
+        for key, old in self._tracks.items():
+            if not self.is_allowed(key):
+                track = tracks[key] = _Track(config.failures)
+                track.failures.extend(old.failures)
+        while len(tracks) > config.max_tracked:
+            tracks.popitem(last=False)
+        self._tracks = tracks
 
     # -- internals -------------------------------------------------------------------------
 

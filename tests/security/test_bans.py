@@ -228,6 +228,20 @@ def test_attacker_is_still_banned_during_a_flood() -> None:
     assert events[-1] is not None
 
 
+def test_reconfigure_keeps_bans_and_applies_new_allow_list_and_bounds() -> None:
+    bans = BanList(BanConfig(failures=3))
+    for addr in ("10.0.0.1", "10.0.0.2", "192.0.2.1"):
+        bans.ban(addr, now=0, reason="scanner")
+    bans.record_failure("10.0.0.9", now=0, user="a")
+    bans.record_failure("192.0.2.9", now=0, user="a")
+    bans.record_failure("192.0.2.9", now=1, user="b")
+    bans.reconfigure(BanConfig(failures=2, allow=(parse_network("10.0.0.0/8"),), max_bans=1))
+    assert [b.addr for b in bans.bans(2)] == ["192.0.2.1"]
+    assert bans.failures("10.0.0.9", now=2) == 0
+    assert bans.failures("192.0.2.9", now=2) == 2
+    assert bans.record_failure("192.0.2.9", now=3, user="c") is not None  # new threshold 2
+
+
 def test_from_security_settings() -> None:
     net = parse_network("10.0.0.0/8")
     cfg = BanConfig.from_security(
@@ -271,7 +285,7 @@ def test_any_sequence_never_raises_and_stays_bounded(
                 assert bans.is_banned(addr, now=now)
                 assert event.ban.until == now + 50
         elif op == "success":
-            bans.record_success(addr, user=user, now=now)
+            bans.record_success(addr, user=user or "", now=now)
         elif op == "ban":
             bans.ban(addr, now=now, reason="scan")
         elif op == "unban":
