@@ -63,7 +63,8 @@ __all__ = [
 log = logging.getLogger("pypbx.dialplan")
 
 DEFAULT_MAX_STEPS = 100_000
-MACRO_MAX_DEPTH = 7  # app_macro MAX_RECURSION default
+MACRO_MAX_DEPTH = 7  # app_macro MAX_RECURSION default (${MACRO_RECURSION} changes it)
+MACRO_HARD_LIMIT = 100  # however high MACRO_RECURSION is set
 GOSUB_MAX_DEPTH = 1000
 MAX_MESSAGES = 10_000
 
@@ -355,7 +356,7 @@ class Execution:
         return Position(context, exten, number)
 
     def push_frame(self, frame: Frame) -> bool:
-        limit = GOSUB_MAX_DEPTH if frame.kind is FrameKind.GOSUB else MACRO_MAX_DEPTH
+        limit = GOSUB_MAX_DEPTH if frame.kind is FrameKind.GOSUB else MACRO_HARD_LIMIT
         if sum(1 for f in self.frames if f.kind is frame.kind) >= limit:
             return False
         frame.whiles, self.whiles = self.whiles, []

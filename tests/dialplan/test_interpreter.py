@@ -907,3 +907,50 @@ def test_exec_substitutes_again_and_tryexec_never_ends_the_call() -> None:
 
 def test_recording_channel_offers_the_channel_api() -> None:
     assert isinstance(RecordingChannel(), ChannelApi)
+
+
+def test_macro_details_follow_app_macro() -> None:
+    result = run(
+        """
+        [macro-show]
+        exten => s,1,NoOp([${ARG1}] [${ARG2}] [${ARG3}] depth=${MACRO_DEPTH})
+        same => n,Set(MACRO_OFFSET=10)
+        [macro-loop]
+        exten => s,1,Macro(loop)
+        [test]
+        exten => s,1,Set(ARG3=outer3)
+        same => n,Macro(show,"a,b")
+        same => n,NoOp(not skipped: offset target missing)
+        same => n,MacroIf(1?show,t:show,f)
+        same => n,MacroIf(0?show,t)
+        same => n,Macro(nosuch)
+        same => n,Set(MACRO_RECURSION=3)
+        same => n,Macro(loop)
+        same => n,NoOp(${ARG3} depth=${MACRO_DEPTH})
+        """
+    )
+    noop_args = [s.args for s in result.steps if s.app == "NoOp"]
+    assert noop_args == [
+        '["a] [b"] [outer3] depth=1',  # split at every comma; ARG3 passes through
+        "not skipped: offset target missing",
+        "[t] [] [outer3] depth=1",
+        "outer3 depth=0",
+    ]
+    assert [s.app for s in result.steps].count("Macro") == 2 + 1 + 3  # show, nosuch, loop x3
+    assert any("No such context 'macro-nosuch'" in m for m in result.log)
+    assert any("possible infinite loop" in m for m in result.log)
+
+
+def test_macro_offset_skips_priorities_when_the_target_exists() -> None:
+    result = run(
+        """
+        [macro-skip]
+        exten => s,1,Set(MACRO_OFFSET=2)
+        [test]
+        exten => s,1,Macro(skip)
+        same => n,NoOp(skipped 1)
+        same => n,NoOp(skipped 2)
+        same => n,NoOp(landed ${MACRO_OFFSET})
+        """
+    )
+    assert [s.args for s in result.steps if s.app == "NoOp"] == ["landed "]

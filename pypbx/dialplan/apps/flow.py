@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 
 from pypbx.dialplan.apps.say import zone
 from pypbx.dialplan.args import split_args
-from pypbx.dialplan.interpreter import Frame, FrameKind, Position, check_condition
+from pypbx.dialplan.interpreter import (
+    MACRO_MAX_DEPTH,
+    Frame,
+    FrameKind,
+    Position,
+    check_condition,
+)
 from pypbx.dialplan.model import TimeSpec
 from pypbx.dialplan.registry import AppResult, application
 
@@ -182,20 +188,28 @@ async def macro(x: Execution, data: str) -> AppResult:
     """Run the ``[macro-name]`` context's ``s`` extension, then continue after Macro.
 
     ``${ARGn}``, ``${MACRO_EXTEN}``, ``${MACRO_CONTEXT}``, ``${MACRO_PRIORITY}`` and
-    ``${MACRO_DEPTH}`` are set for the macro and restored afterwards. Deprecated in Asterisk
-    in favour of Gosub, still everywhere in real dial plans.
+    ``${MACRO_DEPTH}`` are set for the macro and restored afterwards. Arguments are split at
+    every comma (no quoting), as app_macro does. ``${MACRO_RECURSION}`` (default 7) bounds
+    nesting. Deprecated in Asterisk in favour of Gosub, still everywhere in real dial plans.
     """
-    args = split_args(data)
-    if not args or not args[0].strip():
-        x.warn('Macro() requires arguments. See "core show application macro" for help.')
-        return HANGUP
-    name = args[0].strip()
+    depth = _int_var(x, "MACRO_DEPTH", 0)
+    if depth >= _int_var(x, "MACRO_RECURSION", MACRO_MAX_DEPTH):
+        x.note(logging.ERROR, "Macro():  possible infinite loop detected.  Returning early.")
+        return CONTINUE
+    name, *args = data.split(",")
+    if not name:
+        x.warn("Invalid macro name specified")
+        return CONTINUE
     context = f"macro-{name}"
     if not x.exists(context, "s", 1):
-        x.warn(f"Context '{context}' for macro '{name}' lacks 's' extension, priority 1")
+        if context not in x.dialplan.contexts:
+            x.warn(
+                f"No such context '{context}' for macro '{name}'. "
+                f"Was called by {x.exten}@{x.context}"
+            )
+        else:
+            x.warn(f"Context '{context}' for macro '{name}' lacks 's' extension, priority 1")
         return CONTINUE
-    depth_text = x.vars.get("MACRO_DEPTH") or ""
-    depth = int(depth_text) if depth_text.isdigit() else 0
     frame = Frame(FrameKind.MACRO, Position(x.context, x.exten, x.priority), macro_context=context)
     if not x.push_frame(frame):
         x.note(logging.ERROR, "Macro():  possible infinite loop detected.  Returning early.")
@@ -203,17 +217,40 @@ async def macro(x: Execution, data: str) -> AppResult:
     x.save_and_set(frame, "MACRO_EXTEN", x.exten)
     x.save_and_set(frame, "MACRO_CONTEXT", x.context)
     x.save_and_set(frame, "MACRO_PRIORITY", str(x.priority))
-    x.save_and_set(frame, "MACRO_DEPTH", str(depth + 1))
+    x.vars.set("MACRO_DEPTH", str(depth + 1))
+    frame.saved["MACRO_DEPTH"] = str(depth)  # app_macro puts the old depth back, even 0
     frame.saved.setdefault("MACRO_OFFSET", x.vars.get("MACRO_OFFSET"))
     x.vars.set("MACRO_OFFSET", None)
-    for i, value in enumerate(args[1:], start=1):
+    # ARGs beyond this call's count pass through to the macro unchanged (app_macro)
+    for i, value in enumerate(args, start=1):
         x.save_and_set(frame, f"ARG{i}", value)
-    i = len(args)
-    while x.vars.get(f"ARG{i}") is not None:
-        frame.saved.setdefault(f"ARG{i}", x.vars.get(f"ARG{i}"))
-        x.vars.set(f"ARG{i}", None)
-        i += 1
     x.goto(context, "s", 1)
+    return CONTINUE
+
+
+def _int_var(x: Execution, name: str, default: int) -> int:
+    text = (x.vars.get(name) or "").strip()
+    return int(text) if text.isdigit() else default
+
+
+@application("MacroExclusive", syntax="MacroExclusive(name[,arg1[,arg2[,...]]])")
+async def macro_exclusive(x: Execution, data: str) -> AppResult:
+    """Macro, one channel at a time (pypbx runs each channel's plan alone: same as Macro)."""
+    return await macro(x, data)
+
+
+@application("MacroIf", syntax="MacroIf(expr?macroiftrue[,args][:macroiffalse[,args]])")
+async def macro_if(x: Execution, data: str) -> AppResult:
+    """Run one macro or another depending on a condition."""
+    expr, question, rest = data.partition("?")
+    if not question:
+        x.warn("Invalid Syntax.")
+        return CONTINUE
+    iftrue, colon, iffalse = rest.partition(":")
+    if check_condition(expr):
+        return await macro(x, iftrue)
+    if colon:
+        return await macro(x, iffalse)
     return CONTINUE
 
 
