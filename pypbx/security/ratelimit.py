@@ -14,6 +14,12 @@ from one address cannot stop the calls that are already up from being hung up.
 The table holds at most ``max_sources`` addresses (least recently seen dropped first): a
 source that comes back after being dropped starts with a full bucket, which the global bucket
 bounds. Time only moves forward here: a ``now`` earlier than the last one refills nothing.
+
+A flood from many addresses empties the global bucket, and then legitimate requests would be
+dropped with the flood. So the glue marks a source that has just authenticated as *trusted*
+(:meth:`RateLimiter.trust`, for ``ttl`` seconds, at most ``max_sources`` of them): a trusted
+source keeps its own per-source bucket but skips the global one. Only a correct password
+earns that, so a flood cannot.
 """
 
 from __future__ import annotations
@@ -125,6 +131,7 @@ class RateLimiter:
         self.config = config or RateLimitConfig()
         self._sources: OrderedDict[str, dict[TrafficClass, Bucket]] = OrderedDict()
         self._total = {tc: Bucket(self.config.total[tc], now) for tc in TrafficClass}
+        self._trusted: OrderedDict[str, float] = OrderedDict()  # key -> until
         self.allowed = 0
         self.denied = 0
 
@@ -152,15 +159,35 @@ class RateLimiter:
         bucket = buckets.get(traffic)
         if bucket is None:
             bucket = buckets[traffic] = Bucket(cfg.per_source[traffic], now)
-        total = self._total[traffic]
-        if not (bucket.has_token(now) and total.has_token(now)):
+        total = None if self.is_trusted(key, now=now) else self._total[traffic]
+        if not (bucket.has_token(now) and (total is None or total.has_token(now))):
             self.denied += 1
             return False
         bucket.take()
-        total.take()
+        if total is not None:
+            total.take()
         self.allowed += 1
         return True
 
+    def trust(self, addr: str, *, now: float, ttl: float = 3600.0) -> None:
+        """``addr`` just authenticated: let it past the global bucket until ``now + ttl``."""
+        key = source_key(addr)
+        self._trusted.pop(key, None)
+        self._trusted[key] = now + ttl
+        while len(self._trusted) > self.config.max_sources:
+            self._trusted.popitem(last=False)
+
+    def is_trusted(self, addr: str, *, now: float) -> bool:
+        until = self._trusted.get(source_key(addr))
+        return until is not None and now < until
+
+    @property
+    def trusted(self) -> int:
+        """How many sources are trusted (at most ``max_sources``)."""
+        return len(self._trusted)
+
     def forget(self, addr: str) -> None:
-        """Drop the buckets of ``addr`` (after an unban, say)."""
-        self._sources.pop(source_key(addr), None)
+        """Drop the buckets and the trust of ``addr`` (after an unban or a ban, say)."""
+        key = source_key(addr)
+        self._sources.pop(key, None)
+        self._trusted.pop(key, None)

@@ -78,6 +78,29 @@ def test_global_cap_limits_many_sources() -> None:
     assert rl.allow("10.0.0.99", now=0.01)  # 100/s: one token after 10 ms
 
 
+def test_trusted_source_skips_the_global_bucket() -> None:
+    rl = RateLimiter(config(burst=5, total=BucketSpec(rate=0, burst=3)))
+    rl.trust("10.0.0.9", now=0, ttl=10)
+    assert rl.is_trusted("10.0.0.9", now=9.9)
+    assert [rl.allow(f"10.0.0.{i}", now=0) for i in range(5)] == [True] * 3 + [False] * 2
+    # the global bucket is empty, but the trusted source still has its own five tokens
+    assert [rl.allow("10.0.0.9", now=1) for _ in range(6)] == [True] * 5 + [False]
+    # trust expires
+    assert not rl.is_trusted("10.0.0.9", now=10)
+    rl.forget("10.0.0.9")
+    assert not rl.allow("10.0.0.9", now=11)
+
+
+def test_trust_table_is_bounded_and_forget_drops_trust() -> None:
+    rl = RateLimiter(config(max_sources=10))
+    for i in range(1000):
+        rl.trust(f"10.0.{i >> 8}.{i & 255}", now=0)
+    assert rl.trusted == 10
+    rl.trust("::1", now=0)
+    rl.forget("[::1]")
+    assert not rl.is_trusted("::1", now=0)
+
+
 def test_refused_request_takes_no_token() -> None:
     rl = RateLimiter(config(burst=1, total=BucketSpec(rate=0, burst=1)))
     assert rl.allow("10.0.0.1", now=0)
