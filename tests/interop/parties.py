@@ -16,9 +16,10 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -301,3 +302,95 @@ class Baresip:
 
     def recordings(self, kind: str = "dec") -> list[Path]:
         return sorted(self.recdir.glob(f"dump-*-{kind}.wav"))
+
+
+ROOT = HERE.parents[1]
+LAUNCH = "import sys, pypbx.sipservice\nfrom pypbx.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+"""``python -m pypbx`` with the SIP service imported (until the composition root imports it)."""
+
+
+@dataclass
+class PbxProcess:
+    """pypbx running as a real process (``pypbx run -C confdir -vvv``) on 127.0.0.1:port."""
+
+    confdir: Path
+    port: int
+    ip: str = "127.0.0.1"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.confdir / "pypbx.out"
+
+    def write(self, files: dict[str, str]) -> None:
+        self.confdir.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (self.confdir / name).write_text(text)
+
+    def start(self, *, timeout: float = 15.0) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, "run", "-C", str(self.confdir), "-vvv"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if "ready (configuration" in self.log_text():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"pypbx did not start:\n{self.log_text()[-4000:]}")
+
+    def rx(self, command: str, *, timeout: float = 10.0) -> str:
+        """``pypbx -C DIR -rx COMMAND``: the output (stdout and stderr)."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        out = subprocess.run(
+            [sys.executable, "-m", "pypbx", "-C", str(self.confdir), "-rx", command],
+            capture_output=True,
+            timeout=timeout,
+            cwd=ROOT,
+            env=env,
+            check=False,
+        )
+        return out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace")
+
+    def wait_for(
+        self, command: str, predicate: Callable[[str], bool], *, timeout: float = 15.0
+    ) -> str:
+        """Run ``command`` until ``predicate(output)`` holds or ``timeout`` passes; the last
+        output."""
+        deadline = time.monotonic() + timeout
+        text = self.rx(command)
+        while not predicate(text) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            text = self.rx(command)
+        return text
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, *, timeout: float = 8.0) -> int | None:
+        """SIGTERM (the PBX unregisters and exits), KILL after ``timeout``."""
+        if self.proc is None:
+            return None
+        stop_process(self.proc, timeout=timeout)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """``kill -9``: no clean-up at all."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)

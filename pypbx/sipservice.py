@@ -1,0 +1,499 @@
+"""The SIP service: the running PBX's SIP side (RFC 3261 §10 registrations both ways, §11
+OPTIONS, §8.2 UAS request handling).
+
+Composition of the pure parts over a :class:`~pypbx.transport.stack.SipStack` bound on
+``[general] bindaddr:bindport`` (UDP, and TCP with ``tcpenable``):
+
+* REGISTER → :class:`pypbx.registrar.Registrar` (digest with a per-process random secret);
+  binding changes are written to :class:`pypbx.location_store.LocationStore` in one
+  transaction per event-loop tick, and the 200s of that tick are sent after the commit, so a
+  binding a phone was told about is on disk. Bindings are loaded back at start (expired ones
+  dropped) and swept every second.
+* ``register =>`` lines → :mod:`pypbx.sipservice_register` (one task per line).
+* ``qualify`` → :mod:`pypbx.sipservice_qualify` (static peers once resolved, dynamic peers
+  from their registration on).
+* OPTIONS outside a dialog is answered 200 by the endpoint. INVITE/SUBSCRIBE/REFER and
+  in-dialog requests go to ``pbx.call_handler(service, event)`` when the call layer set one;
+  without it a new dialog gets 480 and an in-dialog request 481. Other methods chan_sip knows
+  get 405 (with Allow), unknown ones 501.
+* :class:`SipService` implements ``pypbx.control.sip.SipRuntime`` for ``sip show
+  peers|peer|registry`` through :class:`pypbx.sipshow.SipStatus`.
+
+Every received request and every response we send is logged in full on ``pypbx.sip.trace``
+(``sip set debug``) with ``extra={"peer_ip": host}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from pypbx.check import ConfigSet
+from pypbx.config.sipconf import General, SipConfig
+from pypbx.location import DEFAULT_MAX_CONTACTS, Change, ChangeKind, Location
+from pypbx.location_store import LocationStore
+from pypbx.log import TRACE, verbose
+from pypbx.peers import PeerDirectory
+from pypbx.qualify import Qualifier
+from pypbx.registrar import Registrar
+from pypbx.server import Pbx, register_service
+from pypbx.sip.auth import DigestServer
+from pypbx.sip.events import (
+    AckReceived,
+    Addr,
+    CancelReceived,
+    Event,
+    RequestReceived,
+    ServerTxnKey,
+)
+from pypbx.sip.ids import RandomSource
+from pypbx.sip.message import Request, Response
+from pypbx.sipservice_qualify import QualifyDriver
+from pypbx.sipservice_register import (
+    RegistrationLine,
+    local_ip_towards,
+    registration_key,
+    resolve_host,
+)
+from pypbx.sipshow import SipStatus
+from pypbx.transport.addr import hostport
+from pypbx.transport.stack import SipStack, StackConfig
+
+if TYPE_CHECKING:
+    from pypbx.control.sip import PeerStatus, RegistrationStatus
+
+__all__ = ["CallHandler", "SipService", "sip_service"]
+
+log = logging.getLogger("pypbx.sip")
+trace_log = logging.getLogger(TRACE)
+
+DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+"""Out-of-dialog requests that create a dialog: the call layer's business."""
+KNOWN_METHODS = frozenset(
+    {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "SUBSCRIBE", "NOTIFY", "REFER"}
+    | {"INFO", "MESSAGE", "UPDATE", "PRACK", "PUBLISH"}
+)
+"""Methods chan_sip knows: one it does not handle here gets 405, anything else 501."""
+SWEEP_INTERVAL = 1.0
+"""Seconds between sweeps of expired bindings."""
+UNREGISTER_TIMEOUT = 2.0
+"""Seconds ``stop`` gives the un-REGISTERs to the providers (within the PBX's stop deadline)."""
+
+
+class CallHandler(Protocol):
+    """``pbx.call_handler``: takes dialog-creating and in-dialog requests (the call layer).
+
+    It must answer every ``RequestReceived`` it is given (``service.stack.reply(...)``).
+    """
+
+    def __call__(
+        self, service: SipService, event: RequestReceived | AckReceived | CancelReceived
+    ) -> None: ...
+
+
+class SipService:
+    """Registrar, provider registrations, qualify and the request dispatcher of one PBX."""
+
+    name = "sip"
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        rng: RandomSource | None = None,
+        secret: bytes | None = None,
+        max_contacts: int = DEFAULT_MAX_CONTACTS,
+        store_path: str | None = None,
+    ) -> None:
+        self.clock: Callable[[], float] = clock or time.time
+        self.rng = rng
+        self.secret = secret or os.urandom(32)
+        self.max_contacts = max_contacts
+        self.store_path = store_path
+        self.pbx: Pbx | None = None
+        self.stack: SipStack | None = None
+        self.store: LocationStore | None = None
+        self.location = Location(max_contacts=max_contacts, on_change=self._changed)
+        self.config: SipConfig | None = None
+        self.directory: PeerDirectory | None = None
+        self.registrar: Registrar | None = None
+        self.qualifier = Qualifier()
+        self.qualify: QualifyDriver | None = None
+        self.lines: list[RegistrationLine] = []
+        self.status: SipStatus | None = None
+        self._pending: list[Change] = []
+        self._held: list[tuple[ServerTxnKey, Response, Addr]] = []
+        self._flush_scheduled = False
+        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers: dict[str, Callable[[RequestReceived], None]] = {
+            "REGISTER": self._on_register,
+        }
+
+    # -- Service ----------------------------------------------------------------------------
+
+    async def start(self, pbx: Pbx) -> None:
+        config = pbx.sip
+        if config is None:
+            raise RuntimeError("SipService needs sip.conf")
+        self.pbx = pbx
+        general = config.general
+        path = self.store_path or str(pbx.dirs.datadir / "location.sqlite3")
+        self.store = LocationStore(path)
+        loaded = self.location.load(self.store.load(self.clock()), self.clock())
+        self.stack = SipStack(
+            StackConfig(
+                bindaddr=general.bindaddr,
+                bindport=general.bindport,
+                tcp=general.tcpenable,
+                user_agent=general.useragent,
+            ),
+            self._dispatch,
+            rng=self.rng,
+        )
+        try:
+            await self.stack.start()
+        except OSError:
+            self.store.close()
+            self.store = None
+            raise
+        self._adopt(config)
+        if loaded:
+            verbose(log, 1, "Loaded %d SIP registrations from %s", loaded, path)
+        for name in self.location.aors():
+            self._watch_registered(name)
+        self._start_lines(config.registrations)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="sip sweep")
+        pbx.sip_runtime = self
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self.qualify is not None:
+            await self.qualify.close()
+        if self.lines:
+            await asyncio.gather(
+                *(line.stop(timeout=UNREGISTER_TIMEOUT) for line in self.lines),
+                return_exceptions=True,
+            )
+        for task in list(self._tasks):
+            task.cancel()
+        self._flush()
+        if self.stack is not None:
+            await self.stack.close()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        if self.pbx is not None and self.pbx.sip_runtime is self:
+            self.pbx.sip_runtime = None
+
+    def describe(self) -> list[str]:
+        if self.stack is None:
+            return []
+        udp = hostport(self.stack.local_addr)
+        lines = [f"SIP listening on udp {udp}"]
+        if self.stack.tcp_addr is not None:
+            lines.append(f"SIP listening on tcp {hostport(self.stack.tcp_addr)}")
+        return lines
+
+    async def reload(self, config: ConfigSet) -> list[str]:
+        """Adopt a new sip.conf: bindings of peers that stay dynamic are kept, removed
+        ``register =>`` lines unregister, new ones register, unchanged ones carry on."""
+        new = config.sip
+        if new is None or self.stack is None:
+            return []
+        lines: list[str] = []
+        old_general = self.config.general if self.config is not None else None
+        if old_general is not None and (
+            (old_general.bindaddr, old_general.bindport, old_general.tcpenable)
+            != (new.general.bindaddr, new.general.bindport, new.general.tcpenable)
+        ):
+            lines.append("SIP bind address changes take effect at the next restart")
+        for aor in self.location.aors():
+            peer = new.peers.get(aor)
+            if peer is None or not peer.dynamic:
+                self.location.remove_all(aor)
+                self.qualifier.remove(aor)
+        for name in list(self.qualifier_names()):
+            peer = new.peers.get(name)
+            if peer is None or not peer.qualify:
+                self.qualifier.remove(name)
+        self._adopt(new)
+        for name in self.location.aors():
+            self._watch_registered(name)
+        old_lines = {line.key: line for line in self.lines}
+        new_keys = [registration_key(r) for r in new.registrations]
+        gone = [line for key, line in old_lines.items() if key not in new_keys]
+        for line in gone:
+            lines.append(f"Unregistering {line.name}")
+        if gone:
+            await asyncio.gather(
+                *(line.stop(timeout=UNREGISTER_TIMEOUT) for line in gone), return_exceptions=True
+            )
+        kept: list[RegistrationLine] = []
+        for reg in new.registrations:
+            same = old_lines.get(registration_key(reg))
+            if same is not None:
+                same.reg = reg  # the same line, maybe at another file:line
+                kept.append(same)
+        self.lines = kept
+        self._start_lines([r for r in new.registrations if registration_key(r) not in old_lines])
+        self._flush()
+        return lines
+
+    def qualifier_names(self) -> list[str]:
+        if self.directory is None:
+            return []
+        return [n for n in self.directory.names() if n in self.qualifier]
+
+    # -- SipRuntime -------------------------------------------------------------------------
+
+    def peer_status(self, name: str) -> PeerStatus | None:
+        # PeerView is frozen; the Protocol's plain attributes are only read
+        view = self.status.peer_status(name) if self.status is not None else None
+        return cast("PeerStatus | None", view)
+
+    def registration_status(self, registration: Any) -> RegistrationStatus | None:
+        try:
+            key = registration_key(registration)
+        except AttributeError:
+            return None
+        for line in self.lines:
+            if line.key == key:
+                return cast("RegistrationStatus", line.row())
+        return None
+
+    def dialogs(self) -> list[Any]:
+        return []
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _adopt(self, config: SipConfig) -> None:
+        """(Re)build the directory, registrar and qualify driver for ``config``."""
+        assert self.stack is not None
+        general = config.general
+        old_digest = self.registrar.digest if self.registrar is not None else None
+        digest = (
+            old_digest
+            if old_digest is not None and old_digest.realm == general.realm
+            else DigestServer(self.secret, general.realm)
+        )
+        self.config = config
+        self.directory = PeerDirectory(config, self.location, digest=digest)
+        self.registrar = Registrar(self.location, self.directory, general, digest)
+        if self.qualify is not None:
+            self.qualify.directory = self.directory
+        else:
+            self.qualify = QualifyDriver(
+                self.qualifier,
+                self.directory,
+                self.stack,
+                clock=self.clock,
+                local_ip=lambda ip: local_ip_towards(ip, general.bindaddr),
+                trace=self._trace,
+            )
+        self.status = SipStatus(self.directory, self.qualifier, [], self.clock)
+        for peer in self.directory.peers():
+            if peer.dynamic or not peer.host:
+                continue
+            self._spawn(self._resolve_peer(peer.name, peer.host, peer.port or 5060, general))
+
+    def _start_lines(self, registrations: list[Any]) -> None:
+        assert self.stack is not None
+        assert self.config is not None
+        for reg in registrations:
+            line = RegistrationLine(
+                reg, self.config.general, self.stack, clock=self.clock, trace=self._trace
+            )
+            self.lines.append(line)
+            line.start()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resolve_peer(self, name: str, host: str, port: int, general: General) -> None:
+        try:
+            ips = await resolve_host(host, port)
+        except OSError as exc:
+            log.warning("Could not resolve host '%s' of peer '%s': %s", host, name, exc)
+            return
+        directory = self.directory
+        if directory is None or directory.get(name) is None:
+            return
+        directory.set_resolved(name, ips)
+        peer = directory.get(name)
+        if peer is not None and peer.qualify and name not in self.qualifier:
+            self.qualifier.add(name, maxms=peer.qualify, freq=peer.qualifyfreq, now=self.clock())
+            if self.qualify is not None:
+                self.qualify.arm()
+
+    def _watch_registered(self, name: str) -> None:
+        """A dynamic peer has a binding: qualify it now (if it asks to be qualified)."""
+        directory = self.directory
+        peer = directory.get(name) if directory is not None else None
+        if peer is None or not peer.qualify:
+            return
+        now = self.clock()
+        if name in self.qualifier:
+            self.qualifier.registered(name, now)
+        else:
+            self.qualifier.add(name, maxms=peer.qualify, freq=peer.qualifyfreq, now=now)
+        if self.qualify is not None:
+            self.qualify.arm()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _dispatch(self, stack: SipStack, event: Event) -> None:
+        """The stack's handler: the one boundary where a request meets the PBX logic."""
+        if not isinstance(event, RequestReceived | AckReceived | CancelReceived):
+            return
+        try:
+            if isinstance(event, RequestReceived):
+                self._trace("recv", event.request, event.source)
+                self._on_request(event)
+            else:
+                handler = self._call_handler()
+                if handler is not None:
+                    handler(self, event)
+        except Exception as exc:
+            log.error(
+                "%s %s: internal error handling %s: %s: %s",
+                event.request.get("call-id"),
+                hostport(event.source),
+                event.request.method,
+                type(exc).__name__,
+                exc,
+            )
+            if isinstance(event, RequestReceived):
+                self._answer(event, 500, "Server Internal Error")
+
+    def _on_request(self, event: RequestReceived) -> None:
+        request = event.request
+        handler = self._handlers.get(request.method)
+        if handler is not None:
+            handler(event)
+            return
+        call_handler = self._call_handler()
+        in_dialog = request.to.tag is not None
+        if request.method in DIALOG_METHODS or in_dialog:
+            if call_handler is not None:
+                call_handler(self, event)
+            elif in_dialog:
+                self._answer(event, 481, "Call/Transaction Does Not Exist")
+            else:
+                self._answer(event, 480, "Temporarily Unavailable")
+            return
+        if request.method in KNOWN_METHODS:
+            allow = ", ".join(self.stack.config.allow) if self.stack is not None else ""
+            self._answer(event, 405, "Method Not Allowed", headers=[("Allow", allow)])
+        else:
+            self._answer(event, 501, "Not Implemented")
+
+    def _call_handler(self) -> CallHandler | None:
+        handler: CallHandler | None = getattr(self.pbx, "call_handler", None)
+        return handler
+
+    def _answer(
+        self,
+        event: RequestReceived,
+        status: int,
+        reason: str,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        assert self.stack is not None
+        response = self.stack.reply(event, status, reason, headers=headers or ())
+        self._trace("send", response, event.source)
+
+    def _on_register(self, event: RequestReceived) -> None:
+        assert self.registrar is not None
+        assert self.stack is not None
+        request = event.request
+        transport = request.top_via.transport.lower()
+        outcome = self.registrar.handle(
+            request, event.source, now=self.clock(), transport=transport
+        )
+        if outcome.log:
+            log.warning("%s", outcome.log)
+        if outcome.changes:
+            self._held.append((event.key, outcome.response, event.source))
+            self._schedule_flush()
+        else:
+            self.stack.respond(event.key, outcome.response)
+            self._trace("send", outcome.response, event.source)
+
+    # -- bindings and the store -------------------------------------------------------------
+
+    def _changed(self, change: Change) -> None:
+        """Location listener: queue the change for the store; log it for the operator."""
+        self._pending.append(change)
+        binding = change.binding
+        if change.kind is ChangeKind.ADDED:
+            where = binding.received or ("?", 0)
+            verbose(log, 3, "Registered SIP '%s' at %s", binding.aor, hostport(where))
+            self._watch_registered(binding.aor)
+        elif change.kind is ChangeKind.REMOVED:
+            verbose(log, 3, "Unregistered SIP '%s' (%s)", binding.aor, binding.contact)
+            if not self.location.bindings(binding.aor, self.clock()):
+                self.qualifier.remove(binding.aor)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self._flush)
+        except RuntimeError:  # no loop (tests of the pure parts): write now
+            self._flush()
+
+    def _flush(self) -> None:
+        """Commit this tick's binding changes, then send the 200s that announced them."""
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        held, self._held = self._held, []
+        if batch and self.store is not None:
+            try:
+                self.store.apply(batch)
+            except sqlite3.Error as exc:
+                log.error("location store: could not save %d changes: %s", len(batch), exc)
+        if self.stack is None:
+            return
+        for key, response, source in held:
+            try:
+                self.stack.respond(key, response)
+            except Exception as exc:  # the transaction went away meanwhile
+                log.warning("%s: REGISTER answer not sent: %s", hostport(source), exc)
+                continue
+            self._trace("send", response, source)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            self.location.expire(self.clock())
+
+    # -- tracing ----------------------------------------------------------------------------
+
+    def _trace(self, direction: str, message: Request | Response, addr: Addr) -> None:
+        if not trace_log.isEnabledFor(logging.DEBUG):
+            return
+        text = bytes(message).decode("utf-8", "replace")
+        if direction == "recv":
+            head = f"<--- SIP read from {hostport(addr)} --->"
+        else:
+            head = f"<--- Transmitting to {hostport(addr)} --->"
+        trace_log.debug("%s\n%s<------------->", head, text, extra={"peer_ip": addr[0]})
+
+
+@register_service
+def sip_service(pbx: Pbx) -> SipService | None:
+    """The SIP service, when there is a sip.conf."""
+    return SipService() if pbx.sip is not None else None

@@ -1,0 +1,227 @@
+"""Outbound registration glue: one asyncio task per ``register =>`` line (RFC 3261 §10.2).
+
+Drives the pure :class:`pypbx.trunks.OutboundRegistration` machine over a
+:class:`~pypbx.transport.stack.SipStack`: resolves the provider's host name without blocking
+(``loop.getaddrinfo``, retried while it fails), picks our Contact address (the local address
+towards the provider, or ``externaddr`` outside ``localnet`` via
+:func:`pypbx.trunks.contact_address`), sends what the machine asks for, feeds responses back,
+sleeps until its next timer, and logs the machine's notes one line each. ``stop`` sends the
+un-REGISTER (``Expires: 0``, answering one challenge) within a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+
+from pypbx.config.sipconf import General, Registration
+from pypbx.log import verbose
+from pypbx.sip.events import Addr
+from pypbx.sip.message import Request, Response
+from pypbx.transport.addr import is_wildcard
+from pypbx.transport.stack import SipStack
+from pypbx.trunks import OutboundRegistration, RegistryRow, RegState, contact_address
+
+__all__ = ["RegistrationLine", "local_ip_towards", "registration_key", "resolve_host"]
+
+log = logging.getLogger("pypbx.sip.registry")
+
+RESOLVE_RETRY = 10.0
+"""Seconds between attempts to resolve a provider host name that did not resolve."""
+
+Trace = Callable[[str, Request | Response, Addr], None]
+
+
+def registration_key(reg: Registration) -> tuple[object, ...]:
+    """What identifies a ``register =>`` line across reloads (everything but file:line)."""
+    return (
+        reg.user,
+        reg.host,
+        reg.peer,
+        reg.transport,
+        reg.domain,
+        reg.domain_port,
+        reg.secret,
+        reg.authuser,
+        reg.port,
+        reg.extension,
+        reg.expiry,
+    )
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """IPv4/IPv6 addresses of ``host`` without blocking the loop (an IP is returned as is)."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    seen: list[str] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        ip = str(sockaddr[0])
+        if ip not in seen:
+            seen.append(ip)
+    return seen
+
+
+def local_ip_towards(dest_ip: str, bindaddr: str) -> str:
+    """Our source address for packets to ``dest_ip``: ``bindaddr`` unless it is a wildcard,
+    else what the kernel routes from (a connected UDP socket sends nothing)."""
+    if not is_wildcard(bindaddr):
+        return bindaddr.strip("[]")
+    family = socket.AF_INET6 if ":" in dest_ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((dest_ip, 5060))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+
+class RegistrationLine:
+    """One ``register =>`` line: its task, its machine once the host resolved, its row."""
+
+    def __init__(
+        self,
+        reg: Registration,
+        general: General,
+        stack: SipStack,
+        *,
+        clock: Callable[[], float],
+        trace: Trace | None = None,
+    ) -> None:
+        self.reg = reg
+        self.general = general
+        self.stack = stack
+        self.clock = clock
+        self.trace = trace
+        self.machine: OutboundRegistration | None = None
+        self.dest: Addr | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._noted = 0
+        self._last_state = RegState.UNREGISTERED
+
+    @property
+    def name(self) -> str:
+        return f"{self.reg.user}@{self.reg.host}"
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        return registration_key(self.reg)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"reg {self.name}")
+
+    def row(self) -> RegistryRow:
+        """The ``sip show registry`` row (Unregistered until the host resolved)."""
+        if self.machine is not None:
+            return self.machine.row()
+        port = self.reg.port or 5060
+        refresh = self.reg.expiry or self.general.defaultexpiry
+        return RegistryRow(
+            f"{self.reg.host}:{port}", "N", self.reg.user, refresh, "Unregistered", None
+        )
+
+    # -- the task ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        port = self.reg.port or 5060
+        while self.dest is None:
+            try:
+                ips = await resolve_host(self.reg.host, port)
+            except OSError as exc:
+                ips = []
+                log.warning("Could not resolve '%s' for registration: %s", self.reg.host, exc)
+            if ips:
+                self.dest = (ips[0], port)
+            else:
+                await asyncio.sleep(RESOLVE_RETRY)
+        local = (local_ip_towards(self.dest[0], self.stack.config.bindaddr), self._local_port())
+        contact = contact_address(self.general, self.dest[0], local)
+        self.machine = OutboundRegistration(
+            self.reg, self.general, ids=self.stack.ids, contact_addr=contact, start=self.clock()
+        )
+        while True:
+            machine = self.machine
+            request = machine.next_action(self.clock())
+            self._notes()
+            if request is None:
+                due = machine.next_timer()
+                delay = 3600.0 if due is None else max(0.0, due - self.clock())
+                await asyncio.sleep(min(delay, 3600.0))
+                continue
+            await self._exchange(request)
+
+    def _local_port(self) -> int:
+        return self.stack.local_addr[1]
+
+    async def _exchange(self, request: Request | None, *, deadline: float | None = None) -> None:
+        """Send ``request`` and the machine's immediate follow-ups (challenge answers)."""
+        assert self.machine is not None
+        assert self.dest is not None
+        while request is not None:
+            cseq = request.cseq.number
+            limit = self.machine.next_timer() if deadline is None else deadline
+            timeout = None if limit is None else max(0.05, limit - self.clock())
+            if self.trace is not None:
+                self.trace("send", request, self.dest)
+            try:
+                response = await asyncio.wait_for(
+                    self.stack.request(request, self.dest, transport=self.reg.transport.value),
+                    timeout,
+                )
+            except TimeoutError:
+                self._notes()
+                return  # next_action sees the deadline passed: "Timeout", sent again
+            if self.trace is not None:
+                self.trace("recv", response, self.dest)
+            now = self.clock()
+            if response.status in (408, 503) and "tag=" not in (response.get("to") or ""):
+                self.machine.on_timeout(now, cseq=cseq)  # local answer: no response came
+                request = None
+            else:
+                request = self.machine.on_response(response, now)
+            self._notes()
+
+    def _notes(self) -> None:
+        machine = self.machine
+        if machine is None:
+            return
+        for note in machine.log[self._noted :]:
+            verbose(log, 3, "%s", note.strip())
+        self._noted = len(machine.log)
+        if len(machine.log) > 1000:
+            del machine.log[:500]
+            self._noted = len(machine.log)
+        state = machine.state
+        if state is not self._last_state:
+            if state is RegState.REGISTERED:
+                verbose(log, 3, "Registered to '%s' (%s)", self.name, machine.contact)
+            elif state in (RegState.REJECTED, RegState.NO_AUTHENTICATION, RegState.FAILED):
+                log.warning("Registration to '%s' is now %s", self.name, state.value)
+            self._last_state = state
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    async def stop(self, *, timeout: float = 2.0) -> None:
+        """Cancel the task and un-REGISTER (``Expires: 0``) if registered, within ``timeout``."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        machine = self.machine
+        if machine is None or self.dest is None:
+            return
+        deadline = self.clock() + timeout
+        request = machine.unregister(self.clock())
+        if request is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._exchange(request, deadline=deadline), timeout)
+        verbose(log, 3, "Unregistered from '%s'", self.name)
