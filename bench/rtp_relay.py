@@ -203,7 +203,7 @@ def run_point(
         tick = 0
         while True:
             due = start + tick * slot
-            if due >= end:
+            if (loop.time() if mode == "blast" else due) >= end:
                 break
             delay = due - loop.time()
             if mode == "paced" and delay > 0:
