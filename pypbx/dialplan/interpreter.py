@@ -123,6 +123,7 @@ class Frame:
     saved: dict[str, str | None] = field(default_factory=dict)
     macro_context: str = ""
     whiles: list[Position] = field(default_factory=list)
+    argc: int = 0  # ARGn this Gosub set, masked by the next one (app_stack max_argc)
 
 
 class GlobalVars:

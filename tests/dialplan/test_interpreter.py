@@ -954,3 +954,26 @@ def test_macro_offset_skips_priorities_when_the_target_exists() -> None:
         """
     )
     assert [s.args for s in result.steps if s.app == "NoOp"] == ["landed "]
+
+
+def test_gosub_masks_the_callers_args_and_local_is_frame_scoped() -> None:
+    result = run(
+        """
+        [test]
+        exten => s,1,Set(LOCAL(X)=outside)
+        same => n,Gosub(one,s,1(a,b,c))
+        same => n,NoOp(back [${ARG1}] [${X}] [${Y}])
+        [one]
+        exten => s,1,Set(LOCAL(Y)=mine)
+        same => n,Gosub(two,s,1(z))
+        same => n,Return()
+        [two]
+        exten => s,1,NoOp([${ARG1}] [${ARG2}] [${ARG3}] ${ARGC} [${LOCAL(Y)}] [${Y}])
+        same => n,Return()
+        """
+    )
+    assert [s.args for s in result.steps if s.app == "NoOp"] == [
+        "[z] [] [] 1 [] [mine]",  # ARG2/ARG3 of the caller are masked; Y is one's local
+        "back [] [] []",
+    ]
+    assert any("aren't within a Gosub routine" in m for m in result.log)

@@ -101,24 +101,27 @@ async def goto_if_time(x: Execution, data: str) -> AppResult:
     return do_goto(x, branch)
 
 
-def _split_label_args(text: str) -> tuple[str, list[str]]:
+def _split_label_args(x: Execution, text: str) -> tuple[str, list[str]]:
     label, paren, rest = text.partition("(")
     if not paren:
         return label.strip(), []
     end = rest.rfind(")")
     if end >= 0:
         rest = rest[:end]
+    else:
+        x.warn(f"Ouch.  No closing paren: '{text}'?")
     return label.strip(), split_args(rest, remove_chars=False)
 
 
 async def do_gosub(x: Execution, data: str, app: str = "Gosub") -> AppResult:
     """``gosub_exec``: push a return address, set ARG1..ARGn/ARGC locally, jump."""
-    label, args = _split_label_args(data)
+    label, args = _split_label_args(x, data)
     if not label:
         x.warn(f"{app} requires an argument: {app}([[context,]exten,]priority[(arg1[,...])])")
         return HANGUP
     target = x.resolve_goto(label)
     if target is None:
+        x.note(logging.ERROR, f"{app} address is invalid: '{data}'")
         return HANGUP
     if not x.exists(target.context, target.exten, target.priority):
         x.note(
@@ -128,18 +131,15 @@ async def do_gosub(x: Execution, data: str, app: str = "Gosub") -> AppResult:
             f"'{x.context},{x.exten},{x.priority}'.",
         )
         return HANGUP
-    frame = Frame(FrameKind.GOSUB, Position(x.context, x.exten, x.priority))
+    previous = next((f for f in reversed(x.frames) if f.kind is FrameKind.GOSUB), None)
+    # the caller's own ARGs beyond this call's count read as empty ("masked")
+    argc = max(len(args), previous.argc if previous is not None else 0)
+    frame = Frame(FrameKind.GOSUB, Position(x.context, x.exten, x.priority), argc=argc)
     if not x.push_frame(frame):
         x.note(logging.ERROR, f"{app}: stack is too deep")
         return HANGUP
-    for i, value in enumerate(args, start=1):
-        x.save_and_set(frame, f"ARG{i}", value)
-    # Asterisk clears ARGs the caller had beyond this call's count
-    i = len(args) + 1
-    while x.vars.get(f"ARG{i}") is not None:
-        frame.saved.setdefault(f"ARG{i}", x.vars.get(f"ARG{i}"))
-        x.vars.set(f"ARG{i}", None)
-        i += 1
+    for i in range(argc):
+        x.save_and_set(frame, f"ARG{i + 1}", args[i] if i < len(args) else "")
     x.save_and_set(frame, "ARGC", str(len(args)))
     x.goto(target.context, target.exten, target.priority)
     return CONTINUE

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pypbx.dialplan.args import split_args
-from pypbx.dialplan.interpreter import FrameKind
+from pypbx.dialplan.interpreter import Frame, FrameKind
 from pypbx.dialplan.registry import function
 
 if TYPE_CHECKING:
@@ -25,17 +25,28 @@ def _global_write(x: Execution, args: str, value: str) -> None:
     x.globals.values[args.strip()] = value
 
 
+def _gosub_frame(x: Execution) -> Frame | None:
+    return next((f for f in reversed(x.frames) if f.kind is FrameKind.GOSUB), None)
+
+
 @function("LOCAL", syntax="LOCAL(varname)")
 def local(x: Execution, args: str) -> str | None:
-    """A variable local to the current Gosub: restored when it Returns."""
-    return x.get_var(args.strip())
+    """A variable local to the current Gosub, restored when it Returns.
+
+    Reading gives the value only for a variable made local in this Gosub, else nothing.
+    """
+    frame = _gosub_frame(x)
+    name = args.strip()
+    if frame is None or name not in frame.saved:
+        return ""
+    return x.get_var(name) or ""
 
 
 @local.writer
 def _local_write(x: Execution, args: str, value: str) -> None:
-    frame = next((f for f in reversed(x.frames) if f.kind is FrameKind.GOSUB), None)
+    frame = _gosub_frame(x)
     if frame is None:
-        x.set_var(args.strip(), value)
+        x.note(40, f"Tried to set LOCAL({args}), but we aren't within a Gosub routine")
         return
     x.save_and_set(frame, args.strip(), value)
 
