@@ -72,12 +72,11 @@ def source_key(addr: str) -> str:
     cut to 255 characters) so a caller mistake cannot make keys grow without bound.
     """
     text = addr.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
-        ip = ipaddress.ip_address(text)
+        ip = ipaddress.ip_address(inner)
     except ValueError:
-        return text[:_MAX_KEY].lower()
+        return text.lower()[:_MAX_KEY].strip()
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)

@@ -114,6 +114,8 @@ def test_allow_list(allow: tuple[str, ...], addr: str, exempt: bool) -> None:
         ("[2001:db8::1]", "2001:db8::1"),
         ("Host.Example", "host.example"),
         ("x" * 300, "x" * 255),
+        ("[[::1]]", "[[::1]]"),
+        ("\u0130" * 200, ("i\u0307" * 200)[:255]),
     ],
 )
 def test_source_key(spelling: str, key: str) -> None:
@@ -297,3 +299,18 @@ def test_any_sequence_never_raises_and_stays_bounded(
             assert all(b.since <= b.until for b in bans.bans(now))
         assert bans.tracked <= 3
         assert bans.banned <= 2
+
+
+@settings(max_examples=200)
+@given(
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+        st.text(max_size=300),
+        st.text(alphabet="[] .:0123456789abcdefABCDEF\u0130", max_size=270),
+    )
+)
+def test_source_key_is_idempotent_and_bounded(addr: str) -> None:
+    key = source_key(addr)
+    assert source_key(key) == key
+    assert len(key) <= 255
