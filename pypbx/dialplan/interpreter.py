@@ -184,7 +184,7 @@ class Execution:
         priority: int = 1,
         callerid_num: str = "",
         callerid_name: str = "",
-        variables: dict[str, str] | None = None,
+        variables: dict[str, str] | ChannelVars | None = None,
         globals_: GlobalVars | None = None,
         registry: Registry | None = None,
         clock: Callable[[], float],
@@ -205,7 +205,8 @@ class Execution:
         self.priority = priority
         self.callerid_num = neutralize(callerid_num)
         self.callerid_name = callerid_name
-        self.vars = ChannelVars(variables)
+        # a ChannelVars is shared (the call's own store); a dict seeds a new one
+        self.vars = variables if isinstance(variables, ChannelVars) else ChannelVars(variables)
         if globals_ is None:
             globals_ = GlobalVars()
             globals_.load(dialplan)

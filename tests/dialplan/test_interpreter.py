@@ -977,3 +977,19 @@ def test_gosub_masks_the_callers_args_and_local_is_frame_scoped() -> None:
         "back [] [] []",
     ]
     assert any("aren't within a Gosub routine" in m for m in result.log)
+
+
+def test_execution_can_share_the_channels_variable_store() -> None:
+    store = ChannelVars({"_FROM": "call"})
+    dp = plan("[test]\nexten => s,1,Set(NEW=${FROM})\n")
+    ex = Execution(
+        dp,
+        RecordingChannel(),
+        context="test",
+        exten="s",
+        variables=store,
+        clock=lambda: EPOCH,
+        rng=random.Random(0),
+    )
+    asyncio.run(ex.run())
+    assert store.get("NEW") == "call"
