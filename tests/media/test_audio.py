@@ -231,3 +231,18 @@ def test_goertzel_rejects_strong_twist_and_quiet_signal() -> None:
     )
     assert DtmfDetector().feed([a + b for a, b in zip(row, col, strict=True)]) == []
     assert DtmfDetector().feed(_signal([("5", 10)], amplitude=50)) == []
+
+
+@given(st.binary(max_size=200))
+def test_read_wav_fuzz_raises_only_audio_error(data: bytes) -> None:
+    try:
+        sound = audio.read_wav(b"RIFF\0\0\0\0WAVE" + data)
+    except AudioError:
+        return
+    assert sound.encoding in Encoding
+
+
+@given(st.lists(st.integers(-32768, 32767), max_size=1200))
+def test_detector_never_fails_on_noise(samples: list[int]) -> None:
+    found = DtmfDetector().feed(samples)
+    assert all(d in "0123456789*#ABCD" for d in found)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pypbx.media import dtmf
 from pypbx.media.dtmf import DtmfBegan, DtmfEnded, DtmfError, DtmfReceiver, TelephoneEvent
@@ -114,3 +116,17 @@ def test_same_digit_twice_is_two_events() -> None:
 def test_receiver_ignores_non_dtmf_events() -> None:
     rx = DtmfReceiver()
     assert rx.receive(TelephoneEvent(70).to_bytes(), 5) == []
+
+
+@given(st.lists(st.tuples(st.binary(min_size=4, max_size=6), st.integers(0, 5)), max_size=30))
+def test_receiver_fuzz_pairs_begin_and_end(packets: list[tuple[bytes, int]]) -> None:
+    rx = DtmfReceiver()
+    events = [e for payload, ts in packets for e in rx.receive(payload, ts)]
+    open_ts: int | None = None
+    for e in events:  # a digit ends before the next begins, and ends only what began
+        if isinstance(e, DtmfBegan):
+            assert open_ts is None
+            open_ts = e.timestamp
+        else:
+            assert e.timestamp == open_ts
+            open_ts = None
