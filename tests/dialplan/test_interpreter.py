@@ -993,3 +993,15 @@ def test_execution_can_share_the_channels_variable_store() -> None:
     )
     asyncio.run(ex.run())
     assert store.get("NEW") == "call"
+
+
+def test_while_without_endwhile_warns_and_goes_on() -> None:
+    result = run(
+        """
+        [test]
+        exten => s,1,While(0)
+        same => n,NoOp(next)
+        """
+    )
+    assert trace(result) == ["While(0)", "NoOp(next)"]
+    assert any("Couldn't find matching EndWhile" in m for m in result.log)

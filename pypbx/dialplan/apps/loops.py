@@ -40,13 +40,13 @@ def find_end_while(x: Execution, start: Position) -> int | None:
 
 def _leave(x: Execution, start: Position) -> AppResult:
     end = find_end_while(x, start)
-    if end is None:
+    if end is None:  # app_while warns and carries on at the next priority
         x.note(
             logging.WARNING,
             f"Couldn't find matching EndWhile? (While at {start.context}@{start.exten} "
             f"priority {start.priority})",
         )
-        return HANGUP
+        return CONTINUE
     x.goto(start.context, start.exten, end + 1)
     return CONTINUE
 
