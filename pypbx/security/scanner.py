@@ -14,8 +14,11 @@ free text, and a spoofed UDP datagram carrying it must not be enough to ban a re
 divides the other thresholds by ``ua_factor`` (so two distinct user names from a
 ``friendly-scanner`` are enough by default).
 
-Trunks send calls for many numbers: the glue should not feed requests from peers matched by
-host (``insecure=invite``) or already authenticated ones.
+Trunks and busy phones send INVITEs for many numbers. The glue does not feed requests from
+peers matched by host (``insecure=invite``), and reports each successful authentication
+(:meth:`ScannerDetector.observe_authenticated`): that clears the source's distinct-user count,
+so the challenged first INVITE of every call a phone makes never adds up to a scan. Only a
+valid password earns it; OPTIONS sweeps and 404 runs are still counted.
 
 Memory is bounded: at most ``max_sources`` sources are tracked (least recently seen dropped
 first), and each keeps at most one threshold's worth of distinct names, each cut to 64
@@ -177,6 +180,12 @@ class ScannerDetector:
             return None
         src.not_found += 1
         return self._judge(addr, src)
+
+    def observe_authenticated(self, addr: str, *, now: float) -> None:
+        """A request from ``addr`` passed digest authentication: forget its distinct users."""
+        src = self._sources.get(source_key(addr))
+        if src is not None and now - src.start < self.config.window:
+            src.users.clear()
 
     def forget(self, addr: str) -> None:
         self._sources.pop(source_key(addr), None)

@@ -56,6 +56,7 @@ class Guard:
         if good_password:
             self.bans.record_success(addr, user=user, now=now)
             self.rate.trust(addr, now=now)
+            self.scanner.observe_authenticated(addr, now=now)
             return "200"
         event = self.bans.record_failure(addr, now=now, reason="wrong password", user=user)
         if event is not None:

@@ -77,6 +77,24 @@ def test_repeating_one_user_is_not_a_scan() -> None:
     assert sweep(det, "REGISTER", ["1000"] * 500) == [None] * 500
 
 
+def test_a_busy_phone_that_authenticates_is_not_a_scanner() -> None:
+    """Each call's first INVITE draws a challenge (no credentials), then it authenticates."""
+    det = ScannerDetector(ScannerConfig(distinct_users=3, options_sweep=3))
+    for i in range(30):
+        assert det.observe_request(SRC, method="INVITE", user=f"555{i:04}", now=i) is None
+        det.observe_authenticated(SRC, now=i + 0.1)
+    # authentication does not excuse an OPTIONS sweep
+    assert sweep(det, "OPTIONS", ["a", "b"], start=40) == [None, None]
+    det.observe_authenticated(SRC, now=40.5)
+    assert sweep(det, "OPTIONS", ["c"], start=41)[0] is not None
+
+
+def test_authenticated_unknown_source_is_harmless() -> None:
+    det = ScannerDetector()
+    det.observe_authenticated(SRC, now=0)
+    assert len(det) == 0
+
+
 def test_options_and_users_are_counted_apart() -> None:
     det = ScannerDetector(ScannerConfig(distinct_users=5, options_sweep=5))
     assert sweep(det, "OPTIONS", ["a", "b", "c", "d"]) == [None] * 4
