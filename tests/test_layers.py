@@ -30,6 +30,7 @@ PURE = [
     "trunks.py",
     "qualify.py",
     "sipshow.py",
+    "security",
 ]
 FORBIDDEN = {"asyncio", "socket", "time", "random", "selectors", "threading", "subprocess"}
 UPPER = ("pypbx.transport", "pypbx.call", "pypbx.control", "pypbx.server", "pypbx.cli")
