@@ -21,6 +21,7 @@ from pypbx.config.rtpconf import RtpConfig, load_rtp_conf
 from pypbx.config.sipconf import SipConfig, load_sip_conf
 from pypbx.dialplan.model import Dialplan
 from pypbx.dialplan.parser import load_dialplan
+from pypbx.security.tollfraud import Finding, Severity, analyse
 
 __all__ = [
     "FILES",
@@ -174,7 +175,24 @@ def check_main(config_dir: str, *, out: TextIO | None = None, err: TextIO | None
         return 1
     for w in cfg.warnings:
         print(w, file=out)
+    findings = security_findings(cfg)
+    for f in findings:
+        print(f"{f} [security {f.severity.value.lower()}]", file=out)
     for line in summary_lines(cfg):
         print(line, file=out)
+    if findings:
+        holes = sum(1 for f in findings if f.severity is Severity.ERROR)
+        print(
+            f"{len(findings)} security findings ({holes} toll-fraud risks): read them before "
+            "exposing this PBX to the internet",
+            file=out,
+        )
     print(f"pypbx check: {config_dir}: configuration OK", file=out)
     return 0
+
+
+def security_findings(cfg: ConfigSet) -> list[Finding]:
+    """Toll-fraud and injection findings (pypbx.security.tollfraud) for a loaded configuration."""
+    if cfg.sip is None or cfg.dialplan is None:
+        return []
+    return analyse(cfg.sip, cfg.dialplan)

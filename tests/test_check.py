@@ -105,3 +105,28 @@ def test_unknown_application_is_a_warning(
     line = text.count("\n") + 4
     assert f"{ext}:{line}: no application 'Frobnicate' in pypbx for extension (extra, 7, 2)" in out
     assert "'NoOp'" not in out
+
+
+def test_tutorial_has_no_security_findings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-C", str(TUTORIAL)]) == 0
+    assert "[security" not in capsys.readouterr().out
+
+
+def test_guest_calls_into_an_outbound_context_are_flagged(
+    tutorial: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tutorial
+    sip = (d / "sip.conf").read_text()
+    sip = sip.replace("allowguest=no", "allowguest=yes").replace(
+        "context=default", "context=outgoing"
+    )
+    (d / "sip.conf").write_text(sip)
+    assert main(["check", "-C", str(d)]) == 0
+    out = capsys.readouterr().out
+    hole = [line for line in out.splitlines() if line.endswith("[security error]")]
+    assert len(hole) == 1
+    assert re.match(rf"{re.escape(str(d))}/extensions\.conf:\d+: context 'outgoing'", hole[0])
+    assert "toll-fraud" in hole[0]
+    assert "Dial(SIP/${EXTEN}@${GLOBAL(TRUNK)})" in hole[0]
+    assert re.search(r"^.*sip\.conf:\d+: allowguest=yes.*\[security warning\]$", out, re.M)
+    assert "1 toll-fraud risks" in out
