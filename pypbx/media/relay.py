@@ -8,16 +8,16 @@ from the port it sends to) towards B's remote address. The per-packet path is on
 source address, a few integer increments and ``transport.sendto``; payload-type rewriting and
 G.711 transcoding cost one table lookup or one ``bytes.translate`` when configured.
 
-Source protection, per leg (Asterisk ``strictrtp``, ``probation``):
+Source protection, per leg (Asterisk ``strictrtp``, ``probation``, as rtp.conf describes them):
 
 - ``strictrtp=no``: every source is accepted; with latching the leg sends to the last source.
-- ``strictrtp=yes``: the leg learns. A source is accepted once it has sent ``probation``
-  packets with consecutive sequence numbers (or at once if it is the address the SDP gave);
-  packets before that are dropped. Then the leg is locked: packets from any other source are
-  dropped and counted, until :meth:`RelayLeg.relearn` (the call layer calls it when the SDP
-  address changes, as Asterisk re-learns after a re-INVITE).
-- ``strictrtp=seqno``: as ``yes``, but a locked leg follows its stream to a new address when
-  the packet carries the locked SSRC (a NAT rebinding), instead of dropping it.
+- ``strictrtp=yes`` and ``seqno``: the leg *learns* for ``learning_window`` seconds (5) after
+  it is made or its SDP address changes (:meth:`RelayLeg.relearn`). Packets from the SDP
+  address are accepted at once; another source is accepted once it has sent ``probation``
+  packets with consecutive sequence numbers (those are dropped), and then replaces the
+  current source. After the window the current source is *locked*: packets from any other
+  source are dropped and counted until the next renegotiation. (Asterisk's ``yes`` also
+  checks the packets' spacing while qualifying; pypbx checks the sequence only, as ``seqno``.)
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class SourceState(StrEnum):
     """Where a leg stands with the source it accepts packets from."""
 
     OPEN = "open"  # strictrtp=no: anyone
-    LEARNING = "learning"  # waiting for a source to pass probation
+    LEARNING = "learning"  # other sources may qualify and take over
     LOCKED = "locked"  # one source accepted, others dropped
 
 
@@ -56,6 +56,7 @@ class LegOptions:
     latch: bool = False
     strict: StrictRtp = StrictRtp.YES
     probation: int = 4
+    learning_window: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +130,7 @@ class RelayLeg(asyncio.DatagramProtocol):
         self._candidate: Addr | None = None
         self._candidate_seq = 0
         self._candidate_count = 0
-        self._ssrc = -1
+        self._learn_until = 0.0
         self.packets_in = self.bytes_in = self.packets_out = self.bytes_out = 0
         self.rtcp_in = self.rtcp_out = 0
         self.dropped_strict = self.dropped_learning = self.dropped_unroutable = 0
@@ -161,7 +162,7 @@ class RelayLeg(asyncio.DatagramProtocol):
         """Forget the accepted source and learn again (strict modes) after an SDP change."""
         if self.options.strict is not StrictRtp.NO:
             self.state = SourceState.LEARNING
-            self.source = None
+            self._learn_until = self._clock() + self.options.learning_window
             self._candidate = None
 
     def set_route(self, route: Route | None) -> None:
@@ -201,28 +202,41 @@ class RelayLeg(asyncio.DatagramProtocol):
         if state is SourceState.OPEN:
             self._take(addr)
             return True
+        if (
+            state is SourceState.LEARNING
+            and self.source is not None
+            and self._clock() >= self._learn_until
+        ):
+            self.state = state = SourceState.LOCKED
         if state is SourceState.LOCKED:
-            if (
-                self.options.strict is StrictRtp.SEQNO
-                and int.from_bytes(data[8:12], "big") == self._ssrc
-            ):
-                self._take(addr)
-                return True
             self.dropped_strict += 1
             return False
+        if addr == self.expected:
+            self._candidate = None
+            self._take(addr)
+            return True
         seq = (data[2] << 8) | data[3]
         if addr == self._candidate and seq == (self._candidate_seq + 1) & 0xFFFF:
             self._candidate_count += 1
         else:
             self._candidate, self._candidate_count = addr, 1
         self._candidate_seq = seq
-        if addr == self.expected or self._candidate_count >= self.options.probation:
-            self.state = SourceState.LOCKED
-            self._ssrc = int.from_bytes(data[8:12], "big")
+        if self._candidate_count >= self.options.probation:
+            self._candidate = None
             self._take(addr)
             return True
         self.dropped_learning += 1
         return False
+
+    def source_state(self, now: float) -> SourceState:
+        """Where source protection stands at ``now`` (the lock is taken lazily)."""
+        if (
+            self.state is SourceState.LEARNING
+            and self.source is not None
+            and now >= self._learn_until
+        ):
+            return SourceState.LOCKED
+        return self.state
 
     def _take(self, addr: Addr) -> None:
         self.source = addr

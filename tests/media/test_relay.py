@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from itertools import islice
 from typing import Any
@@ -121,7 +122,9 @@ def test_forwarding_is_symmetric_and_counted(loop_name: str) -> None:
         sa, sb = a.stats(), b.stats()
         assert (sa.packets_in, sa.bytes_in, sa.packets_out, sa.bytes_out) == (1, size, 1, size)
         assert (sb.packets_in, sb.packets_out) == (1, 1)
-        assert a.state is SourceState.LOCKED  # the SDP address is accepted at once
+        assert a.source == a_phone.addr  # the SDP address is accepted at once
+        assert a.source_state(time.monotonic()) is SourceState.LEARNING
+        assert a.source_state(time.monotonic() + 6) is SourceState.LOCKED
         relay.close()
         assert alloc.in_use == 0
         a_phone.close()
@@ -167,15 +170,18 @@ def test_latching_learns_the_real_source(loop_name: str) -> None:
 def test_strict_rtp_drops_a_third_party(loop_name: str) -> None:
     async def main() -> None:
         alloc = allocator(16)
+        clock = Clock()
         a_phone, b_phone = await endpoint(), await endpoint()
         intruder = await endpoint("127.0.0.3")
         opts = LegOptions(latch=True, strict=StrictRtp.YES, probation=2)
-        a = await make_leg(alloc, options=opts)
+        a = await make_leg(alloc, options=opts, clock=clock)
         b = await make_leg(alloc, remote=b_phone.addr)
         relay = Relay(a, b)
         for seq in (1, 2):
             a_phone.send(pkt(seq), a.port)
         await b_phone.recv()
+        clock.now += 5.0  # the learning window is over: the source is locked
+        assert a.source_state(clock.now) is SourceState.LOCKED
         for seq in range(3, 13):
             intruder.send(pkt(seq, ssrc=0x6666), a.port)
         a_phone.send(pkt(3), a.port)
@@ -189,10 +195,12 @@ def test_strict_rtp_drops_a_third_party(loop_name: str) -> None:
         assert a.stats().rtcp_in == 0
         # After an SDP change the leg learns again, and the newcomer can pass probation.
         a.relearn()
+        assert a.source_state(clock.now) is SourceState.LEARNING
         for seq in (20, 21):
             intruder.send(pkt(seq, ssrc=0x6666), a.port)
         data, _ = await b_phone.recv()
         assert rtp.ssrc_of(data) == 0x6666
+        assert a.remote == intruder.addr
         relay.close()
         for ep in (a_phone, b_phone, intruder):
             ep.close()
@@ -201,32 +209,68 @@ def test_strict_rtp_drops_a_third_party(loop_name: str) -> None:
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)
-def test_strict_no_and_seqno(loop_name: str) -> None:
+def test_learning_window_lets_a_qualified_source_take_over(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(72)
+        clock = Clock()
+        first, second = await endpoint(), await endpoint("127.0.0.2")
+        leg = await make_leg(
+            alloc,
+            remote=("192.0.2.1", 7078),  # the SDP address: nobody sends from there
+            options=LegOptions(latch=True, strict=StrictRtp.YES, probation=3),
+            clock=clock,
+        )
+        got: list[bytes] = []
+        leg.sink = got.append
+        for seq in (1, 2, 3):
+            first.send(pkt(seq), leg.port)
+        for seq in (50, 52, 53):  # not consecutive: 52 restarts probation
+            second.send(pkt(seq, ssrc=2), leg.port)
+        clock.now += 4.9
+        second.send(pkt(54, ssrc=2), leg.port)  # third in a row, still in the window
+        first.send(pkt(4), leg.port)  # the old source is no longer the accepted one
+        await asyncio.sleep(QUIET * 2)
+        assert [rtp.sequence_of(d) for d in got] == [3, 54]
+        assert leg.source == second.addr
+        assert leg.remote == second.addr
+        assert leg.stats().dropped_learning == 2 + 3 + 1
+        leg.close()
+        first.close()
+        second.close()
+
+    run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_strict_no_follows_and_seqno_locks(loop_name: str) -> None:
     async def main() -> None:
         alloc = allocator(24)
+        clock = Clock()
         p1, p2, b_phone = await endpoint(), await endpoint("127.0.0.2"), await endpoint()
         a = await make_leg(alloc, options=LegOptions(latch=True, strict=StrictRtp.NO))
         b = await make_leg(alloc, remote=b_phone.addr)
-        c = await make_leg(
-            alloc, options=LegOptions(latch=True, strict=StrictRtp.SEQNO, probation=1)
-        )
+        seqno = LegOptions(latch=True, strict=StrictRtp.SEQNO, probation=2)
+        c = await make_leg(alloc, options=seqno, clock=clock)
         relay = Relay(a, b)
         p1.send(pkt(1), a.port)
         await b_phone.recv()
         p2.send(pkt(2, ssrc=9), a.port)  # strictrtp=no: anyone, and the latch follows
         await b_phone.recv()
         assert a.remote == p2.addr
+        assert a.source_state(clock.now + 100) is SourceState.OPEN
         relay.unjoin()
         got: list[bytes] = []
         c.sink = got.append
-        p1.send(pkt(1, ssrc=5), c.port)
-        p2.send(pkt(2, ssrc=5), c.port)  # same stream from a new address: followed
-        p2.send(pkt(3, ssrc=8), c.port)
-        p1.send(pkt(4, ssrc=7), c.port)  # another stream from elsewhere: dropped
-        await asyncio.sleep(QUIET * 2)
-        assert [rtp.sequence_of(d) for d in got] == [1, 2, 3]
-        assert c.remote == p2.addr
-        assert c.stats().dropped_strict == 1
+        for seq in (1, 2):
+            p1.send(pkt(seq, ssrc=5), c.port)
+        await asyncio.sleep(QUIET)
+        clock.now += 5.0
+        for seq in (3, 4):  # the same stream moved (NAT rebinding) after the lock: dropped
+            p2.send(pkt(seq, ssrc=5), c.port)
+        await asyncio.sleep(QUIET)
+        assert [rtp.sequence_of(d) for d in got] == [2]
+        assert c.remote == p1.addr
+        assert c.stats().dropped_strict == 2
         for leg in (a, b, c):
             leg.close()
         assert alloc.in_use == 0
