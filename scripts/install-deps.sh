@@ -1,8 +1,13 @@
 #!/bin/sh
 # Install the Debian packages pypbx's tests talk to (only those that are missing).
-# Needs root (or sudo) on Debian 12.
+# Needs root (or sudo) on Debian 12. `install-deps.sh runtime` installs only what the PBX
+# itself uses (sox and espeak-ng make its prompts).
 set -eu
-PKGS="sip-tester baresip kamailio sox tshark iproute2 iptables espeak-ng sqlite3 gcc libc6-dev"
+if [ "${1:-test}" = "runtime" ]; then
+    PKGS="sox espeak-ng"
+else
+    PKGS="sip-tester baresip kamailio sox tshark iproute2 iptables espeak-ng sqlite3 gcc libc6-dev"
+fi
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -3,5 +3,8 @@
 # (default: the shipped tutorial example).
 set -eu
 cd "$(dirname "$0")/.."
+CONF="${1:-examples/tutorial}"
+sh scripts/install-deps.sh runtime
 sh scripts/setup.sh fast
-exec .venv/bin/pypbx run -C "${1:-examples/tutorial}"
+sh scripts/make-sounds.sh "$CONF/sounds"
+exec .venv/bin/pypbx run -C "$CONF"

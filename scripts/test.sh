@@ -4,6 +4,7 @@ set -eu
 cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh
 sh scripts/setup.sh "fast,test,lint"
+sh scripts/make-sounds.sh examples/tutorial/sounds
 echo "== lint"
 .venv/bin/ruff check pypbx tests bench
 .venv/bin/ruff format --check pypbx tests bench
