@@ -76,7 +76,6 @@ class Encoding(StrEnum):
 
 _ULAW_BIAS = 0x84
 _ULAW_CLIP = 32635
-_ALAW_SEG_END = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
 
 
 def linear_to_ulaw(sample: int) -> int:
@@ -104,7 +103,7 @@ def linear_to_alaw(sample: int) -> int:
     else:
         mask = 0x55
         pcm = -pcm - 1
-    seg = next((i for i, end in enumerate(_ALAW_SEG_END) if pcm <= end), 8)
+    seg = max(0, pcm.bit_length() - 5)  # segment ends 0x1F, 0x3F, ... 0xFFF
     if seg >= 8:
         return 0x7F ^ mask
     value = seg << 4
