@@ -44,8 +44,10 @@ class HangupCause(IntEnum):
     UNALLOCATED = 1
     NO_ROUTE_TRANSIT_NET = 2
     NO_ROUTE_DESTINATION = 3
+    MISDIALLED_TRUNK_PREFIX = 5
     CHANNEL_UNACCEPTABLE = 6
     CALL_AWARDED_DELIVERED = 7
+    NUMBER_PORTED_NOT_HERE = 14
     NORMAL_CLEARING = 16
     USER_BUSY = 17
     NO_USER_RESPONSE = 18
@@ -53,6 +55,8 @@ class HangupCause(IntEnum):
     SUBSCRIBER_ABSENT = 20
     CALL_REJECTED = 21
     NUMBER_CHANGED = 22
+    PRE_EMPTED = 25
+    ANSWERED_ELSEWHERE = 26
     DESTINATION_OUT_OF_ORDER = 27
     INVALID_NUMBER_FORMAT = 28
     FACILITY_REJECTED = 29
@@ -87,30 +91,16 @@ class HangupCause(IntEnum):
     INTERWORKING = 127
 
 
-# Aliases Asterisk's ast_str2cause() also accepts (causes.h #defines).
-_CAUSE_ALIASES = {
-    "BUSY": HangupCause.USER_BUSY,
-    "FAILURE": HangupCause.NETWORK_OUT_OF_ORDER,
-    "NORMAL": HangupCause.NORMAL_CLEARING,
-    "NOANSWER": HangupCause.NO_ANSWER,
-    "CONGESTION": HangupCause.NORMAL_CIRCUIT_CONGESTION,
-    "UNREGISTERED": HangupCause.SUBSCRIBER_ABSENT,
-    "NOSUCHDRIVER": HangupCause.CHAN_NOT_IMPLEMENTED,
-}
-
-
 def cause_from_text(text: str) -> int | None:
-    """A cause number from ``16`` or ``NORMAL_CLEARING`` (case-insensitive), else None."""
-    t = text.strip()
-    if t.isdigit():
-        return int(t)
-    name = t.upper()
-    if name.startswith("AST_CAUSE_"):
-        name = name[len("AST_CAUSE_") :]
-    if name in HangupCause.__members__:
-        return int(HangupCause[name])
-    alias = _CAUSE_ALIASES.get(name)
-    return None if alias is None else int(alias)
+    """``Hangup()``'s cause: a name from Asterisk's cause table (``ast_str2cause``: compared
+    case-insensitively as a prefix, ``NORMAL_CLEARING``), else a leading number; None if neither.
+    """
+    upper = text.upper()
+    for cause in HangupCause:
+        if cause.value and upper.startswith(cause.name):
+            return int(cause)
+    m = re.match(r"\s*([+-]?\d+)", text)
+    return int(m.group(1)) if m else None
 
 
 class DialStatus(StrEnum):
@@ -131,6 +121,7 @@ class Indication(StrEnum):
     """In-band/out-of-band call progress a channel can signal (AST_CONTROL_*)."""
 
     PROGRESS = "progress"
+    PROCEEDING = "proceeding"
     RINGING = "ringing"
     BUSY = "busy"
     CONGESTION = "congestion"

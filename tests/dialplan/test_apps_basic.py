@@ -34,10 +34,14 @@ def noops(result: DryRunResult) -> list[str]:
     [
         ("", 16),  # no cause: normal clearing when the call ends
         ("17", 17),
+        ("21abc", 21),  # sscanf("%d")
         ("USER_BUSY", 17),
-        ("busy", 17),
-        ("AST_CAUSE_NO_ANSWER", 19),
-        ("CONGESTION", 34),
+        ("user_busy", 17),  # ast_str2cause: case-insensitive
+        ("NORMAL_CIRCUIT_CONGESTION", 34),
+        ("no_answer_please", 19),  # ... and a prefix compare
+        ("busy", 16),  # AST_CAUSE_BUSY is a C alias, not a name in the table: invalid
+        ("CONGESTION", 16),
+        ("AST_CAUSE_NO_ANSWER", 16),
         ("nonsense", 16),  # warned about, ignored
         ("0", 16),
     ],
@@ -170,11 +174,22 @@ def test_waitexten_routes_digits_i_and_t(digits: str, expected: list[str]) -> No
     assert result.actions[0] == "read max=1 timeout=5"
 
 
+def test_waitexten_timeout_continues_when_a_next_priority_exists() -> None:
+    result = run(
+        """
+        exten => s,1,WaitExten(1)
+        same => n,NoOp(next)
+        exten => t,1,NoOp(t)
+        """
+    )
+    assert [s.args for s in result.steps] == ["1", "next"]
+    assert any("continuing..." in m for m in result.log)
+
+
 def test_waitexten_timeout_without_t_hangs_up() -> None:
     result = run(
         """
         exten => s,1,WaitExten(1)
-        same => n,NoOp(never)
         """
     )
     assert result.end == "hangup"
@@ -206,7 +221,7 @@ def test_gotoiftime(spec: str, branch: str) -> None:
     assert noops(result)[0] == branch
 
 
-def test_gotoiftime_bad_spec_continues() -> None:
+def test_gotoiftime_bad_spec_takes_the_false_branch() -> None:
     result = run(
         """
         exten => s,1,GotoIfTime(25:99-xx,*,*,*?in)
@@ -214,8 +229,8 @@ def test_gotoiftime_bad_spec_continues() -> None:
         same => n(in),NoOp(in)
         """
     )
-    assert noops(result) == ["next", "in"]
-    assert any("GotoIfTime" in m for m in result.log)
+    assert noops(result) == ["next", "in"]  # a spec Asterisk cannot build: the false branch
+    assert any("Invalid time specification" in m for m in result.log)
 
 
 def test_clearhash_removes_only_that_hash() -> None:
@@ -229,3 +244,41 @@ def test_clearhash_removes_only_that_hash() -> None:
         """
     )
     assert noops(result) == ["[] [3]"]
+
+
+@pytest.mark.parametrize(("testtime", "branch"), [("1700000000", "in"), ("1700006400", "out")])
+def test_gotoiftime_uses_testtime(testtime: str, branch: str) -> None:
+    result = run(
+        f"""
+        exten => s,1,Set(TESTTIME={testtime})
+        same => n,GotoIfTime(22:00-22:59,*,*,*?in:out)
+        same => n(in),NoOp(in)
+        same => n,Hangup()
+        same => n(out),NoOp(out)
+        """
+    )
+    assert noops(result) == [branch]
+
+
+def test_execiftime_raiseexception_proceeding() -> None:
+    result = run(
+        """
+        exten => s,1,ExecIfTime(*,*,*,*?Set(A=yes))
+        same => n,ExecIfTime(*,*,*,dec?Set(B=yes))
+        same => n,Proceeding()
+        same => n,RaiseException(CUSTOM)
+        exten => e,1,NoOp(${A} [${B}] ${EXCEPTION(reason)})
+        """
+    )
+    assert noops(result) == ["yes [] CUSTOM"]
+    assert "indicate proceeding" in result.actions
+
+
+def test_busy_on_an_answered_channel_keeps_the_cause() -> None:
+    result = run(
+        """
+        exten => s,1,Answer()
+        same => n,Busy()
+        """
+    )
+    assert result.hangup_cause == 16

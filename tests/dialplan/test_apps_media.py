@@ -140,3 +140,37 @@ def test_time_files_default_format() -> None:
 def test_sayunixtime_uses_injected_clock() -> None:
     result = run("exten => s,1,SayUnixTime(,UTC,HM)\n")
     assert result.actions[0] == "play digits/20&digits/2&digits/13"
+
+
+@pytest.mark.parametrize(
+    ("line", "actions", "end"),
+    [
+        ("Background(x,noanswer)", ["play x"], "fallthrough"),  # "noanswer" is not "s"
+        ("Background(x,skip)", [], "fallthrough"),
+        ("Background(x,n)", ["play x"], "fallthrough"),
+        ("SayNumber(12abc)", ["play digits/12"], "fallthrough"),
+        ("SayNumber(3,f)", ["play digits/3"], "fallthrough"),
+        ("SayNumber(3,x)", [], "hangup"),
+        ("SayNumber(abc)", [], "fallthrough"),
+        ("SayNumber()", [], "hangup"),
+        ("SayDigits(1,2)", ["play digits/1&digits/2"], "fallthrough"),
+    ],
+)
+def test_argument_edge_cases(line: str, actions: list[str], end: str) -> None:
+    result = run(f"exten => s,1,{line}\n")
+    assert [a for a in result.actions if not a.startswith("hangup")] == actions
+    assert result.end == end
+
+
+def test_background_in_a_macro_dials_in_the_callers_context() -> None:
+    result = run(
+        """
+        exten => s,1,Macro(menu)
+        exten => 5,1,NoOp(caller's five)
+        [macro-menu]
+        exten => s,1,Background(menu)
+        exten => 5,1,NoOp(macro's five)
+        """,
+        digits="5",
+    )
+    assert result.steps[-1].args == "caller's five"

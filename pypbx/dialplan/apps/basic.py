@@ -151,11 +151,17 @@ async def wait(x: Execution, data: str) -> AppResult:
 async def wait_exten(x: Execution, data: str) -> AppResult:
     """Wait for the caller to dial an extension.
 
-    Digits go to that extension (or ``i``); a timeout goes to ``t``, else the call ends.
+    Digits go to that extension (or ``i``); a timeout continues at the next priority if
+    there is one, else goes to ``t`` (or ``e``), else ends the call.
     """
     args = split_args(data)
     seconds = parse_seconds(args[0]) if args else None
     digits = await x.collect_extension("", seconds or x.response_timeout)
+    if x.channel.hung_up:
+        return HANGUP
+    if not digits and x.exists(x.context, x.exten, x.priority + 1):
+        x.note(logging.INFO, f"Timeout on {x.channel.name}, continuing...")
+        return CONTINUE
     pos = x.route_digits(digits)
     if pos is None:
         return HANGUP
@@ -165,7 +171,7 @@ async def wait_exten(x: Execution, data: str) -> AppResult:
 
 async def _indicate_and_hang(x: Execution, data: str, what: Indication, cause: int) -> AppResult:
     await x.channel.indicate(what)
-    if not x.hangup_cause:
+    if not x.channel.answered:  # an answered channel only hears the tone
         x.set_cause(cause)
     seconds = parse_seconds(data)
     if seconds:
@@ -190,6 +196,21 @@ async def congestion(x: Execution, data: str) -> AppResult:
 async def progress(x: Execution, data: str) -> AppResult:
     """Indicate progress (early media, 183)."""
     await x.channel.indicate(Indication.PROGRESS)
+    return CONTINUE
+
+
+@application("Proceeding", syntax="Proceeding()", flags=(Flag.NEEDS_CALL,))
+async def proceeding(x: Execution, data: str) -> AppResult:
+    """Indicate that the call is proceeding (100 Trying)."""
+    await x.channel.indicate(Indication.PROCEEDING)
+    return CONTINUE
+
+
+@application("RaiseException", syntax="RaiseException(reason)")
+async def raise_exception(x: Execution, data: str) -> AppResult:
+    """Go to the ``e`` extension with ``${EXCEPTION(reason)}`` set."""
+    pos = x.raise_exception(data)
+    x.goto(pos.context, pos.exten, pos.priority)
     return CONTINUE
 
 

@@ -7,6 +7,7 @@ Loops (While/EndWhile/ExitWhile/ContinueWhile, apps/app_while.c) are in ``loops.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pypbx.dialplan.apps.say import zone
@@ -79,26 +80,69 @@ async def goto_if(x: Execution, data: str) -> AppResult:
     return do_goto(x, branch)
 
 
+def time_condition(x: Execution, spec: str) -> bool:
+    """Whether now (or ``${TESTTIME}``, epoch seconds) falls in ``spec``; a spec Asterisk
+    cannot build counts as not matching."""
+    try:
+        timing = TimeSpec.parse(spec)
+    except ValueError as exc:
+        x.warn(f"Invalid time specification '{spec}': {exc}")
+        return False
+    tz = zone(timing.timezone or "") or x.tz
+    test = (x.vars.get("TESTTIME") or "").strip()
+    if test:
+        if test.lstrip("-").isdigit():
+            return timing.matches(datetime.fromtimestamp(int(test), tz))
+        x.warn("Using current time to evaluate")
+        x.vars.set("TESTTIME", None)
+    return timing.matches(x.now(tz))
+
+
 @application(
     "GotoIfTime",
     syntax="GotoIfTime(times,weekdays,mdays,months[,timezone]?[labeliftrue][:labeliffalse])",
 )
 async def goto_if_time(x: Execution, data: str) -> AppResult:
-    """Conditional goto on the current time (``09:00-17:00,mon-fri,*,*``)."""
-    spec, sep, branches = data.partition("?")
-    if not sep:
-        x.warn("GotoIfTime requires an argument: <time range>,<days of week>,..?'labeliftrue'")
-        return CONTINUE
-    try:
-        timing = TimeSpec.parse(spec)
-    except ValueError as exc:
-        x.warn(f"GotoIfTime: invalid time specification '{spec}': {exc}")
-        return CONTINUE
+    """Conditional goto on the current time (``09:00-17:00,mon-fri,*,*``).
+
+    ``${TESTTIME}`` (epoch seconds), when set, is used instead of the current time.
+    """
+    if not data:
+        x.warn(
+            "GotoIfTime requires an argument:\n  <time range>,<days of week>,<days of month>,"
+            "<months>[,<timezone>]?'labeliftrue':'labeliffalse'"
+        )
+        return HANGUP
+    spec, _, branches = data.partition("?")
     a, _, b = branches.partition(":")
-    branch = a if timing.matches(x.now(zone(timing.timezone or ""))) else b
+    branch = a if time_condition(x, spec) else b
     if not branch.strip():
         return CONTINUE
     return do_goto(x, branch)
+
+
+@application(
+    "ExecIfTime",
+    syntax="ExecIfTime(times,weekdays,mdays,months[,timezone]?appname[(appargs)])",
+)
+async def exec_if_time(x: Execution, data: str) -> AppResult:
+    """Run an application only within a time window."""
+    spec, question, app = data.partition("?")
+    if not data or not question:
+        x.warn("ExecIfTime requires an argument: <time range>,...?<appname>[(<appargs>)]")
+        return HANGUP
+    try:
+        TimeSpec.parse(spec)
+    except ValueError:
+        x.warn(f"Invalid Time Spec: {spec}")
+        return HANGUP
+    if not time_condition(x, spec):
+        return CONTINUE
+    name, args = _app_and_data(app)
+    if x.registry.app(name) is None:
+        x.warn(f"Cannot locate application {name}")
+        return HANGUP
+    return await x.exec_app(name.strip(), args or "")
 
 
 def _split_label_args(x: Execution, text: str) -> tuple[str, list[str]]:

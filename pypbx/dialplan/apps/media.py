@@ -58,20 +58,25 @@ async def playback(x: Execution, data: str) -> AppResult:
 async def background(x: Execution, data: str) -> AppResult:
     """Play sound files while listening for digits; a digit starts dialling an extension.
 
-    Options: ``s`` (skip if not answered), ``n`` (do not answer). The dialled digits go to
-    their extension in ``context`` (default: the current one), or ``i``.
+    Options: ``s``/``skip`` (skip if not answered), ``n``/``noanswer``. The dialled digits go
+    to their extension in ``context`` (default: ``${MACRO_CONTEXT}``, else the current one).
     """
     args = split_args(data)
     if not args or not args[0].strip():
         x.warn("Background requires an argument (filename)")
         return HANGUP
-    options = args[1] if len(args) > 1 else ""
+    options = args[1].strip() if len(args) > 1 else ""
+    skip, noanswer = options.lower() == "skip", options.lower() == "noanswer"
+    if not skip and not noanswer:
+        skip, noanswer = "s" in options, "n" in options
     context = args[3].strip() if len(args) > 3 and args[3].strip() else None
+    # pbx_builtin_background: digits are looked up in the Macro's caller context if any
+    context = context or x.vars.get("MACRO_CONTEXT") or x.context
     if not x.channel.answered:
-        if "s" in options:
+        if skip:
             x.vars.set("BACKGROUNDSTATUS", "SUCCESS")
             return CONTINUE
-        if "n" not in options:
+        if not noanswer:
             await x.channel.answer()
     digit = await x.channel.play(sound_files(args[0]), stop_digits=DTMF)
     x.vars.set("BACKGROUNDSTATUS", "SUCCESS")

@@ -6,6 +6,7 @@ play (``digits/2``, ``digits/hundred`` ...) and hands it to the channel.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -128,11 +129,10 @@ def time_files(when: datetime, fmt: str) -> list[str]:
     return out
 
 
-@application("SayDigits", syntax="SayDigits(digits[,options])", flags=(Flag.NEEDS_CALL,))
+@application("SayDigits", syntax="SayDigits(digits)", flags=(Flag.NEEDS_CALL,))
 async def say_digits(x: Execution, data: str) -> AppResult:
-    """Say the digits of the argument one by one."""
-    args = split_args(data)
-    await x.channel.play(digit_files(args[0] if args else ""))
+    """Say the digits of the argument one by one (other characters are skipped)."""
+    await x.channel.play(digit_files(data))
     return HANGUP if x.channel.hung_up else CONTINUE
 
 
@@ -145,15 +145,20 @@ async def say_alpha(x: Execution, data: str) -> AppResult:
 
 @application("SayNumber", syntax="SayNumber(digits[,gender])", flags=(Flag.NEEDS_CALL,))
 async def say_number(x: Execution, data: str) -> AppResult:
-    """Say a number ("one hundred twenty three")."""
-    args = split_args(data)
-    text = args[0].strip() if args else ""
-    try:
-        n = int(text)
-    except ValueError:
-        x.warn(f"SayNumber: first argument must be a number between 0 and 2147483647. '{text}'")
+    """Say a number ("one hundred twenty three"); gender is f, m, c or n."""
+    if not data:
+        x.warn("SayNumber requires an argument (number)")
+        return HANGUP
+    text, _, rest = data.partition(",")
+    m = re.match(r"\s*([+-]?\d+)", text)
+    if m is None:
+        x.warn(f"argument '{text}' to SayNumber could not be parsed as a number.")
         return CONTINUE
-    await x.channel.play(number_files(n))
+    gender = rest.partition(",")[0]
+    if rest and gender.lower() not in ("f", "m", "c", "n"):
+        x.warn("SayNumber gender option is either 'f', 'm', 'c' or 'n'")
+        return HANGUP
+    await x.channel.play(number_files(int(m.group(1))))
     return HANGUP if x.channel.hung_up else CONTINUE
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pypbx.dialplan.apps.say import zone
+from pypbx.dialplan.apps.flow import time_condition
 from pypbx.dialplan.args import split_args
 from pypbx.dialplan.interpreter import check_condition
-from pypbx.dialplan.model import TimeSpec
 from pypbx.dialplan.registry import function
 
 if TYPE_CHECKING:
@@ -40,13 +39,8 @@ def iftime(x: Execution, args: str) -> str | None:
     if not sep:
         x.warn("IFTIME requires an argument: IFTIME(<timespec>?[<true>][:<false>])")
         return None
-    try:
-        timing = TimeSpec.parse(spec)
-    except ValueError as exc:
-        x.warn(f"IFTIME: invalid time specification '{spec}': {exc}")
-        return None
     iftrue, iffalse = _branches(rest)
-    return (iftrue if timing.matches(x.now(zone(timing.timezone or ""))) else iffalse).strip()
+    return (iftrue if time_condition(x, spec) else iffalse).strip()
 
 
 @function("ISNULL", syntax="ISNULL(data)")
