@@ -19,6 +19,7 @@ import pytest
 from pypbx.check import load_config_dir
 from pypbx.location_store import LocationStore
 from pypbx.server import Pbx
+from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import AckReceived, CancelReceived, RequestReceived
 from pypbx.sip.message import Request, Response, make_request
 from pypbx.sipservice import SipService
@@ -446,3 +447,46 @@ def test_register_line_registers_then_unregisters_on_stop(tmp_path: Path) -> Non
     assert expiries[-1] == "0"  # stop() unregistered
     assert all(f"sip:7000@127.0.0.1:{port}" in (r.get("contact") or "") for r in provider.requests)
     assert len({r.get("call-id") for r in provider.requests}) == 1
+
+
+def test_replayed_nonce_count_and_stale_nonce_are_challenged_again(tmp_path: Path) -> None:
+    got: list[tuple[int, str]] = []
+
+    async def body(svc: SipService, client: SipStack, dest: tuple[str, int], clk: Clock) -> None:
+        uri = f"sip:{dest[0]}:{dest[1]}"
+        first = await client.request(register(client, dest), dest)
+        state = ClientAuthState("1000", "mysecretpassword")
+        state.learn(first.get("www-authenticate") or "")
+        realm = state.realms[0]
+        creds = state.authorization(realm, method="REGISTER", uri=uri, cnonce="c1")
+        for cseq in (2, 3):  # the same credentials twice: the second is a replay
+            req = register(client, dest, cseq=cseq, headers=[("Authorization", creds)])
+            resp = await client.request(req, dest)
+            got.append((resp.status, resp.get("www-authenticate") or ""))
+        clk.now += 3600  # the nonce is long past its lifetime
+        late = state.authorization(realm, method="REGISTER", uri=uri, cnonce="c2")
+        req = register(client, dest, cseq=4, headers=[("Authorization", late)])
+        resp = await client.request(req, dest)
+        got.append((resp.status, resp.get("www-authenticate") or ""))
+
+    run(tmp_path, body)
+    assert [status for status, _ in got] == [200, 401, 401]
+    assert "stale=true" not in got[1][1].lower()
+    assert "stale=true" in got[2][1].lower()
+
+
+def test_contacts_per_peer_are_capped(tmp_path: Path) -> None:
+    statuses: list[int] = []
+
+    async def body(svc: SipService, client: SipStack, dest: tuple[str, int], _: Clock) -> None:
+        for n in range(svc.max_contacts + 1):
+            contact = f"<sip:1000-{n}@127.0.0.1:{5000 + n}>"
+            req = register(client, dest, contact=contact, call_id=f"cap{n}@x")
+            resp = await client.request(req, dest, auth=("1000", "mysecretpassword"))
+            statuses.append(resp.status)
+        assert svc.store is not None
+        assert svc.store.count() == svc.max_contacts
+
+    run(tmp_path, body)
+    assert statuses[:-1] == [200] * (len(statuses) - 1)
+    assert statuses[-1] == 503

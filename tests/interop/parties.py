@@ -331,6 +331,7 @@ class PbxProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         out = self.log.open("ab")
+        offset = len(self.log_text())
         self.proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "run", "-C", str(self.confdir), "-vvv"],
             stdin=subprocess.DEVNULL,
@@ -344,7 +345,7 @@ class PbxProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if "ready (configuration" in self.log_text():
+            if "ready (configuration" in self.log_text()[offset:]:
                 return
             time.sleep(0.05)
         self.stop()
