@@ -426,8 +426,49 @@ _VIA_RE = re.compile(
 )
 
 
-def _via_fast(text: str) -> tuple[str, str, int | None, int] | None:
-    """The common compact form ``SIP/2.0/UDP host[:port][;params]`` without a regex."""
+# The usual Via in one match: ``SIP/2.0/<transport> hostname[:port]`` then parameters
+# without whitespace or quotes. IPv6 references, LWS and quoted values take the regex above.
+_VIA_FAST_RE = re.compile(
+    r"""SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+)[ ]
+        ([A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9.])?)(?::([0-9]{1,5}))?
+        ((?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[^\s;,"?<>]+)?)*)""",
+    re.VERBOSE,
+)
+
+
+def _via_fast(text: str) -> Via | None:
+    """The common compact form ``SIP/2.0/UDP host[:port][;params]`` in one match."""
+    m = _VIA_FAST_RE.fullmatch(text)
+    if m is None:
+        return None
+    transport, host, port_text, ptext = m.groups()
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return None
+    params: Params = ()
+    if ptext:
+        out: list[tuple[str, str | None]] = []
+        for item in ptext[1:].split(";"):
+            name, eq, value = item.partition("=")
+            if eq:
+                out.append((name, value))
+                lname = name.lower()
+                if (lname == "ttl" and ascii_uint(value, 255) is None) or (
+                    lname == "rport" and ascii_uint(value, 65535) is None
+                ):
+                    return None
+            else:
+                if name.lower() in _VIA_VALUED:
+                    return None
+                out.append((name, None))
+        params = tuple(out)
+    return Via(transport.upper(), host, port, params, "SIP/2.0")
+
+
+def _via_split(text: str) -> tuple[str, str, int | None, int] | None:
+    """``SIP/2.0/UDP host[:port][;params]`` by splitting (IPv6 references, LWS after ``;``)."""
     if not text.startswith("SIP/2.0/"):
         return None
     sp = text.find(" ", 8)
@@ -447,7 +488,10 @@ def parse_via(text: str) -> Via:
     """Parse one Via value (not a comma list)."""
     fast = _via_fast(text)
     if fast is not None:
-        transport, host, port, end = fast
+        return fast
+    split = _via_split(text)
+    if split is not None:
+        transport, host, port, end = split
     else:
         m = _VIA_RE.match(text)
         if m is None:

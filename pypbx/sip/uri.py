@@ -59,6 +59,19 @@ _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 _OPAQUE_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()%;/?:@&=+$,\[\]#]*")
 
 
+# The common SIP URI without escapes, password, IPv6 reference or URI headers, in one match:
+# [user "@"] hostname [":" port] *(";" pname ["=" pvalue]). When it matches, the groups are
+# exactly what the general path below would find (the user class has no "@", ";", "?" or
+# ":", so the only "@" is the one rfind would pick).
+_SIP_FAST_RE = re.compile(
+    r"""(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)@)?
+        ([A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9.])?)
+        (?::([0-9]{1,5}))?
+        ((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+)?)*)""",
+    re.VERBOSE,
+)
+
+
 def _check_host(host: str) -> str:
     if _HOSTNAME_RE.fullmatch(host) is None and _IPV6_RE.fullmatch(host) is None:
         raise ParseError(f"bad host {host[:40]!r}")
@@ -250,6 +263,23 @@ def parse_uri(text: str) -> Uri:
 
 
 def _parse_sip(scheme: str, rest: str) -> SipUri:
+    m = _SIP_FAST_RE.fullmatch(rest)
+    if m is not None:
+        user, host, port_text, ptext = m.groups()
+        port = None if port_text is None else int(port_text)
+        if port is None or port <= 65535:
+            params: Params = ()
+            if ptext:
+                out: list[tuple[str, str | None]] = []
+                for item in ptext[1:].split(";"):
+                    name, eq, value = item.partition("=")
+                    out.append((name, value if eq else None))
+                params = tuple(out)
+            return SipUri(host, user, None, port, params, (), scheme)
+    return _parse_sip_general(scheme, rest)
+
+
+def _parse_sip_general(scheme: str, rest: str) -> SipUri:
     at = rest.rfind("@")
     user: str | None = None
     password: str | None = None
@@ -427,6 +457,17 @@ def _check_display_tokens(text: str) -> str | None:
     return " ".join(words)
 
 
+# The usual name-addr in one match: an optional quoted display name without escapes or an
+# ASCII token display name, ``<sip:...>`` without whitespace, then header parameters
+# without whitespace or quotes. Anything else takes the general path.
+_NAME_ADDR_FAST_RE = re.compile(
+    r"""(?:"([^"\\]*)"[ \t]*|([A-Za-z0-9\-.!%*_+`'~]+(?:\ [A-Za-z0-9\-.!%*_+`'~]+)*)\ +)?
+        <sip:([^>\s]+)>
+        ((?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[^\s;,"?<>]+)?)*)""",
+    re.VERBOSE,
+)
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse ``( name-addr / addr-spec ) *( SEMI generic-param )``.
 
@@ -435,6 +476,17 @@ def parse_name_addr(text: str) -> NameAddr:
     ``<...>`` and unterminated quotes are errors (RFC 4475 §3.1.2.6, §3.1.2.14).
     """
     text = text.strip(" \t")
+    m = _NAME_ADDR_FAST_RE.fullmatch(text)
+    if m is not None:
+        quoted, words, rest, ptext = m.groups()
+        params: Params = ()
+        if ptext:
+            out: list[tuple[str, str | None]] = []
+            for item in ptext[1:].split(";"):
+                name, eq, value = item.partition("=")
+                out.append((name, value if eq else None))
+            params = tuple(out)
+        return NameAddr(_parse_sip("sip", rest), quoted if words is None else words, params)
     display: str | None
     if text.startswith('"'):
         m = _QUOTED_RE.match(text)
