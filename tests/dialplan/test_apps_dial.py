@@ -46,7 +46,6 @@ def run(text: str, exten: str = "s", **kw: object) -> DryRunResult:
         ("SIP/trunk/18005551234,2.5", [("SIP", "trunk/18005551234")], 2.5, {}, ""),
         ("SIP/1000,0", [("SIP", "1000")], None, {}, ""),  # <= 0: no timeout
         ("SIP/1000,abc", [("SIP", "1000")], None, {}, ""),
-        ("SIP/1000&&SIP/1001", [("SIP", "1000"), ("SIP", "1001")], None, {}, ""),
         ('SIP/1000,20,"U(sub^a^b)"', [("SIP", "1000")], 20.0, {"U": "sub^a^b"}, ""),
     ],
 )
@@ -70,10 +69,30 @@ def test_parse_dial_without_target_raises() -> None:
         parse_dial(",20")
 
 
-def test_parse_dial_refuses_targets_without_technology() -> None:
-    parsed = parse_dial("1000&SIP/1001")
+@pytest.mark.parametrize("peers", ["1000&SIP/1001", "SIP/1000&&SIP/1001", "SIP/", "SIP/1&"])
+def test_parse_dial_target_without_resource_invalidates_the_dial(peers: str) -> None:
+    assert parse_dial(peers).error == "Dial argument takes format (technology/resource)"
+
+
+def test_parse_dial_refuses_targets_without_technology_and_duplicates() -> None:
+    parsed = parse_dial("/1000&SIP/1001&sip/1001")
     assert parsed.targets == [DialTarget("SIP", "1001")]
-    assert len(parsed.refused) == 1
+    assert len(parsed.refused) == 2
+    assert parsed.error == ""
+
+
+@pytest.mark.parametrize(("options", "continues"), [("", False), ("g", True)])
+def test_invalid_dial_args_set_invalidargs(options: str, continues: bool) -> None:
+    result = run(
+        f"""
+        [test]
+        exten => s,1,Dial(SIP/1000&&SIP/1001,20,{options})
+        same => n,NoOp(${{DIALSTATUS}})
+        """
+    )
+    assert result.variables["DIALSTATUS"] == "INVALIDARGS"
+    assert ("NoOp" in [s.app for s in result.steps]) is continues
+    assert not any(a.startswith("dial") for a in result.actions)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +192,7 @@ def test_exten_cannot_inject_dial_targets(exten: str) -> None:
     )
     assert not any(a.startswith("dial") for a in result.actions), result.actions
     assert result.variables["DIALSTATUS"] == "CHANUNAVAIL"
-    assert any("refusing target" in m for m in result.log)
+    assert any("caller-supplied characters" in m for m in result.log)
     # the dry run shows what the caller sent, readable
     assert result.steps[0].args == f"SIP/{exten}@trunk,30"
 

@@ -46,6 +46,7 @@ class DialArgs:
     url: str = ""
     refused: list[str] = field(default_factory=list)
     unknown_options: str = ""
+    error: str = ""
 
 
 def parse_options(text: str) -> tuple[dict[str, str], str]:
@@ -88,9 +89,13 @@ def parse_options(text: str) -> tuple[dict[str, str], str]:
 
 
 def parse_dial(data: str) -> DialArgs:
-    """Split ``Dial`` data into targets, timeout, options and URL.
+    """Split ``Dial`` data into targets, timeout, options and URL (dial_exec_full).
 
-    Raises :class:`DialArgsError` when there is no target at all.
+    Raises :class:`DialArgsError` when there is no target at all. A target without a
+    resource (``1000``, ``SIP/``, an empty one between ``&&``) makes the whole Dial invalid
+    (``error`` set: DIALSTATUS INVALIDARGS). A target without technology cannot be created
+    and one holding caller-supplied special characters is refused: both go to ``refused``.
+    A target listed twice is dialled once.
     """
     args = split_args(data)
     peers = args[0] if args else ""
@@ -98,20 +103,29 @@ def parse_dial(data: str) -> DialArgs:
         raise DialArgsError("Dial requires an argument (technology/resource)")
     targets: list[DialTarget] = []
     refused: list[str] = []
+    error = ""
+    seen: set[str] = set()
     for item in peers.split("&"):
-        item = item.strip()
-        if not item:
-            continue
-        tech, slash, resource = item.partition("/")
-        if not slash or not tech or not resource:
-            refused.append(f"{reveal(item)}: Dial argument takes format (technology/resource)")
+        tech, _, resource = item.partition("/")
+        if not resource:
+            error = "Dial argument takes format (technology/resource)"
+            break
+        if not tech:
+            refused.append(f"{reveal(item)}: Unable to create channel of type ''")
             continue
         if is_neutralized(item):
             refused.append(
                 f"{reveal(item)}: caller-supplied characters not allowed in a dial target"
             )
             continue
-        targets.append(DialTarget(tech.strip(), resource.strip()))
+        if item.lower() in seen:
+            refused.append(
+                f"{item}: Skipping dialing interface '{item}' again since it has already "
+                "been dialed"
+            )
+            continue
+        seen.add(item.lower())
+        targets.append(DialTarget(tech, resource))
     timeout: float | None = None
     if len(args) > 1 and args[1].strip():
         try:
@@ -122,7 +136,7 @@ def parse_dial(data: str) -> DialArgs:
             timeout = None
     options, unknown = parse_options(args[2]) if len(args) > 2 else ({}, "")
     url = args[3] if len(args) > 3 else ""
-    return DialArgs(targets, timeout, options, url, refused, unknown)
+    return DialArgs(targets, timeout, options, url, refused, unknown, error)
 
 
 @application(
@@ -142,8 +156,13 @@ async def dial(x: Execution, data: str) -> AppResult:
     except DialArgsError as exc:
         x.warn(str(exc))
         return HANGUP
+    go_on = "g" in parsed.options
+    if parsed.error:
+        x.warn(parsed.error)
+        x.vars.set("DIALSTATUS", DialStatus.INVALIDARGS.value)
+        return CONTINUE if go_on else HANGUP
     for why in parsed.refused:
-        x.warn(f"Dial: refusing target {why}")
+        x.warn(f"Dial: {why}")
     if parsed.unknown_options:
         x.warn(f"Dial: unknown options '{parsed.unknown_options}' ignored")
     if not parsed.targets:
@@ -165,7 +184,5 @@ async def dial(x: Execution, data: str) -> AppResult:
     if result.status is DialStatus.CANCEL or x.channel.hung_up:
         return HANGUP
     if result.status is DialStatus.ANSWER:
-        if "g" in parsed.options and result.peer_hung_up:
-            return CONTINUE
-        return HANGUP
+        return CONTINUE if go_on and result.peer_hung_up else HANGUP
     return CONTINUE
