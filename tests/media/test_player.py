@@ -12,7 +12,7 @@ from pypbx.media.player import Packetizer, echo, play, send_digits
 from pypbx.media.ports import PortAllocator
 from pypbx.media.relay import RelayLeg
 
-BASE = 22000 + (os.getpid() % 500) * 20
+BASE = 23000 + (os.getpid() % 250) * 4
 
 
 class FakeTime:

@@ -10,7 +10,7 @@ import pytest
 from pypbx.media.ports import PortAllocator, PortsExhausted
 
 # A per-process range below the Linux ephemeral range, so parallel runs do not collide.
-BASE = 20000 + (os.getpid() % 500) * 20
+BASE = 20000 + (os.getpid() % 150) * 20
 
 
 def _bound(sock: socket.socket) -> int:

@@ -23,7 +23,7 @@ from pypbx.media.relay import LegOptions, Relay, RelayLeg, SourceState
 from pypbx.media.rtp import RtpPacket
 from pypbx.sip.sdp import Codec
 
-BASE = 21000 + (os.getpid() % 500) * 20
+BASE = 24000 + (os.getpid() % 80) * 100  # 80 ports per run, below the ephemeral range
 LOOPS = ["asyncio"]
 try:
     import uvloop
