@@ -766,6 +766,12 @@ _APPS = [
     "GotoIfTime",
     "Answer",
     "NoSuchApp",
+    "Exec",
+    "TryExec",
+    "ExecIfTime",
+    "MacroIf",
+    "RaiseException",
+    "ClearHash",
 ]
 _ARGS = st.sampled_from(
     [
