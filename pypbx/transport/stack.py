@@ -261,6 +261,11 @@ class SipStack:
                 self.uas[transport] = factory(endpoint)
         return self.uas
 
+    def flush(self) -> None:
+        """Send what sessions queued outside the pump (a call task answering, hanging up)."""
+        if self._loop is not None and not self._closed:
+            self._pump()
+
     def _driver(self, transport: str) -> Endpoint | UserAgent:
         """What received bytes and timers go to: the transport's UA, else its endpoint."""
         ua = self.uas.get(transport)

@@ -1,0 +1,65 @@
+"""The B2BUA bridge: two answered legs joined, RTP relayed between their relay legs with
+per-direction payload-type routes (RFC 3550 §7: pypbx acts as an RTP translator), hold
+re-INVITEs passed across (RFC 3264 §8.4, done by the legs), and the first hangup ending both
+(Asterisk ``ast_bridge_call`` with a native two-party bridge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from pypbx.call.sip_channel import SipChannel
+from pypbx.dialplan.channel_api import HangupCause
+from pypbx.media.codecs import route_between
+from pypbx.media.relay import Relay
+
+__all__ = ["Bridge", "BridgeEnd", "join_media"]
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeEnd:
+    """How a bridge ended: ``callee_hung_up`` is True when the called leg ended first."""
+
+    callee_hung_up: bool
+    cause: int
+
+
+def join_media(a: SipChannel, b: SipChannel) -> Relay | None:
+    """Relay RTP between the legs (None until both have a relay leg)."""
+    if a.leg is None or b.leg is None or a.leg.closed or b.leg.closed:
+        return None
+    return Relay(
+        a.leg,
+        b.leg,
+        a_to_b=route_between(a.codecs, b.codecs),
+        b_to_a=route_between(b.codecs, a.codecs),
+    )
+
+
+class Bridge:
+    """``caller`` ↔ ``callee`` until one hangs up; the other is then hung up too (callee) or
+    left to the dial plan (caller: Dial returns and the plan ends the call)."""
+
+    def __init__(self, caller: SipChannel, callee: SipChannel) -> None:
+        self.caller = caller
+        self.callee = callee
+        self.relay: Relay | None = None
+
+    async def run(self) -> BridgeEnd:
+        a, b = self.caller, self.callee
+        a.bridged, b.bridged = b, a
+        self.relay = join_media(a, b)
+        waits = {asyncio.ensure_future(a.ended.wait()), asyncio.ensure_future(b.ended.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            a.bridged = b.bridged = None
+            if self.relay is not None:
+                self.relay.unjoin()
+        if b.hung_up:
+            return BridgeEnd(True, b.hangup_cause or int(HangupCause.NORMAL_CLEARING))
+        b.terminate(int(HangupCause.NORMAL_CLEARING))
+        return BridgeEnd(False, a.hangup_cause or int(HangupCause.NORMAL_CLEARING))

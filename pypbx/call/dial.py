@@ -1,0 +1,180 @@
+"""Dial(): ring every target at once, first answer wins, the others get CANCEL; timeout;
+180/183 passed back to the caller; the caller's CANCEL ends the attempt; ``DIALSTATUS`` as
+app_dial computes it (busy, then congestion, then no channel, else no answer). RFC 3261
+§9.1 (CANCEL of the losing branches), §13.2.2.4 (forking).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from pypbx.call.bridge import Bridge, join_media
+from pypbx.call.causes import dialstatus_for_cause
+from pypbx.call.sip_channel import LegNews, SipChannel
+from pypbx.call.tech import TechRegistry, UnknownTech
+from pypbx.dialplan.channel_api import DialResult, DialStatus, DialTarget, HangupCause, reveal
+from pypbx.errors import PbxError
+from pypbx.sip.sdp import Codec, codecs
+
+__all__ = ["Dialer", "aggregate_status"]
+
+log = logging.getLogger("pypbx.call")
+_ORDER = (DialStatus.BUSY, DialStatus.CONGESTION, DialStatus.CHANUNAVAIL, DialStatus.NOANSWER)
+
+
+def aggregate_status(causes: list[int]) -> DialStatus:
+    """app_dial: any busy leg → BUSY, else any congestion → CONGESTION, else a leg that could
+    not be reached → CHANUNAVAIL, else NOANSWER."""
+    seen = {dialstatus_for_cause(c) for c in causes}
+    return next((s for s in _ORDER if s in seen), DialStatus.NOANSWER)
+
+
+class Dialer:
+    """The ``dial`` of SIP channels: uses the technology registry and the loop clock."""
+
+    def __init__(
+        self,
+        techs: TechRegistry,
+        loop_time: Callable[[], float],
+        on_dialed: Callable[[SipChannel, SipChannel], None] | None = None,
+    ) -> None:
+        self.techs = techs
+        self.loop_time = loop_time
+        self.on_dialed = on_dialed
+
+    async def __call__(
+        self,
+        caller: SipChannel,
+        targets: list[DialTarget],
+        timeout: float | None,
+        options: dict[str, str],
+        inherit: dict[str, str] | None,
+    ) -> DialResult:
+        start = self.loop_time()
+        news: asyncio.Queue[LegNews] = asyncio.Queue()
+        causes: list[int] = []
+        legs: list[SipChannel] = []
+        for target in targets:
+            try:
+                tech = self.techs.get(target.tech)
+            except UnknownTech:
+                log.warning("%s: no channel technology %r", caller.name, target.tech)
+                causes.append(int(HangupCause.CHAN_NOT_IMPLEMENTED))
+                continue
+            leg = tech.request(reveal(target.resource), caller, inherit=inherit)
+            if not isinstance(leg, SipChannel):
+                causes.append(int(HangupCause.SUBSCRIBER_ABSENT))
+                continue
+            leg.news = news
+            try:
+                await leg.start_call(_offer_codecs(caller, leg))
+            except (PbxError, OSError) as exc:
+                log.warning("%s: cannot call %s: %s", caller.name, leg.name, exc)
+                leg.remote_ended(int(HangupCause.NORMAL_CIRCUIT_CONGESTION))
+                causes.append(int(HangupCause.NORMAL_CIRCUIT_CONGESTION))
+                continue
+            log.info("    -- Called %s", target)
+            if self.on_dialed is not None:
+                self.on_dialed(caller, leg)
+            legs.append(leg)
+        if not legs:
+            return DialResult(DialStatus.CHANUNAVAIL, cause=causes[0] if causes else 0)
+        if "r" in options:
+            caller.ring()
+        winner = await self._wait(caller, legs, news, causes, start, timeout)
+        dialed = int(self.loop_time() - start)
+        for leg in legs:
+            if leg is not winner:
+                leg.terminate(int(HangupCause.NORMAL_CLEARING))
+        if winner is None:
+            if caller.hung_up:
+                return DialResult(DialStatus.CANCEL, dialed_time=dialed)
+            if self.loop_time() - start >= (timeout or float("inf")) - 0.05:
+                return DialResult(DialStatus.NOANSWER, dialed_time=dialed)
+            status = aggregate_status(causes)
+            return DialResult(status, dialed_time=dialed, cause=causes[-1] if causes else 0)
+        log.info("    -- %s answered %s", winner.name, caller.name)
+        await caller.answer()
+        if caller.hung_up:
+            winner.terminate(int(HangupCause.NORMAL_CLEARING))
+            return DialResult(DialStatus.CANCEL, dialed_time=dialed, peer=winner.name)
+        answered_at = self.loop_time()
+        end = await Bridge(caller, winner).run()
+        return DialResult(
+            DialStatus.ANSWER,
+            dialed_time=int(self.loop_time() - start),
+            answered_time=int(self.loop_time() - answered_at),
+            peer=winner.name,
+            peer_hung_up=end.callee_hung_up,
+        )
+
+    async def _wait(
+        self,
+        caller: SipChannel,
+        legs: list[SipChannel],
+        news: asyncio.Queue[LegNews],
+        causes: list[int],
+        start: float,
+        timeout: float | None,
+    ) -> SipChannel | None:
+        live = set(legs)
+        hung = asyncio.ensure_future(caller.ended.wait())
+        try:
+            while live:
+                remaining = None if timeout is None else start + timeout - self.loop_time()
+                if remaining is not None and remaining <= 0:
+                    return None
+                get = asyncio.ensure_future(news.get())
+                done, _ = await asyncio.wait(
+                    {get, hung}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                if get not in done:
+                    get.cancel()
+                    return None
+                if hung in done:  # the caller went away (CANCEL): the news is stale
+                    return None
+                item = get.result()
+                if item.leg not in live:
+                    continue
+                if item.kind == "answer":
+                    return item.leg
+                if item.kind == "fail":
+                    live.discard(item.leg)
+                    causes.append(item.leg.hangup_cause)
+                elif item.kind == "progress":
+                    if item.sdp is not None:
+                        await _early_media(caller, item.leg)
+                    else:
+                        caller.ring()
+            return None
+        finally:
+            hung.cancel()
+
+
+async def _early_media(caller: SipChannel, leg: SipChannel) -> None:
+    """183 with SDP: answer the caller's offer in a 183 and relay the early media."""
+    try:
+        await caller.open_media()
+    except (PbxError, OSError):
+        return
+    caller.ring(early_media=True)
+    join_media(caller, leg)
+
+
+def _offer_codecs(caller: SipChannel, leg: SipChannel) -> tuple[str, ...]:
+    """The callee peer's allow order, keeping what the caller offered when that leaves any
+    (else the whole list: G.711 is transcoded between the two laws)."""
+    offered = {c.name.upper() for c in caller_offer(caller)}
+    names = {"ulaw": "PCMU", "alaw": "PCMA", "g729": "G729", "gsm": "GSM", "g722": "G722"}
+    kept = tuple(a for a in leg.allow if names.get(a.lower(), a.upper()) in offered)
+    return kept or leg.allow
+
+
+def caller_offer(caller: SipChannel) -> list[Codec]:
+    """The codecs the caller's offer listed (its audio streams)."""
+    sd = caller.remote_sdp
+    if sd is None:
+        return []
+    return [c for m in sd.media if m.kind == "audio" for c in codecs(m)]

@@ -1,0 +1,504 @@
+"""The SIP channel technology: a :class:`SipChannel` binds one INVITE session (RFC 3261 §13)
+and one RTP relay leg to a :class:`~pypbx.call.channel.Channel`, with the SDP rewritten to
+pypbx's address on each leg (RFC 3264 §6 answers, §8 re-offers; Asterisk ``canreinvite=no``).
+
+Incoming legs implement :class:`~pypbx.dialplan.channel_api.ChannelApi` for the dial plan;
+outgoing legs are made by :class:`SipTech` (``Dial(SIP/peer)``, ``SIP/number@peer``,
+``SIP/peer/number``) and report their progress to the dialer through ``news``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pypbx.call.causes import cause_to_sip, sip_to_cause
+from pypbx.call.channel import Channel, ChannelNamer, ChannelState, ChannelTable
+from pypbx.config.sipmodel import NatMode, Peer
+from pypbx.dialplan.channel_api import DialResult, DialTarget, HangupCause, Indication
+from pypbx.media.relay import LegOptions, RelayLeg
+from pypbx.sip.auth import ClientAuthState
+from pypbx.sip.events import Addr
+from pypbx.sip.sdp import (
+    Codec,
+    Direction,
+    NotAcceptable,
+    SdpError,
+    SessionDescription,
+    build_answer,
+    build_offer,
+    codecs,
+    direction,
+    parse_sdp,
+)
+from pypbx.sip.session import Session
+from pypbx.sip.transaction import IllegalTransition
+from pypbx.sip.useragent import UserAgent
+
+if TYPE_CHECKING:
+    from pypbx.media.ports import PortAllocator
+    from pypbx.peers import PeerDirectory
+
+__all__ = ["CallEnv", "LegNews", "SipChannel", "SipTech", "media_address"]
+
+log = logging.getLogger("pypbx.call")
+SDP = "application/sdp"
+_DEFAULT_LEG = LegOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class LegNews:
+    """What an outgoing leg tells the dialer: ``progress`` (1xx), ``answer`` or ``fail``."""
+
+    leg: SipChannel
+    kind: str
+    status: int
+    sdp: SessionDescription | None = None
+
+
+DialFn = Callable[
+    ["SipChannel", list[DialTarget], float | None, dict[str, str], dict[str, str] | None],
+    Awaitable[DialResult],
+]
+
+
+@dataclass(slots=True)
+class CallEnv:
+    """What SIP channels share: the user agent, peers, RTP ports, addresses, clocks."""
+
+    ua: UserAgent
+    directory: PeerDirectory
+    ports: PortAllocator
+    media_host: str
+    sip_host: str
+    namer: ChannelNamer
+    channels: ChannelTable
+    loop_time: Callable[[], float]
+    wall_time: Callable[[], float]
+    flush: Callable[[], None]
+    register_session: Callable[[Session, SipChannel], None]
+    strict: LegOptions = _DEFAULT_LEG
+    default_allow: tuple[str, ...] = ("ulaw", "alaw")
+    dial: DialFn | None = None
+
+
+def media_address(sd: SessionDescription) -> Addr | None:
+    """Where the first live audio stream of ``sd`` wants RTP (None if none, or held with
+    ``c=0.0.0.0``)."""
+    for m in sd.media:
+        if m.kind == "audio" and m.port != 0:
+            conn = m.connection or sd.connection
+            if conn is None or conn.host == "0.0.0.0":
+                return None
+            return conn.host, m.port
+    return None
+
+
+def _audio_index(sd: SessionDescription) -> int | None:
+    return next((i for i, m in enumerate(sd.media) if m.kind == "audio" and m.port != 0), None)
+
+
+def _audio_codecs(sd: SessionDescription) -> list[Codec]:
+    i = _audio_index(sd)
+    return [] if i is None else codecs(sd.media[i])
+
+
+class SipChannel(Channel):
+    """One SIP call leg: session, relay leg, SDP state; ChannelApi for incoming legs."""
+
+    def __init__(
+        self,
+        env: CallEnv,
+        name: str,
+        uniqueid: str,
+        *,
+        peer: Peer | None,
+        outgoing: bool,
+        session: Session | None = None,
+    ) -> None:
+        super().__init__(name, uniqueid, created=env.wall_time())
+        self.env = env
+        self.peer = peer
+        self.outgoing = outgoing
+        self.session = session
+        self.leg: RelayLeg | None = None
+        self.remote_sdp: SessionDescription | None = None
+        self.local_sdp: SessionDescription | None = None
+        self.codecs: list[Codec] = []  # this leg's negotiated codecs (its payload types)
+        self.ended = asyncio.Event()
+        self.news: asyncio.Queue[LegNews] | None = None
+        self.callerid_num = ""
+        self.callerid_name = ""
+        self.rang = False
+        self.early_media = False
+        self._sdp_version = 1
+        self._session_id = abs(hash(uniqueid)) % 10**9 + 1
+        self.invite_plan: tuple[str, str, str, Addr, ClientAuthState | None] | None = None
+        self.on_answer: Callable[[SipChannel], None] | None = None
+        self.on_end: Callable[[SipChannel], None] | None = None
+
+    # -- ChannelApi properties ---------------------------------------------------------
+
+    @property
+    def answered(self) -> bool:
+        return self.state is ChannelState.UP
+
+    @property
+    def hung_up(self) -> bool:
+        return self.state is ChannelState.HUNGUP
+
+    @property
+    def allow(self) -> tuple[str, ...]:
+        return self.peer.allow if self.peer is not None else self.env.default_allow
+
+    # -- media -------------------------------------------------------------------------
+
+    async def open_media(self) -> None:
+        """Allocate the even/odd port pair and start reading it (PortsExhausted escapes)."""
+        if self.leg is not None:
+            return
+        pair = self.env.ports.allocate()
+        latch = self.peer is not None and NatMode.COMEDIA in self.peer.nat
+        options = LegOptions(latch=latch, strict=self.env.strict.strict)
+        leg = RelayLeg(pair, options=options, on_close=self.env.ports.release)
+        self.leg = leg
+        try:
+            await leg.open()
+        except OSError:
+            leg.close()
+            self.leg = None
+            raise
+        if self.remote_sdp is not None:
+            self._apply_remote(self.remote_sdp)
+
+    def _apply_remote(self, sd: SessionDescription) -> None:
+        self.remote_sdp = sd
+        addr = media_address(sd)
+        if self.leg is not None and addr is not None and addr != self.leg.expected:
+            self.leg.set_remote(addr)
+
+    def _next_version(self) -> int:
+        self._sdp_version += 1
+        return self._sdp_version
+
+    def answer_sdp(self) -> bytes:
+        """Our answer to the leg's offer (raises NotAcceptable: no common codec)."""
+        assert self.leg is not None
+        assert self.remote_sdp is not None
+        if self.local_sdp is None:
+            ans = build_answer(
+                self.remote_sdp,
+                self.env.media_host,
+                self.leg.port,
+                self.allow,
+                session_id=self._session_id,
+                version=self._sdp_version,
+            )
+            self.local_sdp = ans
+            self.codecs = [c for c in _audio_codecs(ans) if c.name.lower() != "telephone-event"]
+        return self.local_sdp.to_bytes()
+
+    def offer_sdp(self, allowed: tuple[str, ...], way: Direction = Direction.SENDRECV) -> bytes:
+        assert self.leg is not None
+        sd = build_offer(
+            self.env.media_host,
+            self.leg.port,
+            allowed,
+            session_id=self._session_id,
+            version=self._next_version() if self.local_sdp is not None else self._sdp_version,
+            way=way,
+        )
+        self.local_sdp = sd
+        return sd.to_bytes()
+
+    # -- ChannelApi --------------------------------------------------------------------
+
+    async def answer(self) -> None:
+        if self.state in (ChannelState.UP, ChannelState.HUNGUP) or self.session is None:
+            return
+        try:
+            await self.open_media()
+            body = self.answer_sdp()
+        except NotAcceptable:
+            await self.hangup(int(HangupCause.BEARERCAPABILITY_NOTAVAIL))
+            return
+        with suppress(IllegalTransition):
+            self.session.answer(body=body, content_type=SDP, now=self.env.loop_time())
+        self.set_state(ChannelState.UP)
+        self.answered_at = self.env.wall_time()
+        self.env.flush()
+        if self.on_answer is not None:
+            self.on_answer(self)
+
+    async def hangup(self, cause: int) -> None:
+        self.terminate(cause)
+
+    def ring(self, *, early_media: bool = False) -> None:
+        """180 Ringing (or 183 with our SDP for early media) to the caller, once each."""
+        if self.session is None or self.state is not ChannelState.RING:
+            return
+        now = self.env.loop_time()
+        try:
+            if early_media and not self.early_media and self.leg is not None:
+                self.session.ring(status=183, body=self.answer_sdp(), content_type=SDP, now=now)
+                self.early_media = True
+            elif not early_media and not self.rang:
+                self.session.ring(status=180, now=now)
+                self.rang = True
+        except (IllegalTransition, NotAcceptable):
+            return
+        self.env.flush()
+
+    async def indicate(self, what: Indication) -> None:
+        if what is Indication.RINGING:
+            self.ring()
+        elif what is Indication.PROGRESS:
+            with suppress(OSError):
+                await self.open_media()
+            self.ring(early_media=True)
+        elif what is Indication.BUSY and not self.answered:
+            self.terminate(int(HangupCause.USER_BUSY))
+        elif what is Indication.CONGESTION and not self.answered:
+            self.terminate(int(HangupCause.NORMAL_CIRCUIT_CONGESTION))
+
+    async def sleep(self, seconds: float) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.ended.wait(), max(0.0, seconds))
+
+    async def play(self, files: list[str], *, stop_digits: str = "") -> str:
+        log.warning("%s: Playback of %s is not available on SIP channels yet", self.name, files)
+        return ""
+
+    async def read_digits(self, max_digits: int, timeout: float, *, terminator: str = "#") -> str:
+        await self.sleep(timeout)
+        return ""
+
+    async def echo(self) -> None:
+        leg = self.leg
+        if leg is not None:
+            leg.sink = leg.send  # type: ignore[assignment]
+        await self.ended.wait()
+
+    async def play_tones(self, tones: str) -> None:
+        return None
+
+    async def stop_tones(self) -> None:
+        return None
+
+    async def dial(
+        self,
+        targets: list[DialTarget],
+        timeout: float | None,
+        options: dict[str, str],
+        *,
+        inherit: dict[str, str] | None = None,
+    ) -> DialResult:
+        if self.env.dial is None:
+            raise RuntimeError("no dialer configured")
+        return await self.env.dial(self, targets, timeout, options, inherit)
+
+    # -- ending --------------------------------------------------------------------------
+
+    def terminate(self, cause: int) -> None:
+        """End this leg now: BYE when up, CANCEL when calling, a final response when ringing."""
+        if self.state is ChannelState.HUNGUP:
+            return
+        self.hangup_cause = self.hangup_cause or cause
+        session = self.session
+        if session is not None:
+            now = self.env.loop_time()
+            with suppress(IllegalTransition, ValueError):
+                if self.state is ChannelState.UP:
+                    session.bye(now=now)
+                elif self.outgoing:
+                    session.hangup(now=now)
+                else:
+                    session.reject(cause_to_sip(cause)[0], now=now)
+            self.env.flush()
+        self._ended()
+
+    def remote_ended(self, cause: int) -> None:
+        """The far end ended the leg (BYE, CANCEL, a failure): nothing to send."""
+        if self.state is ChannelState.HUNGUP:
+            return
+        self.hangup_cause = self.hangup_cause or cause
+        self._ended()
+
+    def _ended(self) -> None:
+        with suppress(ValueError):
+            self.set_state(ChannelState.HUNGUP)
+        if self.leg is not None:
+            self.leg.close()
+        self.ended.set()
+        self.env.channels.remove(self)
+        if self.on_end is not None:
+            self.on_end(self)
+
+    # -- outgoing legs ---------------------------------------------------------------------
+
+    async def start_call(self, allowed: tuple[str, ...]) -> None:
+        """Send the INVITE planned by :class:`SipTech` with our offer of ``allowed``."""
+        assert self.invite_plan is not None
+        uri, to, from_, dest, auth = self.invite_plan
+        await self.open_media()
+        body = self.offer_sdp(allowed)
+        session = self.env.ua.invite(
+            uri,
+            to=to,
+            from_=from_,
+            dest=dest,
+            body=body,
+            content_type=SDP,
+            auth=auth,
+            now=self.env.loop_time(),
+        )
+        self.session = session
+        self.env.register_session(session, self)
+        self.set_state(ChannelState.DIALING)
+        self.env.flush()
+
+    def _tell(self, kind: str, status: int, sd: SessionDescription | None = None) -> None:
+        if self.news is not None:
+            self.news.put_nowait(LegNews(self, kind, status, sd))
+
+    def _body_sdp(self, body: bytes) -> SessionDescription | None:
+        if not body:
+            return None
+        try:
+            return parse_sdp(body)
+        except SdpError:
+            return None
+
+    def progressed(self, status: int, body: bytes) -> None:
+        sd = self._body_sdp(body)
+        if sd is not None:
+            self._apply_remote(sd)
+            self.codecs = _audio_codecs(sd)
+        with suppress(ValueError):
+            self.set_state(ChannelState.RINGING)
+        self._tell("progress", status, sd)
+
+    def answered_remote(self, body: bytes) -> None:
+        sd = self._body_sdp(body)
+        if sd is not None:
+            self._apply_remote(sd)
+            self.codecs = [c for c in _audio_codecs(sd) if c.name.lower() != "telephone-event"]
+        with suppress(ValueError):
+            self.set_state(ChannelState.UP)
+        self.answered_at = self.env.wall_time()
+        self._tell("answer", 200, sd)
+
+    def rejected(self, status: int) -> None:
+        self.remote_ended(sip_to_cause(status))
+        self._tell("fail", status)
+
+    # -- re-INVITE (hold/unhold) passed across --------------------------------------------
+
+    def reinvite_received(self, body: bytes) -> None:
+        """Answer a re-INVITE with our SDP and pass its direction to the bridged leg."""
+        session = self.session
+        if session is None:
+            return
+        now = self.env.loop_time()
+        sd = self._body_sdp(body)
+        if sd is None or self.leg is None:
+            with suppress(IllegalTransition):
+                session.answer_reinvite(
+                    200, body=self.local_sdp.to_bytes() if self.local_sdp else b"",
+                    content_type=SDP if self.local_sdp else None, now=now,
+                )  # fmt: skip
+            self.env.flush()
+            return
+        self._apply_remote(sd)
+        try:
+            ans = build_answer(
+                sd,
+                self.env.media_host,
+                self.leg.port,
+                self.allow,
+                session_id=self._session_id,
+                version=self._next_version(),
+            )
+        except NotAcceptable:
+            with suppress(IllegalTransition):
+                session.answer_reinvite(488, now=now)
+            self.env.flush()
+            return
+        self.local_sdp = ans
+        with suppress(IllegalTransition):
+            session.answer_reinvite(200, body=ans.to_bytes(), content_type=SDP, now=now)
+        other = self.bridged
+        index = _audio_index(sd)
+        way = direction(sd, index) if index is not None else Direction.SENDRECV
+        if media_address(sd) is None and way is Direction.SENDRECV:
+            way = Direction.SENDONLY  # RFC 2543 hold: c=0.0.0.0
+        if isinstance(other, SipChannel) and other.session is not None and other.leg is not None:
+            body_out = other.offer_sdp(other.allow, way)
+            with suppress(IllegalTransition):
+                other.session.reinvite(body=body_out, content_type=SDP, now=now)
+        self.env.flush()
+
+    def reinvite_answered(self, status: int, body: bytes) -> None:
+        sd = self._body_sdp(body) if 200 <= status < 300 else None
+        if sd is not None:
+            self._apply_remote(sd)
+
+
+class SipTech:
+    """``Dial(SIP/...)``: find the peer, plan the INVITE (R-URI, From, To, next hop, auth)."""
+
+    name = "SIP"
+    description = "Session Initiation Protocol (SIP)"
+
+    def __init__(self, env: CallEnv) -> None:
+        self.env = env
+
+    def request(
+        self, resource: str, caller: Channel, *, inherit: dict[str, str] | None = None
+    ) -> SipChannel | None:
+        number = ""
+        peer_name = resource
+        if "@" in resource:
+            number, _, peer_name = resource.partition("@")
+        elif "/" in resource:
+            peer_name, _, number = resource.partition("/")
+        peer = self.env.directory.get(peer_name)
+        if peer is None:
+            log.warning("Unable to create channel of type 'SIP' (cause 20 - Unknown peer)")
+            return None
+        target = self.env.directory.target(peer.name, self.env.wall_time())
+        if target is None:
+            log.warning("Unable to create channel of type 'SIP': %s is unreachable", peer.name)
+            return None
+        dest = target[0]
+        host = f"{dest[0]}:{dest[1]}"
+        if peer.dynamic and not number:
+            binding = self.env.directory.binding(peer.name, self.env.wall_time())
+            uri = binding.contact if binding is not None else f"sip:{peer.name}@{host}"
+            to_user = peer.name
+        else:
+            to_user = number or peer.name
+            uri = f"sip:{to_user}@{host}"
+        to = f"<sip:{to_user}@{host}>"
+        cid_num = getattr(caller, "callerid_num", "") or ""
+        cid_name = getattr(caller, "callerid_name", "") or ""
+        from_user = peer.fromuser or cid_num or "anonymous"
+        from_host = peer.fromdomain or self.env.sip_host
+        display = f'"{cid_name}" ' if cid_name and '"' not in cid_name else ""
+        from_ = f"{display}<sip:{from_user}@{from_host}>"
+        auth = None
+        if peer.secret:
+            auth = ClientAuthState(peer.username or peer.auth_name, peer.secret)
+        name, uniqueid = self.env.namer.next("SIP", peer.name, self.env.wall_time())
+        leg = SipChannel(self.env, name, uniqueid, peer=peer, outgoing=True)
+        leg.invite_plan = (uri, to, from_, dest, auth)
+        leg.callerid_num, leg.callerid_name = cid_num, cid_name
+        leg.exten = to_user
+        for k, v in (inherit or {}).items():
+            leg.vars.set(k, v)
+        self.env.channels.add(leg)
+        return leg

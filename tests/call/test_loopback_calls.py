@@ -1,0 +1,305 @@
+"""Calls through pypbx on loopback: scripted phones ↔ SipService + CallService (glue tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pypbx.call.sip_channel import media_address
+from pypbx.sip.auth import ClientAuthState
+from pypbx.sip.events import (
+    SessionAnswered,
+    SessionCancelled,
+    SessionOffered,
+    SessionProgressed,
+    SessionRejected,
+    SessionTerminated,
+)
+from pypbx.sip.sdp import parse_sdp
+from pypbx.sip.session import Session
+from tests.call.loopback import Bed, Phone, last_cdr, run_bed
+
+
+def call(bed: Bed, number: str, *, auth: bool = True, phone: Phone | None = None) -> Session:
+    p = phone or bed.caller
+    return p.ua.invite(
+        f"sip:{number}@127.0.0.1:{bed.port}",
+        to=f"<sip:{number}@127.0.0.1:{bed.port}>",
+        from_=f'"Alice" <sip:1000@{p.ip}>',
+        dest=bed.addr,
+        body=p.offer(),
+        content_type="application/sdp",
+        auth=ClientAuthState("1000", "pw1000") if auth else None,
+        now=p.now(),
+    )
+
+
+def flush(p: Phone) -> None:
+    assert p.stack is not None
+    p.stack.flush()
+
+
+async def settle(seconds: float = 0.2) -> None:
+    await asyncio.sleep(seconds)
+
+
+def test_outbound_call_is_authenticated_relayed_and_recorded(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        session = call(bed, "18005551234")
+        flush(bed.caller)
+        answered = await bed.caller.wait_for(SessionAnswered)
+        assert isinstance(answered, SessionAnswered)
+        offered = await bed.trunk.wait_for(SessionOffered)
+        assert isinstance(offered, SessionOffered)
+        inv = offered.request
+        seen["ruri"] = inv.uri_text
+        seen["from"] = str(inv.from_.uri)
+        # SDP on each leg names pypbx, not the other phone
+        to_caller = parse_sdp(answered.response.body)
+        to_trunk = parse_sdp(inv.body)
+        a_pbx, b_pbx = media_address(to_caller), media_address(to_trunk)
+        assert a_pbx is not None
+        assert b_pbx is not None
+        assert a_pbx[0] == b_pbx[0] == "127.0.0.1"
+        assert a_pbx[1] != b_pbx[1]
+        assert a_pbx[1] % 2 == 0
+        seen["channels"] = len(bed.pbx.channels)
+        bed.caller.send_rtp(a_pbx, 10)
+        bed.trunk.send_rtp(b_pbx, 10)
+        await settle()
+        seen["trunk_rtp"] = {addr for _, addr in bed.trunk.rtp.received}
+        seen["caller_rtp"] = {addr for _, addr in bed.caller.rtp.received}
+        seen["n_trunk"] = len(bed.trunk.rtp.received)
+        seen["n_caller"] = len(bed.caller.rtp.received)
+        session.bye(now=bed.caller.now())
+        flush(bed.caller)
+        ended = await bed.trunk.wait_for(SessionTerminated)
+        assert isinstance(ended, SessionTerminated)
+        seen["trunk_remote_end"] = ended.remote
+        await settle()
+        assert bed.service.manager is not None
+        assert bed.service.manager.ports is not None
+        seen["ports_in_use"] = bed.service.manager.ports.in_use
+        seen["channels_after"] = len(bed.pbx.channels)
+
+    bed = run_bed(tmp_path, body)
+    assert seen["ruri"] == f"sip:18005551234@127.0.0.32:{bed.trunk.port}"
+    assert seen["from"] == "sip:acct1@127.0.0.1:" + str(bed.port)
+    assert seen["channels"] == 2
+    # latching needs probation: the first packets are learnt, then relayed from pypbx's port
+    assert seen["n_trunk"] >= 5
+    assert seen["n_caller"] >= 5
+    assert all(addr[0] == "127.0.0.1" for addr in seen["trunk_rtp"])  # type: ignore[attr-defined]
+    assert all(addr[0] == "127.0.0.1" for addr in seen["caller_rtp"])  # type: ignore[attr-defined]
+    assert seen["trunk_remote_end"] is True
+    assert seen["ports_in_use"] == 0
+    assert seen["channels_after"] == 0
+    cdr = last_cdr(bed)
+    assert cdr.disposition.value == "ANSWERED"
+    assert cdr.src == "1000"
+    assert cdr.dst == "18005551234"
+    assert cdr.dcontext == "internal"
+    assert cdr.channel.startswith("SIP/1000-")
+    assert cdr.dstchannel.startswith("SIP/trunk-")
+    assert cdr.lastapp == "Dial"
+    master = next(bed.pbx.dirs.datadir.rglob("Master.csv"))
+    assert "18005551234" in master.read_text()
+
+
+def test_busy_callee_gives_486_and_plan_continues(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        call(bed, "18005551234")
+        flush(bed.caller)
+        rejected = await bed.caller.wait_for(SessionRejected)
+        assert isinstance(rejected, SessionRejected)
+        seen["status"] = rejected.status
+        await settle()
+
+    bed = run_bed(tmp_path, body, trunk_answer="486")
+    # Dial → BUSY, the plan continues to Hangup(17) → 486 to the caller
+    assert seen["status"] == 486
+    cdr = last_cdr(bed)
+    assert cdr.disposition.value == "BUSY"
+
+
+def test_unknown_extension_gets_404(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        call(bed, "555")
+        flush(bed.caller)
+        rejected = await bed.caller.wait_for(SessionRejected)
+        assert isinstance(rejected, SessionRejected)
+        seen["status"] = rejected.status
+
+    run_bed(tmp_path, body)
+    assert seen["status"] == 404
+
+
+def test_wrong_password_is_refused(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        p = bed.caller
+        p.ua.invite(
+            f"sip:18005551234@127.0.0.1:{bed.port}",
+            to="<sip:18005551234@pbx>",
+            from_=f"<sip:1000@{p.ip}>",
+            dest=bed.addr,
+            body=p.offer(),
+            content_type="application/sdp",
+            auth=ClientAuthState("1000", "wrong"),
+            now=p.now(),
+        )
+        flush(p)
+        rejected = await p.wait_for(SessionRejected)
+        assert isinstance(rejected, SessionRejected)
+        seen["status"] = rejected.status
+        await settle()
+        seen["trunk_events"] = len(bed.trunk.events)
+
+    run_bed(tmp_path, body)
+    assert seen["status"] == 403
+    assert seen["trunk_events"] == 0
+
+
+def test_stranger_cannot_reach_the_trunk(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        stranger = Phone("127.0.0.34")
+        stranger.changed = asyncio.Event()
+        await stranger.start()
+        try:
+            call(bed, "18002223333", auth=False, phone=stranger)
+            flush(stranger)
+            rejected = await stranger.wait_for(SessionRejected)
+            assert isinstance(rejected, SessionRejected)
+            seen["status"] = rejected.status
+            await settle()
+            seen["trunk_events"] = len(bed.trunk.events)
+        finally:
+            await stranger.close()
+
+    run_bed(tmp_path, body)
+    assert seen["status"] in (403, 407)
+    assert seen["trunk_events"] == 0
+
+
+def test_no_answer_times_out_and_cancels(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        call(bed, "18005551234")
+        flush(bed.caller)
+        progressed = await bed.caller.wait_for(
+            SessionProgressed,
+            where=lambda ev: isinstance(ev, SessionProgressed) and ev.response.status > 100,
+        )
+        assert isinstance(progressed, SessionProgressed)
+        seen["ring"] = progressed.response.status
+        rejected = await bed.caller.wait_for(SessionRejected, timeout=6)
+        assert isinstance(rejected, SessionRejected)
+        seen["status"] = rejected.status
+        seen["trunk_cancelled"] = await bed.trunk.wait_for(SessionCancelled)
+
+    bed = run_bed(tmp_path, body, trunk_answer="ring", timeout=1)
+    assert seen["ring"] == 180
+    assert seen["status"] == 486  # NOANSWER, then Hangup(17)
+    cdr = last_cdr(bed)
+    assert cdr.disposition.value == "NO ANSWER"
+
+
+def test_caller_cancel_cancels_the_callee(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        session = call(bed, "18005551234")
+        flush(bed.caller)
+        await bed.trunk.wait_for(SessionOffered)
+        await bed.caller.wait_for(SessionProgressed)
+        session.cancel(now=bed.caller.now())
+        flush(bed.caller)
+        rejected = await bed.caller.wait_for(SessionRejected)
+        assert isinstance(rejected, SessionRejected)
+        seen["status"] = rejected.status
+        seen["trunk_end"] = await bed.trunk.wait_for(SessionCancelled)
+        await settle()
+        assert bed.service.manager is not None
+        assert bed.service.manager.ports is not None
+        seen["ports"] = bed.service.manager.ports.in_use
+
+    bed = run_bed(tmp_path, body, trunk_answer="ring", timeout=10)
+    assert seen["status"] == 487
+    assert seen["ports"] == 0
+    cdr = last_cdr(bed)
+    assert cdr.disposition.value == "NO ANSWER"
+
+
+def test_parallel_ringing_first_answer_wins(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        session = call(bed, "3000")
+        flush(bed.caller)
+        await bed.caller.wait_for(SessionAnswered)
+        seen["loser_end"] = await bed.trunk.wait_for(SessionCancelled)
+        assert bed.callee2.incoming
+        seen["winner_state"] = bed.callee2.incoming[0].state.value
+        session.bye(now=bed.caller.now())
+        flush(bed.caller)
+        await bed.callee2.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body, trunk_answer="ring")
+    assert isinstance(seen["loser_end"], SessionCancelled)
+    assert seen["winner_state"] == "confirmed"
+
+
+def test_callee_bye_hangs_up_the_caller(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        call(bed, "18005551234")
+        flush(bed.caller)
+        await bed.caller.wait_for(SessionAnswered)
+        await settle(0.1)
+        callee = bed.trunk.incoming[0]
+        callee.bye(now=bed.trunk.now())
+        flush(bed.trunk)
+        ended = await bed.caller.wait_for(SessionTerminated)
+        assert isinstance(ended, SessionTerminated)
+        seen["caller_remote"] = ended.remote
+
+    run_bed(tmp_path, body)
+    assert seen["caller_remote"] is True
+
+
+def test_did_from_the_trunk_rings_the_extension_without_auth(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        t = bed.trunk
+        session = t.ua.invite(
+            f"sip:18182223333@127.0.0.1:{bed.port}",
+            to="<sip:18182223333@127.0.0.1>",
+            from_=f"<sip:13105550100@{t.ip}>",
+            dest=bed.addr,
+            body=t.offer(),
+            content_type="application/sdp",
+            now=t.now(),
+        )
+        flush(t)
+        offered = await bed.caller.wait_for(SessionOffered)
+        assert isinstance(offered, SessionOffered)
+        seen["from_user"] = offered.request.from_.uri.user  # type: ignore[union-attr]
+        await t.wait_for(SessionAnswered)
+        session.bye(now=t.now())
+        flush(t)
+        await bed.caller.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body)
+    assert seen["from_user"] == "13105550100"
