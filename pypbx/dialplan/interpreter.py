@@ -223,6 +223,7 @@ class Execution:
         self.callerid_extra: dict[str, str] = {"dnid": self.exten}
         self.cdr: dict[str, str] = {}
         self.exception: dict[str, str] = {}
+        self.hangup_handlers: list[str] = []  # Gosub targets, CHANNEL(hangup_handler_push)
         self.absolute_timeout: float | None = None
         self.frames: list[Frame] = []
         self.whiles: list[Position] = []
@@ -417,9 +418,28 @@ class Execution:
                 self.hangup_cause = remote or int(HangupCause.NORMAL_CLEARING)
             await self.channel.hangup(self.hangup_cause)
             await self._run_h()
+            while self.hangup_handlers:  # pushed last, run first (pbx_hangup_handler.c)
+                await self.run_subroutine(self.hangup_handlers.pop())
         except Exception as exc:
             self.note(logging.ERROR, f"h extension failed: {exc!r}")
         return self.end_reason
+
+    async def run_subroutine(self, spec: str) -> None:
+        """``ast_app_exec_sub``: run ``Gosub(spec)`` until it Returns (hangup handlers)."""
+        depth = len(self.frames)
+        self._jump = None
+        if await self.exec_app("Gosub", spec) is AppResult.HANGUP or self._jump is None:
+            return
+        self._advance()
+        while len(self.frames) > depth and self._tick():
+            found = self.find(self.context, self.exten, self.priority)
+            if found is None:
+                break
+            if await self._execute(found.priority.app, found.priority.args) is AppResult.HANGUP:
+                break
+            self._advance()
+        while len(self.frames) > depth:
+            self.pop_frame(self.frames[-1].kind)
 
     def _tick(self) -> bool:
         self.steps += 1

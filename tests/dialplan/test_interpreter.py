@@ -1011,3 +1011,25 @@ def test_while_without_endwhile_warns_and_goes_on() -> None:
     )
     assert trace(result) == ["While(0)", "NoOp(next)"]
     assert any("Couldn't find matching EndWhile" in m for m in result.log)
+
+
+def test_hangup_handlers_run_after_h_last_pushed_first() -> None:
+    result = run(
+        """
+        [test]
+        exten => s,1,Set(CHANNEL(hangup_handler_push)=hh,s,1(first))
+        same => n,Set(CHANNEL(hangup_handler_push)=hh,s,1(second))
+        same => n,Set(CHANNEL(hangup_handler_push)=hh,s,1(dropped))
+        same => n,Set(CHANNEL(hangup_handler_pop)=)
+        same => n,Hangup(17)
+        exten => h,1,NoOp(h)
+        [hh]
+        exten => s,1,NoOp(handler ${ARG1} ${HANGUPCAUSE})
+        same => n,Return()
+        """
+    )
+    assert [s.args for s in result.steps if s.app == "NoOp"] == [
+        "h",
+        "handler second 17",
+        "handler first 17",
+    ]

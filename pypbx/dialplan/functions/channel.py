@@ -69,7 +69,12 @@ def _callerid_write(x: Execution, args: str, value: str) -> None:
 
 @function("CHANNEL", syntax="CHANNEL(item)")
 def channel_func(x: Execution, args: str) -> str | None:
-    """Channel information: name, uniqueid, state, language, context, exten, priority ..."""
+    """Channel information: name, uniqueid, state, language, context, exten, priority ...
+
+    Writable: language, musicclass, tonezone, accountcode, hangupcause and the hangup
+    handler stack (``hangup_handler_push``/``_pop``/``_wipe`` = ``context,exten,priority(args)``,
+    run as Gosubs after the ``h`` extension, last pushed first).
+    """
     item = args.strip().lower()
     values = {
         "name": x.channel.name,
@@ -109,6 +114,15 @@ def _channel_write(x: Execution, args: str, value: str) -> None:
         x.set_cause(int(value) if value.isdigit() else 0)
     elif item == "accountcode":
         x.cdr["accountcode"] = value
+    elif item == "hangup_handler_push":
+        x.hangup_handlers.append(value)
+    elif item in ("hangup_handler_pop", "hangup_handler_wipe"):
+        if item.endswith("wipe"):
+            x.hangup_handlers.clear()
+        elif x.hangup_handlers:
+            x.hangup_handlers.pop()
+        if value:
+            x.hangup_handlers.append(value)
     else:
         x.warn(f"Unknown or unavailable item requested: '{args}'")
 
