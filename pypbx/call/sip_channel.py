@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pypbx.call.causes import cause_to_sip, sip_to_cause
@@ -84,6 +84,8 @@ class CallEnv:
     strict: LegOptions = _DEFAULT_LEG
     default_allow: tuple[str, ...] = ("ulaw", "alaw")
     dial: DialFn | None = None
+    relayed: dict[str, int] = field(default_factory=dict)
+    """Totals of finished legs: packets_in/out, dropped (for tests, benches, the CLI)."""
 
 
 def media_address(sd: SessionDescription) -> Addr | None:
@@ -332,6 +334,16 @@ class SipChannel(Channel):
         with suppress(ValueError):
             self.set_state(ChannelState.HUNGUP)
         if self.leg is not None:
+            st = self.leg.stats()
+            totals = self.env.relayed
+            for key, value in (
+                ("packets_in", st.packets_in),
+                ("packets_out", st.packets_out),
+                ("rtcp_in", st.rtcp_in),
+                ("dropped", st.dropped_strict + st.dropped_learning + st.dropped_unroutable),
+                ("legs", 1),
+            ):
+                totals[key] = totals.get(key, 0) + value
             self.leg.close()
         self.ended.set()
         self.env.channels.remove(self)
