@@ -329,8 +329,9 @@ class Execution:
 
     def resolve_goto(self, spec: str) -> Position | None:
         """``ast_parseable_goto``: ``[[context,]exten,]priority`` with labels and ``+N``/``-N``."""
-        # strsep three times: anything after a third comma is ignored, as in Asterisk
-        parts = [p.strip() for p in spec.split(",")][:3]
+        # strsep three times: anything after a third comma is ignored; nothing is trimmed
+        # (a priority number may have leading blanks: sscanf skips them)
+        parts = spec.split(",")[:3]
         if not spec.strip():
             self.warn(f"Goto requires [[context,]exten,]priority, got '{spec}'")
             return None

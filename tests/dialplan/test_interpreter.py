@@ -1033,3 +1033,24 @@ def test_hangup_handlers_run_after_h_last_pushed_first() -> None:
         "handler second 17",
         "handler first 17",
     ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("s, 2", "NoOp(two)"),  # sscanf skips the blank before a priority number
+        ("s ,2", None),  # but "s " is another extension: invalid, no i, hang up
+        ("s,two", "NoOp(two)"),
+        ("s, two", None),  # " two" is not the label
+    ],
+)
+def test_goto_parts_are_not_trimmed(spec: str, expected: str | None) -> None:
+    result = run(
+        f"""
+        [test]
+        exten => s,1,Goto({spec})
+        same => n(two),NoOp(two)
+        """
+    )
+    after = trace(result)[1:]
+    assert after == ([expected] if expected else [])
