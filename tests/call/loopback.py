@@ -20,7 +20,7 @@ from pypbx.cdr.record import Cdr
 from pypbx.cdr.sqlite import SqliteBackend
 from pypbx.check import load_config_dir
 from pypbx.server import Pbx
-from pypbx.sip.events import SessionEvent, SessionOffered
+from pypbx.sip.events import ReinviteReceived, SessionEvent, SessionOffered
 from pypbx.sip.sdp import build_answer, build_offer, parse_sdp
 from pypbx.sip.session import Session
 from pypbx.sip.useragent import UserAgent
@@ -113,6 +113,12 @@ class Phone:
                 ev.session.ring(now=now)
             else:
                 ev.session.reject(int(self.answer), now=now)
+        elif isinstance(ev, ReinviteReceived):
+            offer = parse_sdp(ev.request.body)
+            body = build_answer(
+                offer, self.ip, self.rtp_port, ("ulaw", "alaw"), session_id=2, version=2
+            ).to_bytes()
+            ev.session.answer_reinvite(200, body=body, content_type=SDP, now=self.now())
 
     async def wait_for(
         self,

@@ -8,6 +8,8 @@ from pathlib import Path
 from pypbx.call.sip_channel import media_address
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import (
+    ReinviteAnswered,
+    ReinviteReceived,
     SessionAnswered,
     SessionCancelled,
     SessionOffered,
@@ -15,7 +17,7 @@ from pypbx.sip.events import (
     SessionRejected,
     SessionTerminated,
 )
-from pypbx.sip.sdp import parse_sdp
+from pypbx.sip.sdp import Direction, build_offer, direction, parse_sdp
 from pypbx.sip.session import Session
 from tests.call.loopback import Bed, Phone, last_cdr, run_bed
 
@@ -303,3 +305,43 @@ def test_did_from_the_trunk_rings_the_extension_without_auth(tmp_path: Path) -> 
 
     run_bed(tmp_path, body)
     assert seen["from_user"] == "13105550100"
+
+
+def test_hold_reinvite_is_passed_across(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        session = call(bed, "18005551234")
+        flush(bed.caller)
+        await bed.caller.wait_for(SessionAnswered)
+        await settle(0.1)
+        hold = build_offer(
+            bed.caller.ip,
+            bed.caller.rtp_port,
+            ("ulaw",),
+            session_id=1,
+            version=2,
+            way=Direction.SENDONLY,
+        )
+        session.reinvite(body=hold.to_bytes(), content_type="application/sdp", now=bed.caller.now())
+        flush(bed.caller)
+        answered = await bed.caller.wait_for(ReinviteAnswered)
+        assert isinstance(answered, ReinviteAnswered)
+        seen["status"] = answered.response.status
+        seen["answer_dir"] = direction(parse_sdp(answered.response.body), 0)
+        passed = await bed.trunk.wait_for(ReinviteReceived)
+        assert isinstance(passed, ReinviteReceived)
+        offer = parse_sdp(passed.request.body)
+        seen["passed_dir"] = direction(offer, 0)
+        seen["passed_addr"] = media_address(offer)
+        session.bye(now=bed.caller.now())
+        flush(bed.caller)
+        await bed.trunk.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body)
+    assert seen["status"] == 200
+    assert seen["answer_dir"] is Direction.RECVONLY
+    assert seen["passed_dir"] is Direction.SENDONLY
+    addr = seen["passed_addr"]
+    assert isinstance(addr, tuple)
+    assert addr[0] == "127.0.0.1"  # still pypbx's relay, not the caller
