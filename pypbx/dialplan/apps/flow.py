@@ -148,19 +148,19 @@ async def exec_if_time(x: Execution, data: str) -> AppResult:
 def _split_label_args(x: Execution, text: str) -> tuple[str, list[str]]:
     label, paren, rest = text.partition("(")
     if not paren:
-        return label.strip(), []
+        return label, []
     end = rest.rfind(")")
     if end >= 0:
         rest = rest[:end]
     else:
         x.warn(f"Ouch.  No closing paren: '{text}'?")
-    return label.strip(), split_args(rest, remove_chars=False)
+    return label, split_args(rest, remove_chars=False)
 
 
 async def do_gosub(x: Execution, data: str, app: str = "Gosub") -> AppResult:
     """``gosub_exec``: push a return address, set ARG1..ARGn/ARGC locally, jump."""
     label, args = _split_label_args(x, data)
-    if not label:
+    if not data:
         x.warn(f"{app} requires an argument: {app}([[context,]exten,]priority[(arg1[,...])])")
         return HANGUP
     target = x.resolve_goto(label)
