@@ -197,3 +197,19 @@ def test_timeout_and_cdr() -> None:
     )
     assert noops(result) == ["3 7 60", "hello"]
     assert "read max=1 timeout=7" in result.actions
+
+
+@pytest.mark.parametrize(
+    ("name", "num", "expected"),
+    [("Alice", "100", '"Alice" <100>'), ("Alice", "", "Alice"), ("", "100", "100"), ("", "", "")],
+)
+def test_callerid_all_merges_like_asterisk(name: str, num: str, expected: str) -> None:
+    result = run(
+        f"""
+        [test]
+        exten => s,1,Set(CALLERID(name)={name})
+        same => n,Set(CALLERID(num)={num})
+        same => n,NoOp(${{CALLERID(all)}})
+        """
+    )
+    assert noops(result) == [expected]

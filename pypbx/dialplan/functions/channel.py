@@ -39,10 +39,10 @@ def callerid(x: Execution, args: str) -> str | None:
         return x.callerid_num
     if what in _NAME:
         return x.callerid_name
-    if what == "all":
-        if x.callerid_name:
+    if what == "all":  # ast_callerid_merge
+        if x.callerid_name and x.callerid_num:
             return f'"{x.callerid_name}" <{x.callerid_num}>'
-        return x.callerid_num
+        return x.callerid_name or x.callerid_num
     if what in ("num-pres", "name-pres", "pres"):
         return x.callerid_extra.get(what, "allowed_not_screened")
     if what in _EXTRA:
