@@ -5,8 +5,11 @@ The loop: start at (context, exten, 1) — an extension that does not exist goes
 application; priorities step by one; an application may jump (Goto, Gosub, Macro ...) or end
 the call (-1 in Asterisk, :attr:`AppResult.HANGUP` here). When an extension runs out of
 priorities, ``autofallthrough=yes`` ends the call (busy or congestion as ``DIALSTATUS`` says);
-``autofallthrough=no`` waits for digits and then goes to ``t``. After the call ends the ``h``
-extension of the current context runs. Unknown applications end the call with a log line.
+``autofallthrough=no`` waits for digits and then goes to ``t`` (``e`` catches what ``i``/``t``
+do not). After the call ends the ``h`` extension of the current context runs, then the hangup
+handlers (``CHANNEL(hangup_handler_push)``). Unknown applications end the call with a log line.
+Gosub/Macro frames, While loops and their variables follow app_stack.c, app_macro.c and
+app_while.c.
 
 pypbx additions: a bound on the number of steps (a runaway plan cannot hold a call forever),
 no exception ever leaves :meth:`Execution.run`, and the dialled extension is *neutralised*:
