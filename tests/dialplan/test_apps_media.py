@@ -86,6 +86,8 @@ def test_background_dials_an_extension(digits: str, expected: list[str]) -> None
         ("PIN,enter-pin,4", "123456", "1234", "OK"),
         ("PIN,,", "55#9", "55", "OK"),
         ("PIN,enter-pin", "", "", "TIMEOUT"),
+        ("PIN,,,t(*)", "12*3", "12", "OK"),
+        ("PIN,,,t()", "12#3", "12#3", "OK"),
     ],
 )
 def test_read(data: str, digits: str, value: str, status: str) -> None:

@@ -6,6 +6,7 @@ answer when Asterisk would, and set the status variables.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from pypbx.dialplan.apps.basic import parse_seconds
@@ -108,7 +109,8 @@ async def read(x: Execution, data: str) -> AppResult:
     """Read digits into a variable after an optional prompt; ``#`` ends the input.
 
     ``maxdigits`` 0 means up to 255. Options: ``s`` (return if not answered), ``n`` (read
-    even if not answered), ``i`` (prompt is an indication tone). Sets ``READSTATUS``.
+    even if not answered), ``i`` (prompt is an indication tone), ``t(chars)`` (the digits
+    that end the input, ``#`` by default). Sets ``READSTATUS``.
     """
     args = split_args(data)
     if not args or not args[0].strip():
@@ -122,6 +124,10 @@ async def read(x: Execution, data: str) -> AppResult:
     timeout = parse_seconds(args[5]) if len(args) > 5 else None
     if maxd <= 0 or maxd > 255:
         maxd = 255
+    # t(chars): the digits that end the input (default '#'; t() for none)
+    m = re.search(r"t\(([^)]*)\)", options)
+    terminators = m.group(1) if m else "#"
+    options = re.sub(r"t\([^)]*\)", "", options)
     if not x.channel.answered:
         if "s" in options:
             x.vars.set("READSTATUS", "SKIPPED")
@@ -137,9 +143,11 @@ async def read(x: Execution, data: str) -> AppResult:
                 await x.channel.play_tones(args[1])
             else:
                 first = await x.channel.play(files, stop_digits=DTMF)
-        if first == "#":
+        if first and first in terminators:
             break
-        got = first + await x.channel.read_digits(maxd - len(first), timeout or x.response_timeout)
+        got = first + await x.channel.read_digits(
+            maxd - len(first), timeout or x.response_timeout, terminator=terminators
+        )
         if got:
             break
     x.vars.set(var, got)
