@@ -45,7 +45,7 @@ from pypbx.sip.events import (
     TransactionTimedOut,
     TransportError,
 )
-from pypbx.sip.headers import KEYS, Headers, Via
+from pypbx.sip.headers import KEYS, Headers, Via, parse_via_list
 from pypbx.sip.ids import MAGIC_COOKIE, IdFactory
 from pypbx.sip.message import Message, Request, Response, build_response
 from pypbx.sip.parse import parse_message
@@ -157,16 +157,27 @@ def response_destination(via: Via, source: Addr, *, reliable: bool) -> Addr:
 def _stamp_via(request: Request, source: Addr) -> None:
     """§18.2.1 / RFC 3581 §4: add ``received`` when the sent-by host is not the source
     address (always when ``rport`` is asked for), fill in ``rport``."""
-    via = request.top_via
-    new = via
+    headers = request.headers
+    vias: tuple[Via, ...] = headers.parsed("via", parse_via_list)
+    if not vias:
+        raise ParseError("missing Via header")
+    via = vias[0]
     host, port = source
-    if via.has_rport:
-        new = new.with_param("rport", str(port))
-    if via.host.strip("[]").lower() != host.lower() or via.has_rport:
-        new = new.with_param("received", host)
-    if new is not via:
-        request.headers.remove_first("via")
-        request.headers.insert_first("via", str(new))
+    rport = via.has_rport
+    if not rport and via.host.strip("[]").lower() == host.lower():
+        return
+    params = list(via.params)
+    want = {"received": host, "rport": str(port)} if rport else {"received": host}
+    for i, (name, _) in enumerate(params):
+        value = want.pop(name.lower(), None)
+        if value is not None:
+            params[i] = (name, value)  # the first of each keeps its place
+    # with_param order: rport is appended before received
+    params.extend((name, want[name]) for name in ("rport", "received") if name in want)
+    new = Via(via.transport, via.host, via.port, tuple(params), via.protocol)
+    headers.replace_first("via", str(new))
+    # the rewritten list is known: spare the next reader a parse of every Via
+    headers.seed_view("via", (new, *vias[1:]))
 
 
 def _salvage_headers(data: bytes) -> Headers | None:
@@ -212,6 +223,7 @@ class Endpoint:
         # deadlines change and are skipped lazily
         self._timers: list[tuple[float, int, Transaction]] = []
         self._seq = 0
+        self._options_headers: tuple[tuple[str, str], ...] | None = None  # config is frozen
 
     # ------------------------------------------------------------------ inspection
 
@@ -572,18 +584,16 @@ class Endpoint:
     def options_response(self, request: Request) -> Response:
         """The 200 OK to an out-of-dialog OPTIONS (§11.2): what we allow, accept and
         support, and who we are."""
-        cfg = self.config
-        return build_response(
-            request,
-            200,
-            to_tag=self.ids.tag(),
-            headers=(
+        extra = self._options_headers
+        if extra is None:
+            cfg = self.config
+            extra = self._options_headers = (
                 ("Allow", ", ".join(cfg.allow)),
                 ("Accept", ", ".join(cfg.accept)),
                 ("Supported", ", ".join(cfg.supported)),
                 ("Server", cfg.user_agent),
-            ),
-        )
+            )
+        return build_response(request, 200, to_tag=self.ids.tag(), headers=extra)
 
     def _receive_cancel(self, request: Request, key: ServerTxnKey, addr: Addr, now: float) -> None:
         invite_key = server_key(request, "INVITE")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pypbx.sip.abnf import (
@@ -28,6 +28,7 @@ from pypbx.sip.uri import NameAddr, parse_name_addr, split_hostport
 
 __all__ = [
     "KEYS",
+    "SPELLED",
     "STAR",
     "CSeq",
     "Contact",
@@ -64,15 +65,32 @@ _REGISTRY: dict[str, HeaderSpec] = {}
 KEYS: dict[str, str] = {}
 
 
+# name as given by code → (lookup key, canonical spelling), for names already checked to be
+# tokens; bounded so that names made up at run time cannot grow it without limit.
+_NAMES: dict[str, tuple[str, str]] = {}
+_NAMES_MAX = 1024
+
+
+#: Names as they are usually written (canonical spelling, compact form in either case) →
+#: lowercase key, so that a parser can skip ``lower()`` for them; other spellings go
+#: through ``KEYS``.
+SPELLED: dict[str, str] = {}
+
+
 def register_header(spec: HeaderSpec) -> HeaderSpec:
     """Add a header to the registry (keyed by lowercase name and compact form); messages
     parsed afterwards use its canonical key, compact form and list-ness."""
     key = spec.name.lower()
+    _NAMES.clear()
     _REGISTRY[key] = spec
     KEYS[key] = key
+    SPELLED[spec.name] = key
+    SPELLED[key] = key
     if spec.compact:
         _REGISTRY[spec.compact.lower()] = spec
         KEYS[spec.compact.lower()] = key
+        SPELLED[spec.compact.lower()] = key
+        SPELLED[spec.compact.upper()] = key
     return spec
 
 
@@ -171,11 +189,16 @@ Field = tuple[str, str, str, str | None]
 
 def _new_field(name: str, value: str) -> Field:
     """A field set by code (not read from the wire): reject what would corrupt framing."""
-    if not is_token(name):
-        raise ValueError(f"bad header name {name!r}")
+    names = _NAMES.get(name)
+    if names is None:
+        if not is_token(name):
+            raise ValueError(f"bad header name {name!r}")
+        names = (header_key(name), canonical_name(name))
+        if len(_NAMES) < _NAMES_MAX:
+            _NAMES[name] = names
     if "\r" in value or "\n" in value:
         raise ValueError(f"CR/LF in value of header {name}")
-    return (header_key(name), canonical_name(name), value.strip(), None)
+    return (names[0], names[1], value.strip(), None)
 
 
 class Headers:
@@ -206,6 +229,11 @@ class Headers:
 
     def __len__(self) -> int:
         return len(self._fields)
+
+    def fields(self) -> list[Field]:
+        """The stored fields (key, name as written, value, raw wire text or ``None``), in
+        order. This is the live list, for fast read-only passes: do not change it."""
+        return self._fields
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         """(name as written, value) for every field line, in order."""
@@ -310,6 +338,33 @@ class Headers:
             return values[0] if values else ""
         return None
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first *value* of list header ``name`` (rewrite the top Via, §18.2.1)
+        where it stands. If it shares a comma-joined line, it gets a line of its own just
+        before the rest of that line. Without a ``name`` field, ``value`` goes first."""
+        new = _new_field(name, value)
+        key = new[0]
+        fields = self._fields
+        for i, f in enumerate(fields):
+            if f[0] != key:
+                continue
+            rest = [v for v in split_commas(f[2]) if v] if "," in f[2] else []
+            if len(rest) <= 1:
+                fields[i] = new
+            else:
+                fields[i : i + 1] = [new, (key, f[1], ", ".join(rest[1:]), None)]
+            break
+        else:
+            fields.insert(0, new)
+        self._cache.pop(key, None)
+
+    def seed_view(self, key: str, view: Any) -> None:
+        """Store the typed view of lowercase header ``key`` that a caller computed for the
+        fields as they now stand (e.g. the Via list after rewriting the top Via), so that
+        the next :meth:`parsed` does not parse them again. The caller vouches that ``view``
+        equals what parsing the current fields would give."""
+        self._cache[key] = view
+
     def parsed(self, name: str, parser: Callable[[list[str]], Any]) -> Any:
         """``parser(field values)`` for ``name``, cached until the header changes."""
         cache = self._cache
@@ -405,13 +460,14 @@ class Via:
     def with_param(self, name: str, value: str | None) -> Via:
         """A copy with ``name`` set, keeping its position if already present."""
         params = list(self.params)
+        lname = name.lower()
         for i, (k, _) in enumerate(params):
-            if k.lower() == name.lower():
+            if k.lower() == lname:
                 params[i] = (k, value)
                 break
         else:
             params.append((name, value))
-        return replace(self, params=tuple(params))
+        return Via(self.transport, self.host, self.port, tuple(params), self.protocol)
 
     def __str__(self) -> str:
         port = "" if self.port is None else f":{self.port}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pypbx.sip.abnf import ParseError, is_token
+from pypbx.sip.abnf import ParseError, is_token, split_commas
 from pypbx.sip.headers import (
     Contact,
     CSeq,
@@ -310,6 +310,10 @@ class Response(_Base):
 Message = Request | Response
 
 
+#: The fields a response copies from its request after the Via fields (§8.2.6.2).
+_COPIED = ("from", "to", "call-id", "cseq")
+
+
 def build_response(
     request: Request,
     status: int,
@@ -324,19 +328,32 @@ def build_response(
     100 Trying should pass none). A 100 copies Timestamp (§8.2.6.1). ``headers`` are
     appended after the copied fields."""
     out = Headers()
-    src = request.headers
-    for key in ("via", "from", "to", "call-id", "cseq"):
-        values = src.get_all(key) if key == "via" else src.get_all(key)[:1]
-        for value in values:
-            if key == "to" and to_tag is not None and request.to.tag is None:
-                value = f"{value};tag={to_tag}"
-            out.add(key, value)
+    vias: list[str] = []
+    first: dict[str, str] = {}
+    for key, _, value, _ in request.headers.fields():
+        if key == "via":
+            if "," in value:
+                vias.extend(v for v in split_commas(value) if v)
+            elif value:
+                vias.append(value)
+        elif key in _COPIED and key not in first:
+            first[key] = value
+    add = out.add
+    for value in vias:
+        add("via", value)
+    for key in _COPIED:
+        copied = first.get(key)
+        if copied is None:
+            continue
+        if key == "to" and to_tag is not None and request.to.tag is None:
+            copied = f"{copied};tag={to_tag}"
+        add(key, copied)
     if status == 100:
-        stamp = src.get("timestamp")
+        stamp = request.headers.get("timestamp")
         if stamp is not None:
-            out.add("Timestamp", stamp)
+            add("Timestamp", stamp)
     for name, value in headers:
-        out.add(name, value)
+        add(name, value)
     return Response(status, reason, out, body)
 
 

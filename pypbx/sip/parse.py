@@ -16,10 +16,11 @@ checks (416 Unsupported URI Scheme, 420 Bad Extension).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 
 from pypbx.sip.abnf import ParseError, ascii_uint, is_token
-from pypbx.sip.headers import KEYS, Field, Headers, parse_cseq, parse_uint
+from pypbx.sip.headers import KEYS, SPELLED, Field, Headers, parse_cseq, parse_uint
 from pypbx.sip.message import Message, Request, Response
 
 __all__ = [
@@ -36,6 +37,29 @@ _SINGLE = frozenset(("from", "to", "call-id", "cseq", "max-forwards", "content-l
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
 _URI_BAD = frozenset('<>"\x7f') | frozenset(chr(c) for c in range(33))
 MAX_URI_LENGTH = 4096
+
+
+_USUAL_METHODS = (
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "INFO",
+    "REFER",
+    "MESSAGE",
+    "UPDATE",
+)
+_METHODS = {sys.intern(m): sys.intern(m) for m in _USUAL_METHODS}
+# Request-URIs that passed _check_request_uri (the same few recur: the PBX's own address);
+# emptied when full.
+_GOOD_URIS: set[str] = set()
+_GOOD_URIS_MAX = 2048
 
 
 def _check_request_uri(text: str) -> None:
@@ -105,29 +129,32 @@ def parse_message(data: bytes) -> Message:
     raws = _unfold(lines) if "\n " in text or "\n\t" in text else None
 
     fields: list[Field] = []
+    append = fields.append
     first: dict[str, int] = {}
     dup: str | None = None
     keys = KEYS
-    for line in lines[1:]:
+    spelled = SPELLED
+    for index, line in enumerate(lines[1:]):
         colon = line.find(":")
         if colon <= 0:
             raise ParseError(f"header line without a colon: {line[:40]!r}")
         name = line[:colon]
-        key = keys.get(name.lower())
+        key = spelled.get(name)
         if key is None:
-            name = name.rstrip(" \t")
-            lname = name.lower()
-            key = keys.get(lname)
+            key = keys.get(name.lower())
             if key is None:
-                if not is_token(name):
-                    raise ParseError(f"bad header name {name[:40]!r}")
-                key = lname
-        if key in first:
-            if key in _SINGLE:
-                dup = key
-        else:
-            first[key] = len(fields)
-        fields.append((key, name, line[colon + 1 :].strip(" \t"), line))
+                name = name.rstrip(" \t")
+                lname = name.lower()
+                key = keys.get(lname)
+                if key is None:
+                    if not is_token(name):
+                        raise ParseError(f"bad header name {name[:40]!r}")
+                    key = lname
+        if key not in first:
+            first[key] = index
+        elif key in _SINGLE:
+            dup = key
+        append((key, name, line[colon + 1 :].strip(" \t"), line))
 
     if raws:
         for i, raw in raws.items():
@@ -180,9 +207,16 @@ def parse_message(data: bytes) -> Message:
         if version[:4].upper() == "SIP/":
             raise ParseError(f"unsupported version {version[:20]!r}", 505)
         raise ParseError("malformed Request-Line")
-    if not is_token(method):
+    known = _METHODS.get(method)
+    if known is not None:
+        method = known  # the one interned string for each usual method
+    elif not is_token(method):
         raise ParseError("bad method")
-    _check_request_uri(uri)
+    if uri not in _GOOD_URIS:
+        _check_request_uri(uri)
+        if len(_GOOD_URIS) >= _GOOD_URIS_MAX:
+            _GOOD_URIS.clear()
+        _GOOD_URIS.add(uri)
     if cseq.method != method:
         raise ParseError("CSeq method does not match the Request-Line")
     return Request.from_wire(method, uri, headers, body)

@@ -392,18 +392,21 @@ class Transaction:
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline."""
-        return min(self.deadlines.values()) if self.deadlines else None
+        deadlines = self.deadlines
+        return min(deadlines.values()) if deadlines else None
 
     def due_timer(self, now: float) -> Timer | None:
         """The earliest timer whose deadline is at or before ``now`` (removed from the
         armed set: firing it is the caller's next step)."""
-        if not self.deadlines:
-            return None
-        timer = min(self.deadlines, key=lambda t: (self.deadlines[t], t.value))
-        if self.deadlines[timer] > now:
-            return None
-        del self.deadlines[timer]
-        return timer
+        best: Timer | None = None
+        best_at = now
+        for timer, at in self.deadlines.items():
+            # earliest deadline first; ties go to the lower letter (Timer is a StrEnum)
+            if at < best_at or (at == best_at and (best is None or timer < best)):
+                best, best_at = timer, at
+        if best is not None:
+            del self.deadlines[best]
+        return best
 
 
 def build_ack(invite: Request, response: Response) -> Request:

@@ -237,6 +237,26 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
+# Parsed values by their text. URIs and name-addrs are immutable and the same ones recur
+# all the time (the PBX's own address in every Request-URI and To, each phone's Contact),
+# so a bounded memo saves parsing them again. It is emptied when full: made-up values
+# cannot grow it, they only make it miss.
+_MEMO_MAX = 2048
+_SIP_MEMO: dict[str, SipUri] = {}
+_NAME_ADDR_MEMO: dict[str, NameAddr] = {}
+
+
+def _sip_memo(rest: str) -> SipUri:
+    """``_parse_sip("sip", rest)`` through the memo."""
+    uri = _SIP_MEMO.get(rest)
+    if uri is None:
+        uri = _parse_sip("sip", rest)
+        if len(_SIP_MEMO) >= _MEMO_MAX:
+            _SIP_MEMO.clear()
+        _SIP_MEMO[rest] = uri
+    return uri
+
+
 def parse_uri(text: str) -> Uri:
     """Parse any URI; SIP/SIPS and tel get structure, other schemes stay opaque.
 
@@ -244,7 +264,7 @@ def parse_uri(text: str) -> Uri:
     host or port; an IPv6 address must be in brackets, RFC 5118 §4.2).
     """
     if text.startswith("sip:"):
-        return _parse_sip("sip", text[4:])
+        return _sip_memo(text[4:])
     colon = text.find(":")
     if colon <= 0:
         raise ParseError(f"URI without scheme: {text[:40]!r}")
@@ -475,6 +495,16 @@ def parse_name_addr(text: str) -> NameAddr:
     parameter, and the URI may not contain ``?`` or ``,`` (§20.10). Whitespace inside
     ``<...>`` and unterminated quotes are errors (RFC 4475 §3.1.2.6, §3.1.2.14).
     """
+    addr = _NAME_ADDR_MEMO.get(text)
+    if addr is None:
+        addr = _parse_name_addr(text)
+        if len(_NAME_ADDR_MEMO) >= _MEMO_MAX:
+            _NAME_ADDR_MEMO.clear()
+        _NAME_ADDR_MEMO[text] = addr
+    return addr
+
+
+def _parse_name_addr(text: str) -> NameAddr:
     text = text.strip(" \t")
     m = _NAME_ADDR_FAST_RE.fullmatch(text)
     if m is not None:
@@ -486,7 +516,7 @@ def parse_name_addr(text: str) -> NameAddr:
                 name, eq, value = item.partition("=")
                 out.append((name, value if eq else None))
             params = tuple(out)
-        return NameAddr(_parse_sip("sip", rest), quoted if words is None else words, params)
+        return NameAddr(_sip_memo(rest), quoted if words is None else words, params)
     display: str | None
     if text.startswith('"'):
         m = _QUOTED_RE.match(text)
