@@ -63,15 +63,19 @@ async def while_app(x: Execution, data: str) -> AppResult:
     return _leave(x, here)
 
 
-@application("EndWhile", syntax="EndWhile()")
-async def end_while(x: Execution, data: str) -> AppResult:
-    """End a while loop: go back to its While, which tests the condition again."""
+def _back_to_while(x: Execution, app: str) -> AppResult:
     if not x.whiles:
-        x.warn("EndWhile without While: continuing")
+        x.warn(f"{app} without While: continuing")
         return CONTINUE
     top = x.whiles[-1]
     x.goto(top.context, top.exten, top.priority)
     return CONTINUE
+
+
+@application("EndWhile", syntax="EndWhile()")
+async def end_while(x: Execution, data: str) -> AppResult:
+    """End a while loop: go back to its While, which tests the condition again."""
+    return _back_to_while(x, "EndWhile")
 
 
 @application("ExitWhile", syntax="ExitWhile()")
@@ -86,9 +90,4 @@ async def exit_while(x: Execution, data: str) -> AppResult:
 @application("ContinueWhile", syntax="ContinueWhile()")
 async def continue_while(x: Execution, data: str) -> AppResult:
     """Go back to the innermost While now (its condition is tested again)."""
-    if not x.whiles:
-        x.warn("ContinueWhile without While: continuing")
-        return CONTINUE
-    top = x.whiles[-1]
-    x.goto(top.context, top.exten, top.priority)
-    return CONTINUE
+    return _back_to_while(x, "ContinueWhile")

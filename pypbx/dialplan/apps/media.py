@@ -26,6 +26,18 @@ def sound_files(text: str) -> list[str]:
     return [f.strip() for f in text.split("&") if f.strip()]
 
 
+async def _skipped(x: Execution, *, skip: bool, noanswer: bool) -> bool:
+    """Answer an unanswered channel first, unless ``noanswer``; True when ``skip`` says to
+    do nothing on an unanswered channel."""
+    if x.channel.answered:
+        return False
+    if skip:
+        return True
+    if not noanswer:
+        await x.channel.answer()
+    return False
+
+
 @application(
     "Playback", syntax="Playback(filename[&filename2[&...]][,options])", flags=(Flag.NEEDS_CALL,)
 )
@@ -40,12 +52,9 @@ async def playback(x: Execution, data: str) -> AppResult:
         x.warn("Playback requires an argument (filename)")
         return HANGUP
     options = args[1].lower() if len(args) > 1 else ""
-    if not x.channel.answered:
-        if "skip" in options:
-            x.vars.set("PLAYBACKSTATUS", "SUCCESS")
-            return CONTINUE
-        if "noanswer" not in options:
-            await x.channel.answer()
+    if await _skipped(x, skip="skip" in options, noanswer="noanswer" in options):
+        x.vars.set("PLAYBACKSTATUS", "SUCCESS")
+        return CONTINUE
     await x.channel.play(sound_files(args[0]))
     x.vars.set("PLAYBACKSTATUS", "SUCCESS")
     return HANGUP if x.channel.hung_up else CONTINUE
@@ -73,12 +82,9 @@ async def background(x: Execution, data: str) -> AppResult:
     context = args[3].strip() if len(args) > 3 and args[3].strip() else None
     # pbx_builtin_background: digits are looked up in the Macro's caller context if any
     context = context or x.vars.get("MACRO_CONTEXT") or x.context
-    if not x.channel.answered:
-        if skip:
-            x.vars.set("BACKGROUNDSTATUS", "SUCCESS")
-            return CONTINUE
-        if not noanswer:
-            await x.channel.answer()
+    if await _skipped(x, skip=skip, noanswer=noanswer):
+        x.vars.set("BACKGROUNDSTATUS", "SUCCESS")
+        return CONTINUE
     digit = await x.channel.play(sound_files(args[0]), stop_digits=DTMF)
     x.vars.set("BACKGROUNDSTATUS", "SUCCESS")
     if x.channel.hung_up:

@@ -19,20 +19,24 @@ def _family_key(x: Execution, args: str, what: str) -> tuple[str, str] | None:
     return family, key
 
 
-def _db(x: Execution, what: str) -> AstDb | None:
+def _open(x: Execution, args: str, what: str) -> tuple[AstDb, str, str] | None:
+    """The store and (family, key) for ``args``, or None (logged) when either is missing."""
+    fk = _family_key(x, args, what)
     if x.astdb is None:
         x.warn(f"{what}: no astdb configured")
-    return x.astdb
+    if fk is None or x.astdb is None:
+        return None
+    return x.astdb, fk[0], fk[1]
 
 
 @function("DB", syntax="DB(family/key)")
 def db(x: Execution, args: str) -> str | None:
     """Read or write a value in the Asterisk database."""
-    fk = _family_key(x, args, "DB")
-    store = _db(x, "DB")
-    if fk is None or store is None:
+    found = _open(x, args, "DB")
+    if found is None:
         return None
-    value = store.get(*fk)
+    store, family, key = found
+    value = store.get(family, key)
     if value is None:
         x.note(20, f"DB: {args} not found in database.")
         return ""
@@ -41,20 +45,20 @@ def db(x: Execution, args: str) -> str | None:
 
 @db.writer
 def _db_write(x: Execution, args: str, value: str) -> None:
-    fk = _family_key(x, args, "DB")
-    store = _db(x, "DB")
-    if fk is not None and store is not None:
-        store.put(fk[0], fk[1], value)
+    found = _open(x, args, "DB")
+    if found is not None:
+        store, family, key = found
+        store.put(family, key, value)
 
 
 @function("DB_EXISTS", syntax="DB_EXISTS(family/key)")
 def db_exists(x: Execution, args: str) -> str | None:
     """1 if the key exists (its value is left in ``${DB_RESULT}``), else 0."""
-    fk = _family_key(x, args, "DB_EXISTS")
-    store = _db(x, "DB_EXISTS")
-    if fk is None or store is None:
+    found = _open(x, args, "DB_EXISTS")
+    if found is None:
         return None
-    value = store.get(*fk)
+    store, family, key = found
+    value = store.get(family, key)
     if value is None:
         return "0"
     x.vars.set("DB_RESULT", value)
@@ -64,14 +68,14 @@ def db_exists(x: Execution, args: str) -> str | None:
 @function("DB_DELETE", syntax="DB_DELETE(family/key)", flags=(Flag.DANGEROUS,))
 def db_delete(x: Execution, args: str) -> str | None:
     """Delete a key and return the value it had."""
-    fk = _family_key(x, args, "DB_DELETE")
-    store = _db(x, "DB_DELETE")
-    if fk is None or store is None:
+    found = _open(x, args, "DB_DELETE")
+    if found is None:
         return None
-    value = store.get(*fk)
+    store, family, key = found
+    value = store.get(family, key)
     if value is None:
         x.note(20, f"DB_DELETE: {args} could not be found in the database.")
         return ""
-    store.delete(*fk)
+    store.delete(family, key)
     x.vars.set("DB_RESULT", value)
     return value

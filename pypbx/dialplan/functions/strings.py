@@ -218,11 +218,18 @@ def push(x: Execution, args: str) -> str | None:
     return None
 
 
-@push.writer
-def _push_write(x: Execution, args: str, value: str) -> None:
+def _insert(x: Execution, args: str, value: str, *, front: bool) -> None:
     name, delim = _list_args(x, args)
     old = x.get_var(name) or ""
-    x.set_var(name, f"{old}{delim}{value}" if old else value)
+    if not old:
+        x.set_var(name, value)
+    else:
+        x.set_var(name, f"{value}{delim}{old}" if front else f"{old}{delim}{value}")
+
+
+@push.writer
+def _push_write(x: Execution, args: str, value: str) -> None:
+    _insert(x, args, value, front=False)
 
 
 @function("UNSHIFT", syntax="UNSHIFT(varname[,delimiter])", write_only=True)
@@ -233,6 +240,4 @@ def unshift(x: Execution, args: str) -> str | None:
 
 @unshift.writer
 def _unshift_write(x: Execution, args: str, value: str) -> None:
-    name, delim = _list_args(x, args)
-    old = x.get_var(name) or ""
-    x.set_var(name, f"{value}{delim}{old}" if old else value)
+    _insert(x, args, value, front=True)
