@@ -134,13 +134,10 @@ async def read(x: Execution, data: str) -> AppResult:
     m = re.search(r"t\(([^)]*)\)", options)
     terminators = m.group(1) if m else "#"
     options = re.sub(r"t\([^)]*\)", "", options)
-    if not x.channel.answered:
-        if "s" in options:
-            x.vars.set("READSTATUS", "SKIPPED")
-            x.vars.set(var, "")
-            return CONTINUE
-        if "n" not in options:
-            await x.channel.answer()
+    if await _skipped(x, skip="s" in options, noanswer="n" in options):
+        x.vars.set("READSTATUS", "SKIPPED")
+        x.vars.set(var, "")
+        return CONTINUE
     got = ""
     for _ in range(max(1, attempts)):
         first = ""
