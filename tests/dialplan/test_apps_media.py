@@ -176,3 +176,18 @@ def test_background_in_a_macro_dials_in_the_callers_context() -> None:
         digits="5",
     )
     assert result.steps[-1].args == "caller's five"
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "answered"),
+    [("s", "SKIPPED", False), ("n", "TIMEOUT", False), ("", "TIMEOUT", True)],
+)
+def test_read_answers_unless_told(options: str, status: str, answered: bool) -> None:
+    result = run(
+        f"""
+        exten => s,1,Read(PIN,,4,{options})
+        same => n,NoOp(${{READSTATUS}})
+        """
+    )
+    assert result.steps[-1].args == status
+    assert ("answer" in result.actions) is answered
