@@ -30,6 +30,7 @@ from pypbx.config.pypbxconf import PbxConfig, default_directories, load_pypbx_co
 from pypbx.config.rtpconf import RtpConfig
 from pypbx.config.sipconf import SipConfig
 from pypbx.dialplan.astdb import AstDb
+from pypbx.dialplan.interpreter import GlobalVars
 from pypbx.dialplan.model import Dialplan
 from pypbx.errors import PbxError
 from pypbx.log import FanoutHandler, VerbosityFilter, verbose
@@ -222,6 +223,11 @@ class Pbx:
         self._graceful = False
         self._reload_lock = asyncio.Lock()
         self._astdb: AstDb | None = None
+        self.globals = GlobalVars()
+        """The dial plan's shared ``[globals]`` (``GLOBAL()``), kept across reloads unless
+        ``clearglobalvars=yes``."""
+        if config.dialplan is not None:
+            self.globals.load(config.dialplan, warn=log.warning)
 
     @property
     def astdb(self) -> AstDb:
@@ -273,6 +279,8 @@ class Pbx:
                 new = new.with_part(name, value, warnings)
             lines = describe(new)
             old, self.config = self.config, new
+            if new.dialplan is not None and new.dialplan is not old.dialplan:
+                self.globals.load(new.dialplan, warn=log.warning)
             for svc in self.services:
                 try:
                     lines += await svc.reload(new)
