@@ -81,6 +81,10 @@ KNOWN_METHODS = frozenset(
 """Methods chan_sip knows: one it does not handle here gets 405, anything else 501."""
 SWEEP_INTERVAL = 1.0
 """Seconds between sweeps of expired bindings."""
+MAX_TRANSACTIONS = 200_000
+"""Live transactions the stack keeps. A registration is two non-INVITE transactions (401,
+then 200) that each linger 32 s in Completed (timer J over UDP), so 2,000 registrations/s
+keep ~128,000 alive; the stack's default of 10,000 would cap them near 150/s."""
 UNREGISTER_TIMEOUT = 2.0
 """Seconds ``stop`` gives the un-REGISTERs to the providers (within the PBX's stop deadline)."""
 
@@ -109,12 +113,14 @@ class SipService:
         secret: bytes | None = None,
         max_contacts: int = DEFAULT_MAX_CONTACTS,
         store_path: str | None = None,
+        max_transactions: int = MAX_TRANSACTIONS,
     ) -> None:
         self.clock: Callable[[], float] = clock or time.time
         self.rng = rng
         self.secret = secret or os.urandom(32)
         self.max_contacts = max_contacts
         self.store_path = store_path
+        self.max_transactions = max_transactions
         self.pbx: Pbx | None = None
         self.stack: SipStack | None = None
         self.store: LocationStore | None = None
@@ -152,6 +158,7 @@ class SipService:
                 bindport=general.bindport,
                 tcp=general.tcpenable,
                 user_agent=general.useragent,
+                max_transactions=self.max_transactions,
             ),
             self._dispatch,
             rng=self.rng,

@@ -311,11 +311,14 @@ LAUNCH = "import sys, pypbx.sipservice\nfrom pypbx.cli import main\nsys.exit(mai
 
 @dataclass
 class PbxProcess:
-    """pypbx running as a real process (``pypbx run -C confdir -vvv``) on 127.0.0.1:port."""
+    """pypbx running as a real process (``pypbx run -C confdir -vvv``) on 127.0.0.1:port.
+
+    ``verbosity`` is the number of ``-v`` (3 shows registrations, as Asterisk's console)."""
 
     confdir: Path
     port: int
     ip: str = "127.0.0.1"
+    verbosity: int = 3
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -333,7 +336,8 @@ class PbxProcess:
         out = self.log.open("ab")
         offset = len(self.log_text())
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "run", "-C", str(self.confdir), "-vvv"],
+            [sys.executable, "-c", LAUNCH, "run", "-C", str(self.confdir)]
+            + ["-v"] * self.verbosity,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

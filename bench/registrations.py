@@ -1,0 +1,332 @@
+"""Registrar benchmark: authenticated REGISTER/s at >= 99 % success and memory per 10,000
+bindings, for pypbx and for Kamailio as a registrar, in the same run on the same SIPp scenario.
+
+Run: ``.venv/bin/python bench/registrations.py [--repeats 3] [--rates 500,1000,...]``.
+
+Each party gets N users (``u10000``…, all authenticating as ``burst``/``burstsecret``, the
+way ``tests/interop/test_registrar_sipp.py`` drives SIPp). The scenario is
+``tests/interop/scenarios_reg/reg_auth.xml``: REGISTER, 401, REGISTER with credentials, 200.
+For each offered rate SIPp sends ``rate × 3`` registrations; the best rate where >= 99 %
+succeed is repeated, and the table shows the median achieved rate (successful registrations
+per wall-clock second of the SIPp run). Memory: the PSS of the party's processes before and
+after 10,000 fresh bindings at 500/s, measured 33 s after the last one so that the
+transactions are gone (/proc/PID/smaps_rollup; Kamailio's shared memory counts once). pypbx
+runs at verbosity 0 (no line per registration). About 2.5 minutes in all.
+Everything runs on loopback and each SIPp run is bounded by its own timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.interop.parties import PbxProcess, stop_process, wait_udp  # noqa: E402
+from tests.interop.sipp import free_port, run_sipp, sipp_command  # noqa: E402
+
+SCENARIO = ROOT / "tests" / "interop" / "scenarios_reg" / "reg_auth.xml"
+AUTH_USER = "burst"
+AUTH_PASS = "burstsecret"
+SIPP_IP = "127.0.0.24"
+KAMAILIO_IP = "127.0.0.31"
+TARGET_RATE = 2000
+TARGET_BYTES = 2048
+MEMORY_BINDINGS = 10_000
+MEMORY_RATE = 500
+SETTLE = 33.0
+"""Seconds to wait after the memory run: a UDP non-INVITE transaction lingers 32 s."""
+
+
+def users(n: int) -> list[str]:
+    return [f"u{10000 + i}" for i in range(n)]
+
+
+def pss_kib(pids: list[int]) -> int:
+    """Proportional set size of the processes, in KiB."""
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+    return total
+
+
+def group_pids(pgid: int) -> list[int]:
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) == pgid:
+                out.append(int(entry.name))
+        except OSError:
+            continue
+    return out
+
+
+@dataclass
+class Party:
+    """A registrar under test: where it listens and how to read its memory."""
+
+    name: str
+    host: str
+    port: int
+    pids: Callable[[], list[int]]
+    stop: Callable[[], None]
+
+
+def start_pypbx(work: Path, n: int) -> Party:
+    port = free_port("127.0.0.1")
+    pbx = PbxProcess(work / "pypbx", port, verbosity=0)
+    peers = "".join(
+        f"[{u}]\ntype=friend\nhost=dynamic\ndefaultuser={AUTH_USER}\nsecret={AUTH_PASS}\n"
+        for u in users(n)
+    )
+    general = f"[general]\nbindaddr=127.0.0.1\nbindport={port}\nminexpiry=60\nmaxexpiry=3600\n\n"
+    pypbx_conf = "[general]\nverbose=0\n"
+    pbx.write(
+        {
+            "sip.conf": general + peers,
+            "extensions.conf": "[internal]\nexten => 1,1,Hangup()\n",
+            "pypbx.conf": pypbx_conf,
+        }
+    )
+    pbx.start(timeout=60)
+    assert pbx.proc is not None
+    proc = pbx.proc
+
+    def stop() -> None:
+        pbx.stop()
+
+    return Party("pypbx", "127.0.0.1", port, lambda: [proc.pid], stop)
+
+
+KAMAILIO_CFG = """#!KAMAILIO
+debug=1
+log_stderror=yes
+children={children}
+disable_tcp=yes
+auto_aliases=no
+dns=no
+rev_dns=no
+listen=udp:{ip}:{port}
+
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 60)
+modparam("registrar", "max_expires", 3600)
+
+request_route {{
+    if (!is_method("REGISTER")) {{ sl_send_reply("405", "Method Not Allowed"); exit; }}
+    if (!is_present_hf("Authorization")) {{ www_challenge("bench.test", "1"); exit; }}
+    if ($au != "{user}") {{ sl_send_reply("403", "Forbidden"); exit; }}
+    if (pv_www_authenticate("bench.test", "{password}", "0") < 0) {{
+        www_challenge("bench.test", "1");
+        exit;
+    }}
+    consume_credentials();
+    if (!save("location")) sl_reply_error();
+    exit;
+}}
+"""
+
+
+def start_kamailio(work: Path, children: int) -> Party:
+    port = free_port(KAMAILIO_IP)
+    kdir = work / "kamailio"
+    kdir.mkdir(parents=True, exist_ok=True)
+    cfg = kdir / "registrar.cfg"
+    cfg.write_text(
+        KAMAILIO_CFG.format(
+            children=children, ip=KAMAILIO_IP, port=port, user=AUTH_USER, password=AUTH_PASS
+        )
+    )
+    log = (kdir / "kamailio.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            "kamailio",
+            "-f",
+            str(cfg),
+            "-DD",
+            "-E",
+            "-m",
+            "256",
+            "-M",
+            "16",
+            "-Y",
+            str(kdir),
+            "-w",
+            str(kdir),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    if not wait_udp(KAMAILIO_IP, port, 10):
+        stop_process(proc)
+        raise RuntimeError(f"kamailio did not start: {(kdir / 'kamailio.log').read_text()}")
+    return Party(
+        "kamailio", KAMAILIO_IP, port, lambda: group_pids(proc.pid), lambda: stop_process(proc)
+    )
+
+
+@dataclass(frozen=True)
+class Run:
+    offered: int
+    sent: int
+    successful: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.successful / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def success(self) -> float:
+        return self.successful / self.sent if self.sent else 0.0
+
+
+def sipp_run(work: Path, party: Party, names: list[str], rate: int, local_port: int) -> Run:
+    inf = work / f"users-{len(names)}.csv"
+    if not inf.exists():
+        inf.write_text("SEQUENTIAL\n" + "".join(f"{u}\n" for u in names))
+    run_dir = work / f"sipp-{party.name}-{rate}-{time.monotonic_ns()}"
+    run_dir.mkdir()
+    calls = len(names)
+    cmd = sipp_command(
+        SCENARIO,
+        f"{party.host}:{party.port}",
+        workdir=run_dir,
+        local_ip=SIPP_IP,
+        local_port=local_port,
+        calls=calls,
+        timeout=max(20.0, calls / rate * 4),
+        extra=[
+            "-inf",
+            str(inf),
+            "-au",
+            AUTH_USER,
+            "-ap",
+            AUTH_PASS,
+            "-r",
+            str(rate),
+            "-l",
+            str(max(200, rate)),
+            "-buff_size",
+            "4194304",
+        ],
+    )
+    cmd.args.remove("-trace_msg")
+    started = time.monotonic()
+    result = run_sipp(cmd)
+    seconds = time.monotonic() - started
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return Run(rate, calls, result.successful or 0, seconds)
+
+
+def rate_table(work: Path, party: Party, rates: list[int], repeats: int) -> tuple[float, Run]:
+    """The best offered rate at >= 99 % success; the median achieved rate over repeats."""
+    port = free_port(SIPP_IP)
+    best: int | None = None
+    last: Run | None = None
+    for rate in rates:
+        run = sipp_run(work, party, users(rate * 3), rate, port)
+        last = run
+        print(
+            f"  {party.name:<9} offered {rate:>5}/s: {run.successful}/{run.sent} ok "
+            f"({run.success:.1%}), {run.rate:,.0f}/s",
+            flush=True,
+        )
+        if run.success < 0.99:
+            break
+        best = rate
+        if run.rate < rate * 0.8:
+            break  # it no longer keeps up: higher offers only queue
+    if best is None:
+        assert last is not None
+        return 0.0, last
+    achieved = []
+    final: Run | None = None
+    for _ in range(repeats):
+        final = sipp_run(work, party, users(best * 3), best, port)
+        if final.success >= 0.99:
+            achieved.append(final.rate)
+    assert final is not None
+    return (statistics.median(achieved) if achieved else 0.0), final
+
+
+def memory_per_binding(work: Path, party: Party) -> float:
+    """PSS growth per binding once the registrations' transactions are gone (timer J)."""
+    before = pss_kib(party.pids())
+    port = free_port(SIPP_IP)
+    run = sipp_run(work, party, users(MEMORY_BINDINGS), MEMORY_RATE, port)
+    time.sleep(SETTLE)
+    after = pss_kib(party.pids())
+    if run.successful < MEMORY_BINDINGS * 0.99:
+        print(f"  {party.name}: only {run.successful} bindings for the memory figure")
+    return (after - before) * 1024 / max(1, run.successful)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rates", default="500,1000,1500,2000,3000,4000")
+    parser.add_argument("--kamailio-children", type=int, default=2)
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    for tool in ("sipp", "kamailio"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed", file=sys.stderr)
+            return 2
+    rows: list[tuple[str, float, float, float]] = []
+    with tempfile.TemporaryDirectory(prefix="pypbx-bench-reg-") as tmp:
+        work = Path(tmp)
+        n_peers = max(MEMORY_BINDINGS, max(rates) * 3)
+        starters: list[Callable[[], Party]] = [
+            lambda: start_pypbx(work, n_peers),
+            lambda: start_kamailio(work, args.kamailio_children),
+        ]
+        for start in starters:
+            party = start()
+            try:
+                memory = memory_per_binding(work, party)
+                rate, final = rate_table(work, party, rates, args.repeats)
+            finally:
+                party.stop()
+            rows.append((party.name, rate, final.success, memory))
+    print()
+    print(f"{'registrar':<10} {'auth REGISTER/s':>16} {'success':>8} {'bytes/binding':>14}")
+    for name, rate, success, memory in rows:
+        print(f"{name:<10} {rate:>16,.0f} {success:>8.1%} {memory:>14,.0f}")
+    print(
+        f"(median of {args.repeats}; targets for pypbx: >= {TARGET_RATE:,}/s, "
+        f"<= {TARGET_BYTES:,} bytes per binding)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
