@@ -1,0 +1,316 @@
+"""A small internet in Linux network namespaces, for NAT tests (issue 7, item 4).
+
+::
+
+                         wan (router + bridge br0: 203.0.113.1/24, 198.51.100.1/24)
+            ┌───────────────────┼────────────────────────┐
+        provider           pbxnat (MASQUERADE)       phonenat (MASQUERADE)
+     198.51.100.10     wan0 203.0.113.2              wan0 203.0.113.3
+                       lan0 192.168.50.1             lan0 192.168.60.1
+                            │                             │
+                           pbx 192.168.50.10            phone 192.168.60.10
+
+The public ranges are TEST-NET-2/3 (RFC 5737): they exist only inside these namespaces.
+Every link is a veth pair created between two of our namespaces; nothing touches the root
+namespace's interfaces, and no namespace has a route out, so no packet can leave.
+
+The NAT routers behave like home routers: LAN → WAN is masqueraded, WAN → LAN passes only
+for established flows and for the port forwards a test adds (:meth:`Topology.port_forward`).
+
+Root only. :func:`unavailable` says why a host cannot run these tests; :func:`topology` builds
+and always tears down (namespaces deleted, processes started with :meth:`Topology.popen`
+killed), even when the test body raises. :func:`sweep_stale` removes namespaces left by
+processes that died without cleaning up. Every wait is bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "pypbx-"
+TIMEOUT = 10.0
+
+WAN = "wan"
+PROVIDER = "provider"
+PBXNAT = "pbxnat"
+PBX = "pbx"
+PHONENAT = "phonenat"
+PHONE = "phone"
+ROLES = (WAN, PROVIDER, PBXNAT, PBX, PHONENAT, PHONE)
+
+
+@dataclass(frozen=True, slots=True)
+class Iface:
+    """One interface of a namespace: name, address/prefix."""
+
+    role: str
+    name: str
+    cidr: str
+
+    @property
+    def ip(self) -> str:
+        return self.cidr.split("/", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A veth pair between two namespaces; ``a_bridge`` enslaves side a to ``br0``."""
+
+    a: Iface
+    b: Iface
+    a_bridge: bool = False
+
+
+# The veth pairs; the wan side of the public links joins the bridge.
+_LINKS = (
+    Link(Iface(WAN, "w-prov", ""), Iface(PROVIDER, "eth0", "198.51.100.10/24"), a_bridge=True),
+    Link(Iface(WAN, "w-pbxn", ""), Iface(PBXNAT, "wan0", "203.0.113.2/24"), a_bridge=True),
+    Link(Iface(WAN, "w-phnn", ""), Iface(PHONENAT, "wan0", "203.0.113.3/24"), a_bridge=True),
+    Link(Iface(PBXNAT, "lan0", "192.168.50.1/24"), Iface(PBX, "eth0", "192.168.50.10/24")),
+    Link(Iface(PHONENAT, "lan0", "192.168.60.1/24"), Iface(PHONE, "eth0", "192.168.60.10/24")),
+)
+_WAN_BRIDGE_ADDRS = ("203.0.113.1/24", "198.51.100.1/24")
+_GATEWAYS = {
+    PROVIDER: "198.51.100.1",
+    PBXNAT: "203.0.113.1",
+    PHONENAT: "203.0.113.1",
+    PBX: "192.168.50.1",
+    PHONE: "192.168.60.1",
+}
+_ROUTERS = (WAN, PBXNAT, PHONENAT)
+_NATS = (PBXNAT, PHONENAT)
+
+# The address each host has in its own namespace, and the one the internet sees.
+ADDRESSES = {
+    WAN: "203.0.113.1",
+    PROVIDER: "198.51.100.10",
+    PBXNAT: "203.0.113.2",
+    PBX: "192.168.50.10",
+    PHONENAT: "203.0.113.3",
+    PHONE: "192.168.60.10",
+}
+LANS = {PBXNAT: "192.168.50.0/24", PHONENAT: "192.168.60.0/24"}
+_BEHIND = {PBX: PBXNAT, PHONE: PHONENAT}
+
+
+class TopologyError(RuntimeError):
+    """A command building or using the topology failed (its stderr is in the message)."""
+
+
+def unavailable() -> str | None:
+    """Why namespace tests cannot run here (not root, ``ip``/``iptables`` missing), or None."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "network namespace tests need root"
+    for tool in ("ip", "iptables"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' is not installed"
+    return None
+
+
+def _cmd(argv: Sequence[str], *, timeout: float = TIMEOUT, check: bool = True) -> str:
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise TopologyError(f"timed out after {timeout}s: {' '.join(argv)}") from exc
+    if check and done.returncode != 0:
+        raise TopologyError(f"{' '.join(argv)} -> {done.returncode}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def list_namespaces() -> list[str]:
+    """Names of the named network namespaces (``ip netns list``)."""
+    out = _cmd(["ip", "netns", "list"])
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def delete_namespace(name: str) -> None:
+    """Delete one namespace; a missing one is not an error."""
+    _cmd(["ip", "netns", "delete", name], check=False)
+
+
+_PID_RE = re.compile(r"(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    return pid > 0 and os.path.exists(f"/proc/{pid}")
+
+
+def sweep_stale(prefix: str = PREFIX) -> list[str]:
+    """Delete namespaces named ``<prefix><pid>-...`` whose creating process is gone."""
+    removed = []
+    for name in list_namespaces():
+        if not name.startswith(prefix):
+            continue
+        m = _PID_RE.match(name[len(prefix) :])
+        if m is None or _alive(int(m.group(1))):
+            continue
+        delete_namespace(name)
+        removed.append(name)
+    return removed
+
+
+_counter = itertools.count()
+
+
+@dataclass
+class Topology:
+    """A built topology: namespace names per role, helpers to run programs inside."""
+
+    prefix: str
+    namespaces: dict[str, str]
+    _procs: list[subprocess.Popen[Any]] = field(default_factory=list)
+
+    def ns(self, role: str) -> str:
+        """The namespace name of a role (``pbx``, ``phone``, ``provider`` ...)."""
+        return self.namespaces[role]
+
+    def addr(self, role: str) -> str:
+        """The host's own address (private for ``pbx``/``phone``)."""
+        return ADDRESSES[role]
+
+    def public_addr(self, role: str) -> str:
+        """The address the internet sees for a host (its NAT router's WAN address)."""
+        return ADDRESSES[_BEHIND.get(role, role)]
+
+    def argv(self, role: str, argv: Sequence[str]) -> list[str]:
+        """``ip netns exec <ns> argv...``."""
+        return ["ip", "netns", "exec", self.ns(role), *argv]
+
+    def run(
+        self,
+        role: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = TIMEOUT,
+        check: bool = True,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a program in a namespace and wait for it (at most ``timeout`` seconds)."""
+        full = self.argv(role, argv)
+        try:
+            done = subprocess.run(
+                full, capture_output=True, text=True, timeout=timeout, input=input, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TopologyError(f"timed out after {timeout}s: {' '.join(full)}") from exc
+        if check and done.returncode != 0:
+            raise TopologyError(f"{' '.join(full)} -> {done.returncode}: {done.stderr.strip()}")
+        return done
+
+    def python(
+        self, role: str, code: str, *args: str, timeout: float = TIMEOUT, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -c code args...`` (this interpreter) in a namespace."""
+        return self.run(role, [sys.executable, "-c", code, *args], timeout=timeout, check=check)
+
+    def popen(self, role: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start a program in a namespace (``kwargs`` go to ``Popen``); it is killed at
+        teardown if still running."""
+        proc: subprocess.Popen[Any] = subprocess.Popen(self.argv(role, argv), **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def port_forward(self, router: str, proto: str, ports: str, role: str) -> None:
+        """DNAT ``ports`` (``5060`` or ``10000:20000``) arriving on ``router``'s WAN side to
+        the host ``role`` behind it (the tutorial's "forward 5060 and 10000-20000")."""
+        if _BEHIND.get(role) != router:
+            raise ValueError(f"{role} is not behind {router}")
+        to = self.addr(role)
+        dest = ports.replace(":", "-")
+        for rule in (
+            ["-t", "nat", "-A", "PREROUTING", "-i", "wan0", "-p", proto, "--dport", ports,
+             "-j", "DNAT", "--to-destination", f"{to}:{dest}"],
+            ["-A", "FORWARD", "-i", "wan0", "-o", "lan0", "-p", proto, "-d", to,
+             "--dport", ports, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
+        ):  # fmt: skip
+            self.run(router, ["iptables", *rule])
+
+    def kill_processes(self) -> None:
+        """Kill what :meth:`popen` started (each by its own pid), waiting a bounded time."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=TIMEOUT)
+        self._procs.clear()
+
+    def teardown(self) -> list[str]:
+        """Kill our processes, delete our namespaces; returns those still present (none)."""
+        self.kill_processes()
+        for name in self.namespaces.values():
+            delete_namespace(name)
+        left = [n for n in list_namespaces() if n.startswith(self.prefix)]
+        for name in left:
+            delete_namespace(name)
+        return [n for n in list_namespaces() if n.startswith(self.prefix)]
+
+
+def _sysctl(topo: Topology, role: str, key: str, value: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    topo.run(role, ["sh", "-c", f"echo {value} > {path}"])
+
+
+def _build(topo: Topology) -> None:
+    for name in topo.namespaces.values():
+        _cmd(["ip", "netns", "add", name])
+    for role in ROLES:
+        topo.run(role, ["ip", "link", "set", "lo", "up"])
+    topo.run(WAN, ["ip", "link", "add", "br0", "type", "bridge", "forward_delay", "0"])
+    for cidr in _WAN_BRIDGE_ADDRS:
+        topo.run(WAN, ["ip", "addr", "add", cidr, "dev", "br0"])
+    topo.run(WAN, ["ip", "link", "set", "br0", "up"])
+    for link in _LINKS:
+        a, b = link.a, link.b
+        _cmd(["ip", "-n", topo.ns(a.role), "link", "add", a.name, "type", "veth",
+              "peer", "name", b.name, "netns", topo.ns(b.role)])  # fmt: skip
+        for side in (a, b):
+            if side.cidr:
+                topo.run(side.role, ["ip", "addr", "add", side.cidr, "dev", side.name])
+            topo.run(side.role, ["ip", "link", "set", side.name, "up"])
+        if link.a_bridge:
+            topo.run(a.role, ["ip", "link", "set", a.name, "master", "br0"])
+    for role, gateway in _GATEWAYS.items():
+        topo.run(role, ["ip", "route", "add", "default", "via", gateway])
+    for role in _ROUTERS:
+        _sysctl(topo, role, "net.ipv4.ip_forward", "1")
+    for role in _NATS:
+        for rule in (
+            ["-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE"],
+            ["-P", "FORWARD", "DROP"],
+            ["-A", "FORWARD", "-i", "lan0", "-o", "wan0", "-j", "ACCEPT"],
+            ["-A", "FORWARD", "-i", "wan0", "-o", "lan0", "-m", "conntrack",
+             "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+        ):  # fmt: skip
+            topo.run(role, ["iptables", *rule])
+
+
+@contextmanager
+def topology(prefix: str | None = None) -> Iterator[Topology]:
+    """Build the topology, yield it, and tear it down whatever happens.
+
+    ``prefix`` defaults to ``pypbx-<pid>-<n>-`` (unique per process and call). Stale
+    namespaces of dead processes are swept first. Raises :class:`TopologyError` when a
+    build step fails (after cleaning up what was built).
+    """
+    sweep_stale()
+    if prefix is None:
+        prefix = f"{PREFIX}{os.getpid()}-{next(_counter)}-"
+    topo = Topology(prefix, {role: prefix + role for role in ROLES})
+    try:
+        _build(topo)
+        yield topo
+    finally:
+        left = topo.teardown()
+    if left:
+        raise TopologyError(f"namespaces left behind: {left}")
