@@ -30,6 +30,7 @@ __all__ = [
     "KEYS",
     "SPELLED",
     "STAR",
+    "UNIQUE_KEYS",
     "CSeq",
     "Contact",
     "Field",
@@ -183,6 +184,10 @@ def header_key(name: str) -> str:
 
 _MISSING = object()
 
+#: Header keys a message may carry at most once (the parser refuses duplicates, §7.3.1
+#: allows only list headers to repeat).
+UNIQUE_KEYS = frozenset(("from", "to", "call-id", "cseq", "max-forwards", "content-length"))
+
 # A stored field: (key, name as written, value (unfolded, stripped), raw wire text or None).
 Field = tuple[str, str, str, str | None]
 
@@ -208,19 +213,29 @@ class Headers:
     modified. ``get``/``get_all`` return strings; typed views are cached per header name.
     """
 
-    __slots__ = ("_cache", "_fields")
+    __slots__ = ("_cache", "_fields", "_first")
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
         self._fields: list[Field] = [_new_field(n, v) for n, v in fields]
         self._cache: dict[str, Any] = {}
+        # key -> index of its first field, as a parser found them; None once changed
+        self._first: dict[str, int] | None = None
 
     @classmethod
-    def from_wire(cls, fields: list[Field], views: dict[str, Any] | None = None) -> Headers:
+    def from_wire(
+        cls,
+        fields: list[Field],
+        views: dict[str, Any] | None = None,
+        first: dict[str, int] | None = None,
+    ) -> Headers:
         """For parsers: adopt ``fields`` as they are (no checks), with typed ``views``
-        already computed (keyed by lowercase header key)."""
+        already computed (keyed by lowercase header key). ``first`` maps each key to the
+        index of its first field; the parser vouches that keys in :data:`UNIQUE_KEYS`
+        occur at most once, so their values are found without a scan."""
         obj = cls.__new__(cls)
         obj._fields = fields
         obj._cache = {} if views is None else views
+        obj._first = first
         return obj
 
     def copy(self) -> Headers:
@@ -256,6 +271,10 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """Value of the first field line named ``name`` (as written, unfolded)."""
         key = header_key(name)
+        first = self._first
+        if first is not None:
+            i = first.get(key)
+            return default if i is None else self._fields[i][2]
         for f in self._fields:
             if f[0] == key:
                 return f[2]
@@ -294,12 +313,14 @@ class Headers:
             out.append(new)
         self._fields = out
         self._cache.pop(key, None)
+        self._first = None
 
     def add(self, name: str, value: str) -> None:
         """Append a field line."""
         new = _new_field(name, value)
         self._fields.append(new)
         self._cache.pop(new[0], None)
+        self._first = None
 
     def insert_first(self, name: str, value: str) -> None:
         """Insert a field line before the first ``name`` field (top of the message if none);
@@ -313,6 +334,7 @@ class Headers:
         else:
             self._fields.insert(0, new)
         self._cache.pop(key, None)
+        self._first = None
 
     def remove(self, name: str) -> int:
         """Remove every ``name`` field; return how many lines were removed."""
@@ -320,6 +342,7 @@ class Headers:
         before = len(self._fields)
         self._fields = [f for f in self._fields if f[0] != key]
         self._cache.pop(key, None)
+        self._first = None
         return before - len(self._fields)
 
     def remove_first(self, name: str) -> str | None:
@@ -335,6 +358,7 @@ class Headers:
             else:
                 self._fields[i] = (key, f[1], ", ".join(values[1:]), None)
             self._cache.pop(key, None)
+            self._first = None
             return values[0] if values else ""
         return None
 
@@ -357,6 +381,7 @@ class Headers:
         else:
             fields.insert(0, new)
         self._cache.pop(key, None)
+        self._first = None
 
     def seed_view(self, key: str, view: Any) -> None:
         """Store the typed view of lowercase header ``key`` that a caller computed for the
@@ -371,11 +396,18 @@ class Headers:
         result = cache.get(name, _MISSING)  # fast path: called with the lowercase key
         if result is not _MISSING:
             return result
-        key = header_key(name)
-        result = cache.get(key, _MISSING)
-        if result is not _MISSING:
-            return result
-        result = parser([f[2] for f in self._fields if f[0] == key])
+        key = KEYS.get(name)  # the lowercase key maps to itself
+        if key != name:
+            key = header_key(name)
+            result = cache.get(key, _MISSING)
+            if result is not _MISSING:
+                return result
+        first = self._first
+        if first is not None and key in UNIQUE_KEYS:
+            i = first.get(key)
+            result = parser([] if i is None else [self._fields[i][2]])
+        else:
+            result = parser([f[2] for f in self._fields if f[0] == key])
         cache[key] = result
         return result
 
@@ -510,17 +542,21 @@ def _via_fast(text: str) -> Via | None:
             name, eq, value = item.partition("=")
             if eq:
                 out.append((name, value))
-                lname = name.lower()
-                if (lname == "ttl" and ascii_uint(value, 255) is None) or (
-                    lname == "rport" and ascii_uint(value, 65535) is None
-                ):
-                    return None
+                if name != "branch" and name != "received":
+                    lname = name.lower()
+                    if (lname == "ttl" and ascii_uint(value, 255) is None) or (
+                        lname == "rport" and ascii_uint(value, 65535) is None
+                    ):
+                        return None
             else:
-                if name.lower() in _VIA_VALUED:
+                if name != "rport" and name.lower() in _VIA_VALUED:
                     return None
                 out.append((name, None))
         params = tuple(out)
-    return Via(transport.upper(), host, port, params, "SIP/2.0")
+    return Via(_TRANSPORTS.get(transport) or transport.upper(), host, port, params, "SIP/2.0")
+
+
+_TRANSPORTS = {t: t.upper() for t in ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS", "udp", "tcp")}
 
 
 def _via_split(text: str) -> tuple[str, str, int | None, int] | None:
@@ -580,8 +616,14 @@ def parse_via(text: str) -> Via:
 _VIA_VALUED = frozenset(("branch", "received", "maddr", "ttl"))
 
 
+def _empty_via() -> str:
+    raise ParseError("empty Via value")
+
+
 def parse_via_list(values: list[str]) -> tuple[Via, ...]:
     """Every Via value of every Via line, top first. Empty list elements are errors."""
+    if len(values) == 1 and "," not in values[0]:
+        return (parse_via(values[0].strip(" \t") or _empty_via()),)
     out: list[Via] = []
     for line in values:
         for item in split_commas(line):

@@ -20,7 +20,15 @@ import sys
 from collections.abc import Iterable
 
 from pypbx.sip.abnf import ParseError, ascii_uint, is_token
-from pypbx.sip.headers import KEYS, SPELLED, Field, Headers, parse_cseq, parse_uint
+from pypbx.sip.headers import (
+    KEYS,
+    SPELLED,
+    UNIQUE_KEYS,
+    Field,
+    Headers,
+    parse_cseq,
+    parse_uint,
+)
 from pypbx.sip.message import Message, Request, Response
 
 __all__ = [
@@ -33,7 +41,7 @@ __all__ = [
 ]
 
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
-_SINGLE = frozenset(("from", "to", "call-id", "cseq", "max-forwards", "content-length"))
+_SINGLE = UNIQUE_KEYS
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
 _URI_BAD = frozenset('<>"\x7f') | frozenset(chr(c) for c in range(33))
 MAX_URI_LENGTH = 4096
@@ -172,7 +180,7 @@ def parse_message(data: bytes) -> Message:
     pos = first.get("max-forwards")
     if pos is not None:
         views["max-forwards"] = parse_uint(fields[pos][2], "Max-Forwards", 255)
-    headers = Headers.from_wire(fields, views)
+    headers = Headers.from_wire(fields, views, first)
 
     pos = first.get("content-length")
     rest = len(data) - body_start
