@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +24,18 @@ from pypbx.check import load_config_dir
 from pypbx.server import Pbx
 from pypbx.sipservice import SipService
 from tests.interop.parties import Baresip, BaresipCtl, Kamailio, have
-from tests.interop.sipp import free_port
+from tests.interop.sipp import (
+    SippProcess,
+    SippResult,
+    free_port,
+    run_sipp,
+    sipp_command,
+    start_sipp,
+)
 from tests.interop.tone import analyse
 
 pytestmark = pytest.mark.interop
-INTEROP_TOOLS = ("kamailio", "baresip")
+INTEROP_TOOLS = ("kamailio", "baresip", "sipp")
 
 PROVIDER_IP = "127.0.0.21"
 PSTN_IP = "127.0.0.22"
@@ -230,3 +238,295 @@ def test_did_from_the_pstn_rings_extension_1000(world: World) -> None:
     check_recordings(world.pstn, world.phone, caller_hears=440.0, callee_hears=1000.0)
     assert totals.get("legs") == 2, totals
     assert totals["packets_out"] >= 2 * 50 * (HOLD - 1), totals
+
+
+# ---------------------------------------------------------------- SIPp on both sides
+
+SIPP_CALLER_IP = "127.0.0.24"
+SIPP_TRUNK_IP = "127.0.0.25"
+SIPP_EXT_IP = "127.0.0.26"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios_call"
+needs_sipp = pytest.mark.skipif(not have("sipp"), reason="not installed: sipp")
+
+
+def sipp_sip_conf(port: int, trunk_port: int, ext_port: int) -> str:
+    return f"""[general]
+bindaddr=127.0.0.1
+bindport={port}
+context=guests
+
+[1000]
+type=friend
+host=dynamic
+secret=mysecretpassword
+context=internal
+disallow=all
+allow=ulaw
+
+[trunk]
+type=peer
+host={SIPP_TRUNK_IP}
+port={trunk_port}
+insecure=port,invite
+context=from-trunk
+username=acct1
+fromuser=acct1
+secret=trunksecret
+disallow=all
+allow=ulaw
+
+[2000]
+type=peer
+host={SIPP_EXT_IP}
+port={ext_port}
+context=internal
+disallow=all
+allow=ulaw
+"""
+
+
+SIPP_EXTENSIONS = """[internal]
+exten => _1NXXNXXXXXX,1,Dial(SIP/trunk/${EXTEN},3)
+same => n,Goto(s-${DIALSTATUS},1)
+exten => s-BUSY,1,Hangup(17)
+exten => s-NOANSWER,1,Hangup(19)
+exten => _s-.,1,Hangup(34)
+exten => 3000,1,Dial(SIP/trunk/18005550000&SIP/2000,10)
+
+[guests]
+exten => 18002223333,1,Dial(SIP/trunk/${EXTEN})
+"""
+
+
+@dataclass
+class SippBed:
+    tmp: Path
+    port: int
+    trunk_port: int
+    ext_port: int
+
+
+def sipp_uas(bed: SippBed, scenario: str, ip: str, port: int, **keys: str) -> SippProcess:
+    work = bed.tmp / f"uas-{ip}-{scenario}"
+    work.mkdir(parents=True, exist_ok=True)
+    return start_sipp(
+        sipp_command(
+            SCENARIOS / f"{scenario}.xml",
+            None,
+            workdir=work,
+            local_ip=ip,
+            local_port=port,
+            calls=1,
+            timeout=25,
+            keys=keys,
+        )
+    )
+
+
+def sipp_uac(
+    bed: SippBed, scenario: str, number: str, *, auth: bool = True, hold_ms: int = 1000
+) -> SippResult:
+    work = bed.tmp / f"uac-{scenario}-{number}"
+    work.mkdir(parents=True, exist_ok=True)
+    extra = ["-s", number, "-d", str(hold_ms)]
+    if auth:
+        # SIPp's digest uri defaults to sip:remote_ip:port; pypbx wants the Request-URI
+        extra += ["-au", "1000", "-ap", "mysecretpassword"]
+        extra += ["-auth_uri", f"{number}@127.0.0.1:{bed.port}"]
+    return run_sipp(
+        sipp_command(
+            SCENARIOS / f"{scenario}.xml",
+            f"127.0.0.1:{bed.port}",
+            workdir=work,
+            local_ip=SIPP_CALLER_IP,
+            local_port=free_port(SIPP_CALLER_IP),
+            calls=1,
+            timeout=20,
+            keys={"caller": "1000"},
+            extra=extra,
+        )
+    )
+
+
+def with_sipp_pbx(tmp_path: Path, script: Callable[[SippBed], None]) -> dict[str, int]:
+    bed = SippBed(
+        tmp_path, free_port("127.0.0.1"), free_port(SIPP_TRUNK_IP), free_port(SIPP_EXT_IP)
+    )
+    conf = tmp_path / "pbx"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "sip.conf").write_text(sipp_sip_conf(bed.port, bed.trunk_port, bed.ext_port))
+    (conf / "extensions.conf").write_text(SIPP_EXTENSIONS)
+    (conf / "rtp.conf").write_text("[general]\nrtpstart=10000\nrtpend=20000\n")
+    return serve(conf, lambda: script(bed))
+
+
+def serve(conf: Path, script: Callable[[], None]) -> dict[str, int]:
+    pbx = Pbx(load_config_dir(conf))
+    pbx.dirs.datadir.mkdir(parents=True, exist_ok=True)
+    totals: dict[str, int] = {}
+
+    async def main() -> None:
+        sip = SipService(rng=random.Random(5))
+        pbx.services.append(sip)
+        await sip.start(pbx)
+        calls = CallService()
+        await calls.start(pbx)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(script), 90)
+            await asyncio.sleep(0.3)
+        finally:
+            manager = calls.manager
+            if manager is not None and manager.env is not None:
+                totals.update(manager.env.relayed)
+                totals["ports_in_use"] = manager.ports.in_use if manager.ports else -1
+                totals["channels"] = len(manager.channels)
+            await calls.stop()
+            await sip.stop()
+
+    asyncio.run(main())
+    return totals
+
+
+def final_status(result: SippResult) -> list[int]:
+    return [int(m) for m in re.findall(r"^SIP/2\.0 ([3-6]\d\d) ", result.messages, re.M)]
+
+
+@needs_sipp
+def test_sipp_answered_call_through_a_trunk_that_asks_401(tmp_path: Path) -> None:
+    out: dict[str, object] = {}
+
+    def script(bed: SippBed) -> None:
+        uas = sipp_uas(
+            bed,
+            "uas_answer_auth",
+            SIPP_TRUNK_IP,
+            bed.trunk_port,
+            authuser="acct1",
+            authpass="trunksecret",
+        )
+        try:
+            out["uac"] = sipp_uac(bed, "uac_call", "18005551234", hold_ms=1500)
+            out["uas"] = uas.wait()
+        finally:
+            uas.stop()
+
+    totals = with_sipp_pbx(tmp_path, script)
+    uac, uas = out["uac"], out["uas"]
+    assert isinstance(uac, SippResult)
+    assert isinstance(uas, SippResult)
+    assert uac.ok, uac.explain()
+    assert uas.ok, uas.explain()
+    assert "Authorization: Digest" in uas.messages
+    assert 'username="acct1"' in uas.messages
+    assert totals["ports_in_use"] == 0
+    assert totals["channels"] == 0
+
+
+@needs_sipp
+@pytest.mark.parametrize(
+    ("uas_scenario", "keys", "expect"),
+    [
+        ("uas_busy", {}, 486),  # BUSY → Hangup(17)
+        ("uas_ring", {}, 480),  # NOANSWER after 3 s → Hangup(19); the trunk got CANCEL
+        ("uas_congested", {}, 503),  # CONGESTION → Hangup(34)
+    ],
+)
+def test_sipp_failed_dial_continues_the_plan(
+    tmp_path: Path, uas_scenario: str, keys: dict[str, str], expect: int
+) -> None:
+    out: dict[str, object] = {}
+
+    def script(bed: SippBed) -> None:
+        uas = sipp_uas(bed, uas_scenario, SIPP_TRUNK_IP, bed.trunk_port, **keys)
+        try:
+            out["uac"] = sipp_uac(bed, "uac_fail", "18005551234")
+            out["uas"] = uas.wait()
+        finally:
+            uas.stop()
+
+    totals = with_sipp_pbx(tmp_path, script)
+    uac, uas = out["uac"], out["uas"]
+    assert isinstance(uac, SippResult)
+    assert isinstance(uas, SippResult)
+    assert uac.ok, uac.explain()
+    assert uas.ok, uas.explain()
+    assert final_status(uac)[-1] == expect, uac.explain()
+    assert totals["ports_in_use"] == 0
+
+
+@needs_sipp
+@pytest.mark.parametrize(
+    ("uac_scenario", "uas_scenario"),
+    [
+        ("uac_cancel", "uas_ring"),  # caller CANCEL → trunk CANCEL
+        ("uac_wait_bye", "uas_bye"),  # callee BYE → caller BYE
+        ("uac_hold", "uas_answer"),  # hold re-INVITE, then caller BYE
+    ],
+)
+def test_sipp_call_flows(tmp_path: Path, uac_scenario: str, uas_scenario: str) -> None:
+    out: dict[str, object] = {}
+
+    def script(bed: SippBed) -> None:
+        uas = sipp_uas(bed, uas_scenario, SIPP_TRUNK_IP, bed.trunk_port)
+        try:
+            out["uac"] = sipp_uac(bed, uac_scenario, "18005551234")
+            out["uas"] = uas.wait()
+        finally:
+            uas.stop()
+
+    totals = with_sipp_pbx(tmp_path, script)
+    uac, uas = out["uac"], out["uas"]
+    assert isinstance(uac, SippResult)
+    assert isinstance(uas, SippResult)
+    assert uac.ok, uac.explain()
+    assert uas.ok, uas.explain()
+    assert totals["ports_in_use"] == 0
+    if uac_scenario == "uac_hold":
+        assert "a=sendonly" in uas.messages, uas.messages[-3000:]
+
+
+@needs_sipp
+def test_sipp_parallel_ringing_first_answer_wins(tmp_path: Path) -> None:
+    out: dict[str, object] = {}
+
+    def script(bed: SippBed) -> None:
+        ringing = sipp_uas(bed, "uas_ring", SIPP_TRUNK_IP, bed.trunk_port)
+        answering = sipp_uas(bed, "uas_answer", SIPP_EXT_IP, bed.ext_port)
+        try:
+            out["uac"] = sipp_uac(bed, "uac_call", "3000")
+            out["ring"] = ringing.wait()
+            out["answer"] = answering.wait()
+        finally:
+            ringing.stop()
+            answering.stop()
+
+    with_sipp_pbx(tmp_path, script)
+    for name in ("uac", "ring", "answer"):
+        result = out[name]
+        assert isinstance(result, SippResult)
+        assert result.ok, f"{name}: " + result.explain()
+
+
+@needs_sipp
+def test_sipp_stranger_cannot_call_out(tmp_path: Path) -> None:
+    out: dict[str, object] = {}
+
+    def script(bed: SippBed) -> None:
+        uas = sipp_uas(bed, "uas_answer", SIPP_TRUNK_IP, bed.trunk_port)
+        try:
+            out["uac"] = sipp_uac(bed, "uac_stranger", "18002223333", auth=False)
+            time.sleep(1.0)
+            out["trunk_messages"] = (
+                (bed.tmp / f"uas-{SIPP_TRUNK_IP}-uas_answer" / "sipp_messages.log").read_text()
+                if (bed.tmp / f"uas-{SIPP_TRUNK_IP}-uas_answer" / "sipp_messages.log").exists()
+                else ""
+            )
+        finally:
+            uas.stop()
+
+    with_sipp_pbx(tmp_path, script)
+    uac = out["uac"]
+    assert isinstance(uac, SippResult)
+    assert uac.ok, uac.explain()
+    assert final_status(uac)[-1] in (403, 407), uac.explain()
+    assert "INVITE" not in str(out["trunk_messages"])
