@@ -123,6 +123,21 @@ def test_phone_is_masqueraded_behind_phonenat(topo: Topology) -> None:
     assert not any("192.168.60." in line for line in seen)
 
 
+def test_capture_shows_both_sides_of_the_nat(topo: Topology) -> None:
+    server = start_echo(topo, PROVIDER, 7004)
+    inside = topo.capture(PHONE, "eth0", port=7004)
+    outside = topo.capture(PROVIDER, "eth0", port=7004)
+    reply = probe(topo, PHONE, topo.addr(PROVIDER), 7004, 40004, "hello 192.168.60.10")
+    finish(server)
+    sent_in = [p for p in inside.stop() if p.dport == 7004]
+    got_out = [p for p in outside.stop() if p.dport == 7004]
+    assert [(p.src, p.sport, p.outgoing) for p in sent_in] == [(topo.addr(PHONE), 40004, True)]
+    assert [(p.src, p.outgoing) for p in got_out] == [(topo.public_addr(PHONE), False)]
+    # the payload crosses the NAT untouched: a private address inside it stays (no SIP ALG)
+    assert got_out[0].payload == b"hello 192.168.60.10"
+    assert f"{got_out[0].src}:{got_out[0].sport}" == reply
+
+
 def test_pbx_reaches_provider_through_pbxnat(topo: Topology) -> None:
     server = start_echo(topo, PROVIDER, 7001)
     reply = probe(topo, PBX, topo.addr(PROVIDER), 7001, 5060, "from-pbx")

@@ -19,15 +19,20 @@ for established flows and for the port forwards a test adds (:meth:`Topology.por
 
 Root only. :func:`unavailable` says why a host cannot run these tests; :func:`topology` builds
 and always tears down (namespaces deleted, processes started with :meth:`Topology.popen`
-killed), even when the test body raises. :func:`sweep_stale` removes namespaces left by
+killed), even when the test body raises. :meth:`Topology.capture` records the UDP datagrams
+seen on one interface (a small AF_PACKET sniffer: no tcpdump needed), to check what
+addresses a message carried on each side of a NAT. :func:`sweep_stale` removes namespaces left by
 processes that died without cleaning up. Every wait is bounded by a timeout.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -160,6 +165,72 @@ def sweep_stale(prefix: str = PREFIX) -> list[str]:
     return removed
 
 
+# argv: interface, udp port (0 = any). Prints "ready", then one JSON line per IPv4 UDP packet
+# seen on the interface (both directions).
+_SNIFFER = """
+import base64, json, socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0))
+port = int(sys.argv[2])
+print("ready", flush=True)
+while True:
+    frame, meta = s.recvfrom(65535)
+    if len(frame) < 42 or frame[12:14] != b"\\x08\\x00":
+        continue
+    ip = frame[14:]
+    ihl = (ip[0] & 15) * 4
+    if ip[9] != 17:
+        continue
+    sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
+    if port and port not in (sport, dport):
+        continue
+    print(json.dumps({
+        "src": socket.inet_ntoa(ip[12:16]), "sport": sport,
+        "dst": socket.inet_ntoa(ip[16:20]), "dport": dport,
+        "outgoing": meta[2] == 4,
+        "payload": base64.b64encode(ip[ihl + 8:]).decode(),
+    }), flush=True)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One captured UDP datagram; ``outgoing`` when the capturing namespace sent it."""
+
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    outgoing: bool
+    payload: bytes
+
+
+@dataclass
+class Capture:
+    """A running capture (see :meth:`Topology.capture`); :meth:`stop` returns the packets."""
+
+    proc: subprocess.Popen[Any]
+
+    def stop(self) -> list[Packet]:
+        """Stop capturing (bounded wait) and return what was seen, in order."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            out, _ = self.proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            raise TopologyError("capture did not stop") from exc
+        packets = []
+        for line in out.splitlines():
+            d = json.loads(line)
+            packets.append(
+                Packet(
+                    d["src"], d["sport"], d["dst"], d["dport"], d["outgoing"],
+                    base64.b64decode(d["payload"]),
+                )
+            )  # fmt: skip
+        return packets
+
+
 _counter = itertools.count()
 
 
@@ -235,6 +306,23 @@ class Topology:
              "--dport", ports, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
         ):  # fmt: skip
             self.run(router, ["iptables", *rule])
+
+    def capture(self, role: str, iface: str, port: int = 0) -> Capture:
+        """Start capturing IPv4 UDP on ``iface`` of a namespace (only ``port`` if given);
+        returns once the capture is ready (or raises after ``TIMEOUT``)."""
+        proc = self.popen(
+            role,
+            [sys.executable, "-c", _SNIFFER, iface, str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], TIMEOUT)
+        if not ready or proc.stdout.readline().strip() != "ready":
+            proc.kill()
+            raise TopologyError(f"capture on {role}/{iface} did not start")
+        return Capture(proc)
 
     def kill_processes(self) -> None:
         """Kill what :meth:`popen` started (each by its own pid), waiting a bounded time."""
