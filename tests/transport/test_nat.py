@@ -40,6 +40,9 @@ CO = NatMode.COMEDIA
 AFR = NatMode.AUTO_FORCE_RPORT
 ACO = NatMode.AUTO_COMEDIA
 
+_octet = st.integers(0, 255)
+_ipv4 = st.tuples(_octet, _octet, _octet, _octet).map(lambda t: ".".join(map(str, t)))
+
 EXTERN = "203.0.113.5"
 LAN = ("192.168.0.10", 5060)
 
@@ -418,6 +421,17 @@ def test_rewrite_sdp_keeps_hold_address_and_ipv6() -> None:
     assert out.origin.addrtype == "IP6"
 
 
+def test_rewrite_sdp_to_the_same_address_changes_nothing() -> None:
+    assert rewrite_sdp(SDP, "192.168.50.2") == SDP
+
+
+@given(host=_ipv4)
+def test_rewrite_sdp_is_idempotent_and_only_moves_addresses(host: str) -> None:
+    once = rewrite_sdp(SDP, host)
+    assert rewrite_sdp(once, host) == once
+    assert once.replace(host.encode(), b"192.168.50.2") == SDP
+
+
 @pytest.mark.parametrize("body", [b"", b"   ", b"not sdp at all"])
 def test_rewrite_sdp_leaves_bad_bodies(body: bytes) -> None:
     assert rewrite_sdp(body, EXTERN) == body
@@ -452,9 +466,6 @@ def test_rewrite_message_leaves_non_sdp_body() -> None:
 
 
 # --- properties ----------------------------------------------------------------------------------
-
-_octet = st.integers(0, 255)
-_ipv4 = st.tuples(_octet, _octet, _octet, _octet).map(lambda t: ".".join(map(str, t)))
 
 
 @given(dest=_ipv4)
