@@ -7,14 +7,30 @@ re-INVITEs passed across (RFC 3264 §8.4, done by the legs), and the first hangu
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pypbx.call.sip_channel import SipChannel
 from pypbx.dialplan.channel_api import HangupCause
 from pypbx.media.codecs import route_between
 from pypbx.media.relay import Relay
+from pypbx.sip.sdp import is_hold
 
-__all__ = ["Bridge", "BridgeEnd", "join_media"]
+__all__ = ["Bridge", "BridgeEnd", "join_media", "rtp_timeout"]
+
+log = logging.getLogger("pypbx.call")
+
+
+def rtp_timeout(chan: SipChannel) -> int:
+    """Seconds of RTP silence after which ``chan`` is dead: the peer's ``rtpholdtimeout``
+    while its last SDP put the call on hold, else its ``rtptimeout`` (0 = never)."""
+    peer = chan.peer
+    if peer is None:
+        return 0
+    held = chan.remote_sdp is not None and is_hold(chan.remote_sdp)
+    return peer.rtpholdtimeout if held else peer.rtptimeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +57,28 @@ class Bridge:
     """``caller`` ↔ ``callee`` until one hangs up; the other is then hung up too (callee) or
     left to the dial plan (caller: Dial returns and the plan ends the call)."""
 
-    def __init__(self, caller: SipChannel, callee: SipChannel) -> None:
+    def __init__(
+        self,
+        caller: SipChannel,
+        callee: SipChannel,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        check_every: float = 1.0,
+    ) -> None:
         self.caller = caller
         self.callee = callee
         self.relay: Relay | None = None
+        self.clock = clock
+        self.check_every = check_every
+
+    def dead_leg(self, now: float) -> SipChannel | None:
+        """A leg whose peer's ``rtptimeout`` (``rtpholdtimeout`` while held) passed without
+        an RTP packet (chan_sip ``check_rtp_timeout``), else None."""
+        for chan in (self.caller, self.callee):
+            limit = rtp_timeout(chan)
+            if limit > 0 and chan.leg is not None and chan.leg.idle_for(now) > limit:
+                return chan
+        return None
 
     async def run(self) -> BridgeEnd:
         a, b = self.caller, self.callee
@@ -52,7 +86,17 @@ class Bridge:
         self.relay = join_media(a, b)
         waits = {asyncio.ensure_future(a.ended.wait()), asyncio.ensure_future(b.ended.wait())}
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                done, _ = await asyncio.wait(
+                    waits, timeout=self.check_every, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done:
+                    break
+                dead = self.dead_leg(self.clock())
+                if dead is not None:
+                    log.warning("Disconnecting call '%s' for lack of RTP activity", dead.name)
+                    dead.terminate(int(HangupCause.NORMAL_CLEARING))
+                    break
         finally:
             for w in waits:
                 w.cancel()

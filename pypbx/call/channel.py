@@ -90,6 +90,16 @@ class Channel:
         self.state = state
 
     @property
+    def created_at(self) -> float:
+        """When the channel was made (``core show channels`` duration)."""
+        return self.created
+
+    @property
+    def data(self) -> str:
+        """The running application's data (``core show channels``)."""
+        return self.app_data
+
+    @property
     def is_up(self) -> bool:
         return self.state is ChannelState.UP
 

@@ -314,6 +314,7 @@ class CallManager:
         chan.on_answer = lambda c: builder.answered(self.wall_time())
 
         def on_step(step: Step) -> None:
+            chan.app, chan.app_data = step.app, step.args
             builder.application(step.app, step.args)
             builder.location(step.exten, step.context)
 

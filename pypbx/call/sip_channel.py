@@ -305,6 +305,14 @@ class SipChannel(Channel):
 
     # -- ending --------------------------------------------------------------------------
 
+    @property
+    def callerid(self) -> str:
+        return self.callerid_num
+
+    async def request_hangup(self) -> None:
+        """``channel request hangup``: as a soft hangup with cause 16."""
+        self.terminate(int(HangupCause.NORMAL_CLEARING))
+
     def terminate(self, cause: int) -> None:
         """End this leg now: BYE when up, CANCEL when calling, a final response when ringing."""
         if self.state is ChannelState.HUNGUP:

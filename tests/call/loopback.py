@@ -175,6 +175,7 @@ username=acct1
 secret=trunksecret
 disallow=all
 allow=ulaw
+{trunk_extra}
 
 [2000]
 type=friend
@@ -225,6 +226,7 @@ def run_bed(
     callee2_answer: str = "200",
     timeout: int = 5,
     limit: float = 15.0,
+    trunk_extra: str = "",
 ) -> Bed:
     """Start the PBX and three phones (1000 at .31, the trunk at .32, 2000 at .33), run
     ``body``, stop everything; returns the bed for after-the-fact assertions."""
@@ -236,7 +238,11 @@ def run_bed(
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "sip.conf").write_text(
         SIP_CONF.format(
-            port=port, caller_port=caller.port, trunk_port=trunk.port, callee2_port=callee2.port
+            port=port,
+            caller_port=caller.port,
+            trunk_port=trunk.port,
+            callee2_port=callee2.port,
+            trunk_extra=trunk_extra,
         )
     )
     (tmp_path / "extensions.conf").write_text(EXTENSIONS.format(timeout=timeout))

@@ -345,3 +345,22 @@ def test_hold_reinvite_is_passed_across(tmp_path: Path) -> None:
     addr = seen["passed_addr"]
     assert isinstance(addr, tuple)
     assert addr[0] == "127.0.0.1"  # still pypbx's relay, not the caller
+
+
+def test_rtptimeout_hangs_up_a_silent_call(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        call(bed, "18005551234")
+        flush(bed.caller)
+        await bed.caller.wait_for(SessionAnswered)
+        start = asyncio.get_running_loop().time()
+        ended = await bed.caller.wait_for(SessionTerminated, timeout=6)
+        assert isinstance(ended, SessionTerminated)
+        seen["remote"] = ended.remote
+        seen["after"] = asyncio.get_running_loop().time() - start
+        await bed.trunk.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body, trunk_extra="rtptimeout=1")
+    assert seen["remote"] is True
+    assert 1.0 <= seen["after"] <= 4.0  # type: ignore[operator]
