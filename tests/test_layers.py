@@ -31,6 +31,7 @@ PURE = [
     "qualify.py",
     "sipshow.py",
     "security",
+    "transport/nat.py",
 ]
 FORBIDDEN = {"asyncio", "socket", "time", "random", "selectors", "threading", "subprocess"}
 UPPER = ("pypbx.transport", "pypbx.call", "pypbx.control", "pypbx.server", "pypbx.cli")
