@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -290,6 +292,33 @@ def memory_per_binding(work: Path, party: Party) -> float:
     return (after - before) * 1024 / max(1, run.successful)
 
 
+def loaded_memory_per_binding(work: Path) -> tuple[float, int]:
+    """pypbx restarted on the store the runs filled, against the same config with an empty
+    store: the steady-state cost of a binding, without the burst's transient memory."""
+    confdir = work / "pypbx"
+    store = confdir / "data" / "location.sqlite3"
+    with sqlite3.connect(str(store)) as db:
+        (count,) = db.execute("SELECT count(*) FROM bindings").fetchone()
+    figures: list[int] = []
+    for keep in (True, False):
+        if not keep:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{store}{suffix}").unlink(missing_ok=True)
+        sip = (confdir / "sip.conf").read_text()
+        port = free_port("127.0.0.1")
+        sip = re.sub(r"bindport=\d+", f"bindport={port}", sip)
+        pbx = PbxProcess(confdir, port, verbosity=0)
+        pbx.write({"sip.conf": sip})
+        pbx.start(timeout=60)
+        try:
+            time.sleep(2.0)
+            assert pbx.proc is not None
+            figures.append(pss_kib([pbx.proc.pid]))
+        finally:
+            pbx.stop()
+    return (figures[0] - figures[1]) * 1024 / max(1, int(count)), int(count)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -302,6 +331,7 @@ def main() -> int:
             print(f"{tool} is not installed", file=sys.stderr)
             return 2
     rows: list[tuple[str, float, float, float]] = []
+    loaded, count = 0.0, 0
     with tempfile.TemporaryDirectory(prefix="pypbx-bench-reg-") as tmp:
         work = Path(tmp)
         n_peers = max(MEMORY_BINDINGS, max(rates) * 3)
@@ -317,6 +347,8 @@ def main() -> int:
             finally:
                 party.stop()
             rows.append((party.name, rate, final.success, memory))
+            if party.name == "pypbx":
+                loaded, count = loaded_memory_per_binding(work)
     print()
     print(f"{'registrar':<10} {'auth REGISTER/s':>16} {'success':>8} {'bytes/binding':>14}")
     for name, rate, success, memory in rows:
@@ -324,6 +356,10 @@ def main() -> int:
     print(
         f"(median of {args.repeats}; targets for pypbx: >= {TARGET_RATE:,}/s, "
         f"<= {TARGET_BYTES:,} bytes per binding)"
+    )
+    print(
+        f"pypbx restarted with {count:,} stored bindings: {loaded:,.0f} bytes per binding "
+        "(PSS against the same config with an empty store; no transactions in flight)"
     )
     return 0
 
