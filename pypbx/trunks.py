@@ -117,9 +117,11 @@ def contact_address(general: General, provider_ip: str, local: Addr) -> Addr:
     """Our address for the Contact: ``externaddr`` when the provider is outside ``localnet``.
 
     Without ``externaddr`` (or when the provider is inside a ``localnet``) the local address
-    the glue bound is used. ``externport`` defaults to the local port.
+    the glue bound is used. ``externport`` defaults to the local port. As in chan_sip, the
+    external address is used only when ``localnet`` is set (sip.conf.sample: "if localnet is
+    not set, the external address will not be set correctly"); ``pypbx check`` warns.
     """
-    if general.externaddr is None:
+    if general.externaddr is None or not general.localnet:
         return local
     try:
         ipaddress.ip_address(provider_ip)

@@ -108,7 +108,22 @@ def _build_general(
             warnings.append(
                 ConfWarning(extra.origin, "second [general] section ignored", "ignored-section")
             )
-    return General(**scope.values), scope.registrations
+    general = General(**scope.values)
+    if sections and (general.externaddr or general.externhost) and not general.localnet:
+        entry = next(
+            e
+            for e in reversed(sections[0].entries)
+            if e.key.lower() in ("externip", "externaddr", "externhost")
+        )
+        warnings.append(
+            ConfWarning(
+                entry.origin,
+                f"[general] {entry.key} is not used without localnet: set localnet to your "
+                "LAN (e.g. localnet=192.168.0.0/255.255.255.0), as Asterisk requires",
+                "nat",
+            )
+        )
+    return general, scope.registrations
 
 
 def _peer_defaults(general: General) -> dict[str, Any]:

@@ -120,7 +120,7 @@ GENERAL_OPTIONS: list[tuple[str, str, Any]] = [
 def test_general_option(line: str, attr: str, expected: Any) -> None:
     cfg = sip(f"[general]\n{line}\n")
     assert getattr(cfg.general, attr) == expected
-    assert [w for w in cfg.warnings if w.kind != "deprecated"] == []
+    assert [w for w in cfg.warnings if w.kind not in ("deprecated", "nat")] == []
 
 
 def test_bindport_applies_only_when_udpbindaddr_has_no_port() -> None:
@@ -840,3 +840,21 @@ def test_any_sip_conf_gives_a_model_with_warnings_never_an_exception(lines: list
     for peer in cfg.peers.values():
         assert isinstance(peer.type, PeerType)
         assert all(codec in AUDIO_CODECS for codec in peer.allow)
+
+
+@pytest.mark.parametrize(
+    ("lines", "warned"),
+    [
+        ("externip=203.0.113.10\n", True),
+        ("externhost=pbx.example.org\n", True),
+        ("externip=203.0.113.10\nlocalnet=192.168.0.0/255.255.255.0\n", False),
+        ("localnet=192.168.0.0/24\n", False),
+    ],
+)
+def test_externip_without_localnet_is_warned(lines: str, warned: bool) -> None:
+    cfg = parse_sip_conf(parse_text("[general]\n" + lines, "sip.conf"))
+    nat = [w for w in cfg.warnings if w.kind == "nat"]
+    assert bool(nat) is warned
+    if warned:
+        assert str(nat[0]).startswith("sip.conf:2: ")
+        assert "localnet" in str(nat[0])
