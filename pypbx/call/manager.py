@@ -30,6 +30,7 @@ from pypbx.cdr.sqlite import SqliteBackend
 from pypbx.config.rtpconf import RtpConfig
 from pypbx.dialplan.channel_api import HangupCause
 from pypbx.dialplan.interpreter import Execution, Step
+from pypbx.log import verbose
 from pypbx.media.ports import PortAllocator
 from pypbx.media.relay import LegOptions
 from pypbx.peers import InviteDecision, PeerDirectory
@@ -427,6 +428,17 @@ class CallService:
             self._waiter.cancel()
         if self.manager is not None:
             await self.manager.hangup_all()
+            if self.manager.env is not None:
+                totals = self.manager.env.relayed
+                verbose(
+                    log,
+                    0,
+                    "RTP relay totals: legs=%d packets_in=%d packets_out=%d dropped=%d",
+                    totals.get("legs", 0),
+                    totals.get("packets_in", 0),
+                    totals.get("packets_out", 0),
+                    totals.get("dropped", 0),
+                )
         if self.cdr is not None:
             self.cdr.close()
 

@@ -1,0 +1,309 @@
+"""Call benchmarks through pypbx, SIPp driven (issue 6), printed as a table.
+
+1. Call setups per second: a SIPp caller with digest auth (407) → pypbx → SIPp as the trunk,
+   ``--hold`` s calls at ``--rates`` calls/s for ``--duration`` s each; failed-call share.
+2. Concurrent relayed calls: ``--concurrent`` calls up at once with RTP both ways (SIPp
+   ``rtp_stream``, PCMU 50 packets/s per direction): pypbx CPU % (of one core) in the steady
+   window, RSS per call, and the share of the packets the SIPps sent that pypbx relayed
+   (from its relay totals at stop; pypbx drops the first packets of a stream while strictrtp
+   learns the source, 4 per stream by default).
+
+pypbx runs as a real process (``python -m pypbx run``) on 127.0.0.1 with rtp.conf's
+10000-20000. Every run is bounded in time. Added jitter is not measured (SIPp does not
+report received RTP timing); see the report.
+
+    .venv/bin/python bench/calls.py --rates 50,100,200 --duration 20 --concurrent 50,200
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "tests" / "interop" / "scenarios_call"
+CALLER_IP = "127.0.0.24"
+TRUNK_IP = "127.0.0.25"
+LAUNCH = (
+    "import sys, pypbx.sipservice, pypbx.call.manager\n"
+    "from pypbx.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def sip_conf(port: int, trunk_port: int) -> str:
+    return f"""[general]
+bindaddr=127.0.0.1
+bindport={port}
+alwaysauthreject=yes
+
+[1000]
+type=friend
+host=dynamic
+secret=mysecretpassword
+context=internal
+call-limit=0
+disallow=all
+allow=ulaw
+
+[trunk]
+type=peer
+host={TRUNK_IP}
+port={trunk_port}
+insecure=port,invite
+context=from-trunk
+disallow=all
+allow=ulaw
+"""
+
+
+EXTENSIONS = "[internal]\nexten => _1NXXNXXXXXX,1,Dial(SIP/trunk/${EXTEN},30)\n"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class Pbx:
+    workdir: Path
+    port: int
+    trunk_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        conf = self.workdir / "conf"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "sip.conf").write_text(sip_conf(self.port, self.trunk_port))
+        (conf / "extensions.conf").write_text(EXTENSIONS)
+        (conf / "rtp.conf").write_text("[general]\nrtpstart=10000\nrtpend=20000\n")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.log = self.workdir / "pypbx.out"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, "run", "-C", str(conf)],
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if "call layer attached" in self.text() or "ready (configuration" in self.text():
+                time.sleep(0.5)
+                return
+            time.sleep(0.1)
+        raise RuntimeError("pypbx did not start:\n" + self.text()[-3000:])
+
+    def text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> dict[str, int]:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        m = re.search(
+            r"RTP relay totals: legs=(\d+) packets_in=(\d+) packets_out=(\d+) dropped=(\d+)",
+            self.text(),
+        )
+        keys = ("legs", "packets_in", "packets_out", "dropped")
+        return dict(zip(keys, map(int, m.groups()), strict=True)) if m else {}
+
+
+def sipp(
+    scenario: Path,
+    ip: str,
+    port: int,
+    target: str | None,
+    workdir: Path,
+    *,
+    extra: list[str],
+    timeout: int,
+) -> subprocess.Popen[bytes]:
+    args = ["sipp", "-sf", str(scenario), "-i", ip, "-p", str(port), "-mi", ip]
+    args += ["-nostdin", "-nd", "-timeout", f"{timeout}s", "-trace_screen", "-trace_err"]
+    args += ["-screen_file", str(workdir / f"{scenario.stem}_screen.log")]
+    args += ["-error_file", str(workdir / f"{scenario.stem}_errors.log")]
+    args += extra
+    if target:
+        args.append(target)
+    return subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def counts(workdir: Path, stem: str) -> tuple[int, int]:
+    try:
+        screen = (workdir / f"{stem}_screen.log").read_text(errors="replace")
+    except OSError:
+        return 0, 0
+    ok = re.findall(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", screen)
+    bad = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", screen)
+    return (int(ok[-1]) if ok else 0), (int(bad[-1]) if bad else 0)
+
+
+def rtp_variants(workdir: Path) -> tuple[Path, Path]:
+    """uac_call / uas_answer with SIPp rtp_stream (PCMU tone, looped) after the ACK."""
+    wav = workdir / "tone.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-e", "mu-law", str(wav), "synth", "4", "sine",
+         "440"], check=True,
+    )  # fmt: skip
+    stream = (
+        '  <nop>\n    <action>\n      <exec rtp_stream="tone.wav,-1,0"/>\n    </action>\n  </nop>\n'
+    )
+    uac = (SCENARIOS / "uac_call.xml").read_text().replace("  <pause/>\n", stream + "  <pause/>\n")
+    uas = (SCENARIOS / "uas_answer.xml").read_text()
+    uas = uas.replace('  <recv request="BYE" timeout="20000"/>', stream + '  <recv request="BYE"/>')
+    (workdir / "uac_call_rtp.xml").write_text(uac)
+    (workdir / "uas_answer_rtp.xml").write_text(uas)
+    return workdir / "uac_call_rtp.xml", workdir / "uas_answer_rtp.xml"
+
+
+def setup_rate(base: Path, rate: int, duration: int, hold: int) -> dict[str, float]:
+    work = base / f"rate{rate}"
+    work.mkdir()
+    pbx = Pbx(work, free_port("127.0.0.1"), free_port(TRUNK_IP))
+    pbx.start()
+    assert pbx.proc is not None
+    total = rate * duration
+    limit = timeout = duration + hold + 30
+    uas = sipp(SCENARIOS / "uas_answer.xml", TRUNK_IP, pbx.trunk_port, None, work,
+               extra=["-m", str(total)], timeout=limit)  # fmt: skip
+    cpu0, t0 = cpu_seconds(pbx.proc.pid), time.monotonic()
+    uac = sipp(
+        SCENARIOS / "uac_call.xml", CALLER_IP, free_port(CALLER_IP), f"127.0.0.1:{pbx.port}",
+        work, timeout=timeout,
+        extra=["-s", "18005551234", "-key", "caller", "1000", "-au", "1000", "-ap",
+               "mysecretpassword", "-auth_uri", f"18005551234@127.0.0.1:{pbx.port}",
+               "-r", str(rate), "-m", str(total), "-d", str(hold * 1000),
+               "-l", str(rate * (hold + 5))],
+    )  # fmt: skip
+    try:
+        uac.wait(timeout=limit + 10)
+    except subprocess.TimeoutExpired:
+        uac.kill()
+    cpu = (cpu_seconds(pbx.proc.pid) - cpu0) / (time.monotonic() - t0) * 100
+    try:
+        uas.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        uas.kill()
+    pbx.stop()
+    ok, bad = counts(work, "uac_call")
+    return {"rate": rate, "calls": total, "ok": ok, "failed": bad,
+            "failed_pct": 100.0 * (total - ok) / total, "cpu_pct": cpu}  # fmt: skip
+
+
+def concurrent(base: Path, n: int, steady: int) -> dict[str, float]:
+    work = base / f"conc{n}"
+    work.mkdir()
+    uac_sf, uas_sf = rtp_variants(work)
+    pbx = Pbx(work, free_port("127.0.0.1"), free_port(TRUNK_IP))
+    pbx.start()
+    assert pbx.proc is not None
+    rate = min(100, max(10, n // 5))
+    ramp = n / rate + 2
+    hold = int(ramp + steady + 2)
+    limit = hold + 40
+    rss0 = rss_kib(pbx.proc.pid)
+    uas = sipp(uas_sf, TRUNK_IP, pbx.trunk_port, None, work,
+               extra=["-m", str(n), "-min_rtp_port", "40000", "-max_rtp_port", "49999"],
+               timeout=limit)  # fmt: skip
+    uac = sipp(
+        uac_sf, CALLER_IP, free_port(CALLER_IP), f"127.0.0.1:{pbx.port}", work, timeout=limit,
+        extra=["-s", "18005551234", "-key", "caller", "1000", "-au", "1000", "-ap",
+               "mysecretpassword", "-auth_uri", f"18005551234@127.0.0.1:{pbx.port}",
+               "-r", str(rate), "-m", str(n), "-d", str(hold * 1000), "-l", str(n),
+               "-min_rtp_port", "50000", "-max_rtp_port", "59999"],
+    )  # fmt: skip
+    time.sleep(ramp)
+    cpu0, t0 = cpu_seconds(pbx.proc.pid), time.monotonic()
+    time.sleep(steady)
+    cpu = (cpu_seconds(pbx.proc.pid) - cpu0) / (time.monotonic() - t0) * 100
+    rss = rss_kib(pbx.proc.pid)
+    for proc in (uac, uas):
+        try:
+            proc.wait(timeout=limit + 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    totals = pbx.stop()
+    ok, bad = counts(work, "uac_call_rtp")
+    relayed = totals.get("packets_out", 0)
+    received = totals.get("packets_in", 0)
+    loss = 100.0 * (1 - relayed / received) if received else float("nan")
+    return {"calls": n, "ok": ok, "failed": bad, "cpu_pct": cpu,
+            "rss_per_call_kib": (rss - rss0) / max(1, n),
+            "pkts_in": received, "pkts_out": relayed,
+            "relay_loss_pct": loss}  # fmt: skip
+
+
+def table(rows: list[dict[str, float]], cols: list[str]) -> str:
+    widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(_fmt(r[c]).rjust(w) for c, w in zip(cols, widths, strict=True))
+              for r in rows]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rates", default="50,100,200")
+    ap.add_argument("--duration", type=int, default=20, help="seconds per setup-rate run")
+    ap.add_argument("--hold", type=int, default=5, help="call length in seconds")
+    ap.add_argument("--concurrent", default="50,200")
+    ap.add_argument("--steady", type=int, default=10, help="measuring window, seconds")
+    args = ap.parse_args()
+    if shutil.which("sipp") is None:
+        print("bench/calls.py needs sipp", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="pypbx-bench-calls-") as tmp:
+        base = Path(tmp)
+        rates = [setup_rate(base, int(r), args.duration, args.hold)
+                 for r in args.rates.split(",") if r]  # fmt: skip
+        print("Call setups (SIPp caller with 407 auth → pypbx → SIPp trunk)")
+        print(table(rates, ["rate", "calls", "ok", "failed", "failed_pct", "cpu_pct"]))
+        if args.concurrent:
+            conc = [concurrent(base, int(n), args.steady)
+                    for n in args.concurrent.split(",") if n]  # fmt: skip
+            print("\nConcurrent relayed calls (PCMU both ways, 50 pkt/s per direction)")
+            print(table(conc, ["calls", "ok", "failed", "cpu_pct", "rss_per_call_kib",
+                               "pkts_in", "pkts_out", "relay_loss_pct"]))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
