@@ -212,16 +212,25 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("kwargs", "status"), BAD_INPUT)
 def test_bad_register_input_gets_a_clear_answer(
-    tmp_path: Path, kwargs: dict[str, Any], status: int
+    tmp_path: Path, kwargs: dict[str, Any], status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     got: list[Response] = []
 
     async def body(svc: SipService, client: SipStack, dest: tuple[str, int], _: Clock) -> None:
         auth = None if "headers" in kwargs else ("1000", "mysecretpassword")
+        caplog.clear()
         got.append(await client.request(register(client, dest, **kwargs), dest, auth=auth))
 
-    pbx = run(tmp_path, body)
+    with caplog.at_level(logging.INFO, logger="pypbx"):
+        pbx = run(tmp_path, body)
     assert got[0].status == status
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name in ("pypbx.sip", "pypbx.transport")
+    ]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "127.0.0.1" in warnings[0].getMessage()
     if status == 423:
         assert got[0].get("min-expires") == "60"
     with LocationStore.in_dir(pbx.dirs.datadir) as store:
@@ -490,3 +499,99 @@ def test_contacts_per_peer_are_capped(tmp_path: Path) -> None:
     run(tmp_path, body)
     assert statuses[:-1] == [200] * (len(statuses) - 1)
     assert statuses[-1] == 503
+
+
+def test_reload_unregisters_removed_lines_and_registers_new_ones(tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    old, new = FakeProvider(), FakeProvider()
+    states: list[str | None] = []
+
+    async def wait_registered(svc: SipService, pbx: Pbx, index: int) -> None:
+        for _ in range(200):
+            reg = pbx.config.sip.registrations[index]  # type: ignore[union-attr]
+            status = svc.registration_status(reg)
+            if status is not None and status.state == "Registered":
+                break
+            await asyncio.sleep(0.01)
+        states.append(status.state if status is not None else None)
+
+    async def main() -> None:
+        await old.stack.start()
+        await new.stack.start()
+        a = f"register => acct1:pw@127.0.0.1:{old.stack.local_addr[1]}"
+        b = f"register => acct2:pw@127.0.0.1:{new.stack.local_addr[1]}"
+        write_conf(tmp_path, port, general=a)
+        pbx = make_pbx(tmp_path)
+        svc = SipService()
+        await svc.start(pbx)
+        pbx.services.append(svc)
+        try:
+            await wait_registered(svc, pbx, 0)
+            write_conf(tmp_path, port, general=b)
+            result = await pbx.reload_sip()
+            assert result.ok
+            await wait_registered(svc, pbx, 0)
+            assert [line.name for line in svc.lines] == ["acct2@127.0.0.1"]
+        finally:
+            await svc.stop()
+            await old.stack.close()
+            await new.stack.close()
+
+    asyncio.run(main())
+    assert states == ["Registered", "Registered"]
+    assert [r.get("expires") for r in old.requests][-1] == "0"
+    assert {r.get("expires") for r in new.requests[:-1]} == {"120"}
+    assert new.requests[-1].get("expires") == "0"
+
+
+@pytest.mark.parametrize(
+    ("general", "contact_host"),
+    [
+        pytest.param("", "127.0.0.1", id="local"),
+        pytest.param("externaddr=192.0.2.7\nlocalnet=10.0.0.0/8", "192.0.2.7", id="externaddr"),
+        pytest.param("externaddr=192.0.2.7\nlocalnet=127.0.0.0/8", "127.0.0.1", id="in-localnet"),
+    ],
+)
+def test_register_contact_uses_externaddr_outside_localnet(
+    tmp_path: Path, general: str, contact_host: str
+) -> None:
+    port = free_port("127.0.0.1")
+    provider = FakeProvider()
+
+    async def main() -> None:
+        await provider.stack.start()
+        line = f"register => acct1:pw@127.0.0.1:{provider.stack.local_addr[1]}/55"
+        write_conf(tmp_path, port, general=f"{general}\n{line}")
+        pbx = make_pbx(tmp_path)
+        svc = SipService()
+        await svc.start(pbx)
+        try:
+            for _ in range(100):
+                if provider.requests:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await svc.stop()
+            await provider.stack.close()
+
+    asyncio.run(main())
+    assert provider.requests
+    assert f"<sip:55@{contact_host}:{port}>" in (provider.requests[0].get("contact") or "")
+
+
+def test_sip_trace_logs_full_messages_with_the_peer_address(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    trace = logging.getLogger("pypbx.sip.trace")
+
+    async def body(svc: SipService, client: SipStack, dest: tuple[str, int], _: Clock) -> None:
+        await client.request(request(client, dest, "FOOBAR"), dest)
+
+    with caplog.at_level(logging.DEBUG, logger="pypbx.sip.trace"):
+        trace.setLevel(logging.DEBUG)
+        run(tmp_path, body)
+    records = [r for r in caplog.records if r.name == "pypbx.sip.trace"]
+    texts = [r.getMessage() for r in records]
+    assert any("SIP read from 127.0.0.1" in t and "FOOBAR sip:1@" in t for t in texts)
+    assert any("Transmitting to 127.0.0.1" in t and "SIP/2.0 501" in t for t in texts)
+    assert {getattr(r, "peer_ip", None) for r in records} == {"127.0.0.1"}
