@@ -20,6 +20,7 @@ __all__ = [
     "get_param",
     "has_param",
     "is_token",
+    "lower_param",
     "parse_params",
     "percent_decode",
     "percent_encode",
@@ -113,6 +114,14 @@ def parse_params(text: str, pos: int = 0) -> Params:
 def get_param(params: Params, name: str) -> str | None:
     """Value of parameter ``name`` (case-insensitive); ``None`` if absent or valueless."""
     lname = name.lower()
+    for key, value in params:
+        if key == lname or key.lower() == lname:
+            return value
+    return None
+
+
+def lower_param(params: Params, lname: str) -> str | None:
+    """:func:`get_param` for a name the caller already wrote in lowercase (``"branch"``)."""
     for key, value in params:
         if key == lname or key.lower() == lname:
             return value

@@ -21,6 +21,7 @@ from pypbx.sip.abnf import (
     get_param,
     has_param,
     is_token,
+    lower_param,
     parse_params,
     split_commas,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Via",
     "canonical_name",
     "header_spec",
+    "new_field",
     "parse_contact_list",
     "parse_cseq",
     "parse_name_addr_list",
@@ -192,8 +194,9 @@ UNIQUE_KEYS = frozenset(("from", "to", "call-id", "cseq", "max-forwards", "conte
 Field = tuple[str, str, str, str | None]
 
 
-def _new_field(name: str, value: str) -> Field:
-    """A field set by code (not read from the wire): reject what would corrupt framing."""
+def new_field(name: str, value: str) -> Field:
+    """A field set by code (not read from the wire): ``ValueError`` for a name that is not
+    a token or a value with CR or LF (it would forge header lines)."""
     names = _NAMES.get(name)
     if names is None:
         if not is_token(name):
@@ -216,7 +219,7 @@ class Headers:
     __slots__ = ("_cache", "_fields", "_first")
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
-        self._fields: list[Field] = [_new_field(n, v) for n, v in fields]
+        self._fields: list[Field] = [new_field(n, v) for n, v in fields]
         self._cache: dict[str, Any] = {}
         # key -> index of its first field, as a parser found them; None once changed
         self._first: dict[str, int] | None = None
@@ -298,7 +301,7 @@ class Headers:
 
         ``set``/``add``/``insert_first`` raise ``ValueError`` for a name that is not a
         token or a value containing CR or LF (it would forge header lines)."""
-        new = _new_field(name, value)
+        new = new_field(name, value)
         key = new[0]
         out: list[Field] = []
         placed = False
@@ -317,7 +320,7 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a field line."""
-        new = _new_field(name, value)
+        new = new_field(name, value)
         self._fields.append(new)
         self._cache.pop(new[0], None)
         self._first = None
@@ -325,7 +328,7 @@ class Headers:
     def insert_first(self, name: str, value: str) -> None:
         """Insert a field line before the first ``name`` field (top of the message if none);
         this is how a Via or Record-Route is pushed (§16.6, §18.1.1)."""
-        new = _new_field(name, value)
+        new = new_field(name, value)
         key = new[0]
         for i, f in enumerate(self._fields):
             if f[0] == key:
@@ -366,7 +369,7 @@ class Headers:
         """Replace the first *value* of list header ``name`` (rewrite the top Via, §18.2.1)
         where it stands. If it shares a comma-joined line, it gets a line of its own just
         before the rest of that line. Without a ``name`` field, ``value`` goes first."""
-        new = _new_field(name, value)
+        new = new_field(name, value)
         key = new[0]
         fields = self._fields
         for i, f in enumerate(fields):
@@ -451,12 +454,12 @@ class Via:
     @property
     def branch(self) -> str | None:
         """The ``branch`` parameter (transaction id, §8.1.1.7)."""
-        return get_param(self.params, "branch")
+        return lower_param(self.params, "branch")
 
     @property
     def received(self) -> str | None:
         """The ``received`` parameter (§18.2.1)."""
-        return get_param(self.params, "received")
+        return lower_param(self.params, "received")
 
     @property
     def has_rport(self) -> bool:
@@ -466,18 +469,18 @@ class Via:
     @property
     def rport(self) -> int | None:
         """The numeric ``rport`` value, ``None`` if absent or bare (see ``has_rport``)."""
-        value = get_param(self.params, "rport")
+        value = lower_param(self.params, "rport")
         return ascii_uint(value, 65535) if value is not None else None
 
     @property
     def maddr(self) -> str | None:
         """The ``maddr`` parameter."""
-        return get_param(self.params, "maddr")
+        return lower_param(self.params, "maddr")
 
     @property
     def ttl(self) -> int | None:
         """The ``ttl`` parameter."""
-        value = get_param(self.params, "ttl")
+        value = lower_param(self.params, "ttl")
         return ascii_uint(value, 255) if value is not None else None
 
     @property
@@ -548,14 +551,17 @@ def _via_fast(text: str) -> Via | None:
                         lname == "rport" and ascii_uint(value, 65535) is None
                     ):
                         return None
+            elif name == "rport":
+                out.append(_RPORT_FLAG)
             else:
-                if name != "rport" and name.lower() in _VIA_VALUED:
+                if name.lower() in _VIA_VALUED:
                     return None
                 out.append((name, None))
         params = tuple(out)
     return Via(_TRANSPORTS.get(transport) or transport.upper(), host, port, params, "SIP/2.0")
 
 
+_RPORT_FLAG: tuple[str, str | None] = ("rport", None)
 _TRANSPORTS = {t: t.upper() for t in ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS", "udp", "tcp")}
 
 

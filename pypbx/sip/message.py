@@ -15,8 +15,10 @@ from pypbx.sip.abnf import ParseError, is_token, split_commas
 from pypbx.sip.headers import (
     Contact,
     CSeq,
+    Field,
     Headers,
     Via,
+    new_field,
     parse_contact_list,
     parse_cseq,
     parse_name_addr_list,
@@ -45,11 +47,11 @@ def _cseq_view(values: list[str]) -> CSeq:
 
 
 def _from_view(values: list[str]) -> NameAddr:
-    return parse_name_addr(_only(values, "From"))
+    return parse_name_addr(values[0] if len(values) == 1 else _only(values, "From"))
 
 
 def _to_view(values: list[str]) -> NameAddr:
-    return parse_name_addr(_only(values, "To"))
+    return parse_name_addr(values[0] if len(values) == 1 else _only(values, "To"))
 
 
 def _max_forwards_view(values: list[str]) -> int | None:
@@ -310,8 +312,9 @@ class Response(_Base):
 Message = Request | Response
 
 
-#: The fields a response copies from its request after the Via fields (§8.2.6.2).
-_COPIED = ("from", "to", "call-id", "cseq")
+#: The fields a response copies from its request after the Via fields (§8.2.6.2), by key,
+#: with the spelling the response uses.
+_COPIED = {"from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
 
 
 def build_response(
@@ -327,33 +330,32 @@ def build_response(
     CSeq are copied; ``to_tag`` is added to To unless it already has a tag (§8.2.6.2, a
     100 Trying should pass none). A 100 copies Timestamp (§8.2.6.1). ``headers`` are
     appended after the copied fields."""
-    out = Headers()
-    vias: list[str] = []
-    first: dict[str, str] = {}
+    vias: list[Field] = []
+    first: dict[str, Field] = {}
     for key, _, value, _ in request.headers.fields():
         if key == "via":
+            # values read or set earlier were checked then: copy them without a new check
             if "," in value:
-                vias.extend(v for v in split_commas(value) if v)
+                vias.extend(("via", "Via", v.strip(), None) for v in split_commas(value) if v)
             elif value:
-                vias.append(value)
+                vias.append(("via", "Via", value.strip(), None))
         elif key in _COPIED and key not in first:
-            first[key] = value
-    add = out.add
-    for value in vias:
-        add("via", value)
+            first[key] = (key, _COPIED[key], value.strip(), None)
+    fields = vias
     for key in _COPIED:
-        copied = first.get(key)
-        if copied is None:
+        field = first.get(key)
+        if field is None:
             continue
         if key == "to" and to_tag is not None and request.to.tag is None:
-            copied = f"{copied};tag={to_tag}"
-        add(key, copied)
+            field = new_field("To", f"{field[2]};tag={to_tag}")
+        fields.append(field)
     if status == 100:
         stamp = request.headers.get("timestamp")
         if stamp is not None:
-            add("Timestamp", stamp)
+            fields.append(new_field("Timestamp", stamp))
     for name, value in headers:
-        add(name, value)
+        fields.append(new_field(name, value))
+    out = Headers.from_wire(fields)
     return Response(status, reason, out, body)
 
 

@@ -18,6 +18,7 @@ from pypbx.sip.abnf import (
     get_param,
     has_param,
     is_token,
+    lower_param,
     parse_params,
     percent_decode,
     percent_encode,
@@ -433,7 +434,7 @@ class NameAddr:
     @property
     def tag(self) -> str | None:
         """The ``tag`` header parameter (§19.3)."""
-        return get_param(self.params, "tag")
+        return lower_param(self.params, "tag")
 
     def param(self, name: str) -> str | None:
         """Value of header parameter ``name`` (case-insensitive)."""
@@ -511,11 +512,14 @@ def _parse_name_addr(text: str) -> NameAddr:
         quoted, words, rest, ptext = m.groups()
         params: Params = ()
         if ptext:
-            out: list[tuple[str, str | None]] = []
-            for item in ptext[1:].split(";"):
-                name, eq, value = item.partition("=")
-                out.append((name, value if eq else None))
-            params = tuple(out)
+            if ptext.startswith(";tag=") and ptext.find(";", 5) < 0:
+                params = (("tag", ptext[5:]),)  # the usual From/To
+            else:
+                out: list[tuple[str, str | None]] = []
+                for item in ptext[1:].split(";"):
+                    name, eq, value = item.partition("=")
+                    out.append((name, value if eq else None))
+                params = tuple(out)
         return NameAddr(_sip_memo(rest), quoted if words is None else words, params)
     display: str | None
     if text.startswith('"'):
