@@ -85,6 +85,10 @@ MAX_TRANSACTIONS = 200_000
 """Live transactions the stack keeps. A registration is two non-INVITE transactions (401,
 then 200) that each linger 32 s in Completed (timer J over UDP), so 2,000 registrations/s
 keep ~128,000 alive; the stack's default of 10,000 would cap them near 150/s."""
+MAX_NONCES = 131_072
+"""Nonces whose nonce-count the digest server tracks (LRU). Each challenge issues one and
+they live 32 s, so 2,000 registrations/s keep ~64,000 alive; an evicted live nonce is
+answered as stale (a new 401), which a phone must then redo."""
 UNREGISTER_TIMEOUT = 2.0
 """Seconds ``stop`` gives the un-REGISTERs to the providers (within the PBX's stop deadline)."""
 
@@ -289,7 +293,7 @@ class SipService:
         digest = (
             old_digest
             if old_digest is not None and old_digest.realm == general.realm
-            else DigestServer(self.secret, general.realm)
+            else DigestServer(self.secret, general.realm, max_nonces=MAX_NONCES)
         )
         self.config = config
         self.directory = PeerDirectory(config, self.location, digest=digest)
@@ -444,14 +448,25 @@ class SipService:
         self._pending.append(change)
         binding = change.binding
         if change.kind is ChangeKind.ADDED:
-            where = binding.received or ("?", 0)
-            verbose(log, 3, "Registered SIP '%s' at %s", binding.aor, hostport(where))
+            if self._verbose(3):
+                host, port = binding.received or ("?", 0)
+                host = f"[{host}]" if ":" in host else host
+                verbose(log, 3, "Registered SIP '%s' at %s:%d", binding.aor, host, port)
             self._watch_registered(binding.aor)
         elif change.kind is ChangeKind.REMOVED:
-            verbose(log, 3, "Unregistered SIP '%s' (%s)", binding.aor, binding.contact)
+            if self._verbose(3):
+                verbose(log, 3, "Unregistered SIP '%s' (%s)", binding.aor, binding.contact)
             if not self.location.bindings(binding.aor, self.clock()):
                 self.qualifier.remove(binding.aor)
         self._schedule_flush()
+
+    def _verbose(self, level: int) -> bool:
+        """Whether a ``verbose(level)`` line reaches anyone (the log or a remote console):
+        a registration burst should not pay for building lines nobody reads."""
+        pbx = self.pbx
+        if pbx is None:
+            return True
+        return pbx.verbosity >= level or any(s.level >= level for s in pbx.fanout.sinks)
 
     def _schedule_flush(self) -> None:
         if self._flush_scheduled:
