@@ -153,6 +153,8 @@ def sipp(
     timeout: int,
 ) -> subprocess.Popen[bytes]:
     args = ["sipp", "-sf", str(scenario), "-i", ip, "-p", str(port), "-mi", ip]
+    if "-mp" not in extra:
+        args += ["-mp", str(free_port(ip))]
     args += ["-nostdin", "-nd", "-timeout", f"{timeout}s", "-trace_screen", "-trace_err"]
     args += ["-screen_file", str(workdir / f"{scenario.stem}_screen.log")]
     args += ["-error_file", str(workdir / f"{scenario.stem}_errors.log")]
@@ -237,14 +239,14 @@ def concurrent(base: Path, n: int, steady: int) -> dict[str, float]:
     limit = hold + 40
     rss0 = rss_kib(pbx.proc.pid)
     uas = sipp(uas_sf, TRUNK_IP, pbx.trunk_port, None, work,
-               extra=["-m", str(n), "-min_rtp_port", "40000", "-max_rtp_port", "49999"],
+               extra=["-m", str(n), "-mp", "40000"],
                timeout=limit)  # fmt: skip
     uac = sipp(
         uac_sf, CALLER_IP, free_port(CALLER_IP), f"127.0.0.1:{pbx.port}", work, timeout=limit,
         extra=["-s", "18005551234", "-key", "caller", "1000", "-au", "1000", "-ap",
                "mysecretpassword", "-auth_uri", f"18005551234@127.0.0.1:{pbx.port}",
                "-r", str(rate), "-m", str(n), "-d", str(hold * 1000), "-l", str(n),
-               "-min_rtp_port", "50000", "-max_rtp_port", "59999"],
+               "-mp", "50000"],
     )  # fmt: skip
     time.sleep(ramp)
     cpu0, t0 = cpu_seconds(pbx.proc.pid), time.monotonic()
@@ -268,7 +270,7 @@ def concurrent(base: Path, n: int, steady: int) -> dict[str, float]:
 
 
 def table(rows: list[dict[str, float]], cols: list[str]) -> str:
-    widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols]
+    widths = [max([len(c), *(len(_fmt(r[c])) for r in rows)]) for c in cols]
     lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
     lines += ["  ".join(_fmt(r[c]).rjust(w) for c, w in zip(cols, widths, strict=True))
               for r in rows]  # fmt: skip
@@ -286,16 +288,19 @@ def main() -> int:
     ap.add_argument("--hold", type=int, default=5, help="call length in seconds")
     ap.add_argument("--concurrent", default="50,200")
     ap.add_argument("--steady", type=int, default=10, help="measuring window, seconds")
+    ap.add_argument("--workdir", help="keep logs here instead of a temporary directory")
     args = ap.parse_args()
     if shutil.which("sipp") is None:
         print("bench/calls.py needs sipp", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="pypbx-bench-calls-") as tmp:
-        base = Path(tmp)
+        base = Path(args.workdir or tmp)
+        base.mkdir(parents=True, exist_ok=True)
         rates = [setup_rate(base, int(r), args.duration, args.hold)
                  for r in args.rates.split(",") if r]  # fmt: skip
-        print("Call setups (SIPp caller with 407 auth → pypbx → SIPp trunk)")
-        print(table(rates, ["rate", "calls", "ok", "failed", "failed_pct", "cpu_pct"]))
+        if rates:
+            print("Call setups (SIPp caller with 407 auth → pypbx → SIPp trunk)")
+            print(table(rates, ["rate", "calls", "ok", "failed", "failed_pct", "cpu_pct"]))
         if args.concurrent:
             conc = [concurrent(base, int(n), args.steady)
                     for n in args.concurrent.split(",") if n]  # fmt: skip
