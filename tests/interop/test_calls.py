@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -199,20 +200,80 @@ def check_recordings(
         assert tone.active_s >= 0.9 * (HOLD - 1.0), (phone.ip, tone)
 
 
+class Capture:
+    """tshark on lo for the phones' addresses (skipped quietly when tshark is absent)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if not have("tshark"):
+            return
+        self.proc = subprocess.Popen(
+            ["tshark", "-q", "-i", "lo", "-f", f"udp and (host {PSTN_IP} or host {PHONE_IP})",
+             "-w", str(self.path), "-a", "duration:80"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not self.path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+
+    def stop(self) -> list[tuple[str, int, str, int]]:
+        if self.proc is None:
+            return []
+        time.sleep(0.5)
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        out = subprocess.run(
+            ["tshark", "-r", str(self.path), "-T", "fields", "-e", "ip.src", "-e", "udp.srcport",
+             "-e", "ip.dst", "-e", "udp.dstport"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        rows = []
+        for line in out.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 4 and parts[1] and parts[3]:
+                rows.append((parts[0], int(parts[1]), parts[2], int(parts[3])))
+        return rows
+
+
+def check_no_direct_rtp(rows: list[tuple[str, int, str, int]]) -> None:
+    """Nothing from one phone's RTP ports reaches the other phone; pypbx's relay ports
+    (10000-20000) carry the audio to both."""
+    if not rows:
+        return
+    phone_ports, pstn_ports = range(33000, 34000), range(32000, 33000)
+    direct = [
+        r
+        for r in rows
+        if (r[2] == PSTN_IP and r[1] in phone_ports) or (r[2] == PHONE_IP and r[1] in pstn_ports)
+    ]
+    assert not direct, direct[:5]
+    for ip in (PSTN_IP, PHONE_IP):
+        relayed = [r for r in rows if r[2] == ip and 10000 <= r[1] <= 20000]
+        assert len(relayed) >= 50 * (HOLD - 1), (ip, len(relayed))
+
+
 @needs_parties
 def test_extension_calls_the_pstn_through_pypbx(world: World) -> None:
+    capture = Capture(world.tmp / "call.pcap")
+
     def script(w: World) -> None:
         w.phone.start()
         wait_registered(w)
         ctl = w.phone.ctl()
         try:
             time.sleep(1.0)  # the phone's REGISTER to pypbx
+            capture.start()
             call_and_hold(ctl, f"sip:18002223333@127.0.0.1:{w.pbx_port}")
         finally:
             ctl.close()
         time.sleep(1.0)
 
     totals = run_pbx(world, script)
+    check_no_direct_rtp(capture.stop())
     check_recordings(world.phone, world.pstn, caller_hears=1000.0, callee_hears=440.0)
     # every packet the phones heard went through the relay: 2 legs, ~50 pkt/s each way
     assert totals.get("legs") == 2, totals
