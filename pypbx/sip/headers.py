@@ -406,11 +406,16 @@ class Headers:
             if result is not _MISSING:
                 return result
         first = self._first
-        if first is not None and key in UNIQUE_KEYS:
-            i = first.get(key)
-            result = parser([] if i is None else [self._fields[i][2]])
-        else:
+        if first is None:
             result = parser([f[2] for f in self._fields if f[0] == key])
+        else:
+            i = first.get(key)
+            if i is None:
+                result = parser([])
+            elif key in UNIQUE_KEYS:
+                result = parser([self._fields[i][2]])
+            else:
+                result = parser([f[2] for f in self._fields[i:] if f[0] == key])
         cache[key] = result
         return result
 

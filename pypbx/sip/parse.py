@@ -143,10 +143,9 @@ def parse_message(data: bytes) -> Message:
     keys = KEYS
     spelled = SPELLED
     for index, line in enumerate(lines[1:]):
-        colon = line.find(":")
-        if colon <= 0:
+        name, colon, value = line.partition(":")
+        if not name or not colon:
             raise ParseError(f"header line without a colon: {line[:40]!r}")
-        name = line[:colon]
         key = spelled.get(name)
         if key is None:
             key = keys.get(name.lower())
@@ -162,7 +161,7 @@ def parse_message(data: bytes) -> Message:
             first[key] = index
         elif key in _SINGLE:
             dup = key
-        append((key, name, line[colon + 1 :].strip(" \t"), line))
+        append((key, name, value.strip(" \t"), line))
 
     if raws:
         for i, raw in raws.items():
