@@ -364,3 +364,36 @@ def test_rtptimeout_hangs_up_a_silent_call(tmp_path: Path) -> None:
     run_bed(tmp_path, body, trunk_extra="rtptimeout=1")
     assert seen["remote"] is True
     assert 1.0 <= seen["after"] <= 4.0  # type: ignore[operator]
+
+
+def test_codecs_follow_each_peers_allow_order(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        p = bed.caller
+        session = p.ua.invite(
+            f"sip:2000@127.0.0.1:{bed.port}",
+            to="<sip:2000@127.0.0.1>",
+            from_=f"<sip:1000@{p.ip}>",
+            dest=bed.addr,
+            body=p.offer(("alaw", "ulaw")),  # PCMA first; peer 1000 allows ulaw only
+            content_type="application/sdp",
+            auth=ClientAuthState("1000", "pw1000"),
+            now=p.now(),
+        )
+        flush(p)
+        answered = await p.wait_for(SessionAnswered)
+        assert isinstance(answered, SessionAnswered)
+        seen["caller_formats"] = parse_sdp(answered.response.body).media[0].formats
+        offered = await bed.callee2.wait_for(SessionOffered)
+        assert isinstance(offered, SessionOffered)
+        seen["callee_formats"] = parse_sdp(offered.request.body).media[0].formats
+        session.bye(now=p.now())
+        flush(p)
+        await bed.callee2.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body)
+    assert seen["caller_formats"][0] == "0"  # type: ignore[index]
+    assert "8" not in seen["caller_formats"]  # type: ignore[operator]
+    # 2000 allows ulaw,alaw; only what the caller can use is offered, in 2000's order
+    assert seen["callee_formats"][0] == "0"  # type: ignore[index]
