@@ -360,6 +360,7 @@ class SipStack:
                     while (any_event := ua.next_event()) is not None:
                         if isinstance(any_event, SessionEvent):
                             self._dispatch_session(any_event)
+                            self._dirty = True  # the handler may have answered: send it
                         else:
                             self._dispatch(transport, any_event)
                 if not self._dirty:

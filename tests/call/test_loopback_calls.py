@@ -397,3 +397,34 @@ def test_codecs_follow_each_peers_allow_order(tmp_path: Path) -> None:
     assert "8" not in seen["caller_formats"]  # type: ignore[operator]
     # 2000 allows ulaw,alaw; only what the caller can use is offered, in 2000's order
     assert seen["callee_formats"][0] == "0"  # type: ignore[index]
+
+
+def test_early_media_183_is_passed_back_and_relayed(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        session = call(bed, "18005551234")
+        flush(bed.caller)
+        early = await bed.caller.wait_for(
+            SessionProgressed,
+            where=lambda ev: isinstance(ev, SessionProgressed) and ev.response.status == 183,
+        )
+        assert isinstance(early, SessionProgressed)
+        caller_side = media_address(parse_sdp(early.response.body))
+        offered = await bed.trunk.wait_for(SessionOffered)
+        assert isinstance(offered, SessionOffered)
+        trunk_side = media_address(parse_sdp(offered.request.body))
+        assert trunk_side is not None
+        bed.trunk.send_rtp(trunk_side, 10)  # ringback from the far end
+        await settle()
+        seen["caller_addr"] = caller_side
+        seen["heard"] = len(bed.caller.rtp.received)
+        session.cancel(now=bed.caller.now())
+        flush(bed.caller)
+        await bed.trunk.wait_for(SessionCancelled)
+
+    run_bed(tmp_path, body, trunk_answer="183")
+    addr = seen["caller_addr"]
+    assert isinstance(addr, tuple)
+    assert addr[0] == "127.0.0.1"
+    assert seen["heard"] >= 5  # after strictrtp's probation
