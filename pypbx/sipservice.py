@@ -53,6 +53,7 @@ from pypbx.sip.events import (
 )
 from pypbx.sip.ids import RandomSource
 from pypbx.sip.message import Request, Response
+from pypbx.sipservice_dns import DNS_PORT, SrvRecord, nameservers, query_srv
 from pypbx.sipservice_qualify import QualifyDriver
 from pypbx.sipservice_register import (
     RegistrationLine,
@@ -118,6 +119,7 @@ class SipService:
         max_contacts: int = DEFAULT_MAX_CONTACTS,
         store_path: str | None = None,
         max_transactions: int = MAX_TRANSACTIONS,
+        dns_servers: list[tuple[str, int]] | None = None,
     ) -> None:
         self.clock: Callable[[], float] = clock or time.time
         self.rng = rng
@@ -125,6 +127,7 @@ class SipService:
         self.max_contacts = max_contacts
         self.store_path = store_path
         self.max_transactions = max_transactions
+        self.dns_servers = dns_servers
         self.pbx: Pbx | None = None
         self.stack: SipStack | None = None
         self.store: LocationStore | None = None
@@ -320,10 +323,21 @@ class SipService:
         assert self.config is not None
         for reg in registrations:
             line = RegistrationLine(
-                reg, self.config.general, self.stack, clock=self.clock, trace=self._trace
+                reg,
+                self.config.general,
+                self.stack,
+                clock=self.clock,
+                trace=self._trace,
+                srv=self._srv if self.config.general.srvlookup else None,
             )
             self.lines.append(line)
             line.start()
+
+    async def _srv(self, name: str) -> list[SrvRecord]:
+        servers = self.dns_servers or [(ns, DNS_PORT) for ns in nameservers()]
+        return await query_srv(
+            name, servers=servers, query_id=lambda: int.from_bytes(os.urandom(2), "big")
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

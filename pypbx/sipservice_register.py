@@ -16,12 +16,13 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pypbx.config.sipconf import General, Registration
 from pypbx.log import verbose
 from pypbx.sip.events import Addr
 from pypbx.sip.message import Request, Response
+from pypbx.sipservice_dns import SrvRecord, pick, srv_name
 from pypbx.transport.addr import is_wildcard
 from pypbx.transport.stack import SipStack
 from pypbx.trunks import OutboundRegistration, RegistryRow, RegState, contact_address
@@ -34,6 +35,7 @@ RESOLVE_RETRY = 10.0
 """Seconds between attempts to resolve a provider host name that did not resolve."""
 
 Trace = Callable[[str, Request | Response, Addr], None]
+SrvLookup = Callable[[str], Awaitable[list[SrvRecord]]]
 
 
 def registration_key(reg: Registration) -> tuple[object, ...]:
@@ -69,6 +71,14 @@ async def resolve_host(host: str, port: int) -> list[str]:
     return seen
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def local_ip_towards(dest_ip: str, bindaddr: str) -> str:
     """Our source address for packets to ``dest_ip``: ``bindaddr`` unless it is a wildcard,
     else what the kernel routes from (a connected UDP socket sends nothing)."""
@@ -94,8 +104,10 @@ class RegistrationLine:
         *,
         clock: Callable[[], float],
         trace: Trace | None = None,
+        srv: SrvLookup | None = None,
     ) -> None:
         self.reg = reg
+        self.srv = srv
         self.general = general
         self.stack = stack
         self.clock = clock
@@ -129,14 +141,25 @@ class RegistrationLine:
 
     # -- the task ---------------------------------------------------------------------------
 
+    async def _target(self) -> tuple[str, int]:
+        """Host and port to resolve: the SRV pick for a name without a port (srvlookup)."""
+        host, port = self.reg.host, self.reg.port
+        if port is not None or self.srv is None or _is_ip(host):
+            return host, port or 5060
+        best = pick(await self.srv(srv_name(host, self.reg.transport.value)))
+        if best is None:
+            return host, 5060
+        verbose(log, 3, "SRV lookup for '%s': %s:%d", host, best.target, best.port)
+        return best.target, best.port
+
     async def _run(self) -> None:
-        port = self.reg.port or 5060
         while self.dest is None:
+            host, port = await self._target()
             try:
-                ips = await resolve_host(self.reg.host, port)
+                ips = await resolve_host(host, port)
             except OSError as exc:
                 ips = []
-                log.warning("Could not resolve '%s' for registration: %s", self.reg.host, exc)
+                log.warning("Could not resolve '%s' for registration: %s", host, exc)
             if ips:
                 self.dest = (ips[0], port)
             else:
