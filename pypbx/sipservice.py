@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pypbx.check import ConfigSet
 from pypbx.config.sipconf import General, SipConfig
+from pypbx.errors import PbxError
 from pypbx.location import DEFAULT_MAX_CONTACTS, Change, ChangeKind, Location
 from pypbx.location_store import LocationStore
 from pypbx.log import TRACE, verbose
@@ -68,7 +69,7 @@ from pypbx.transport.stack import SipStack, StackConfig
 if TYPE_CHECKING:
     from pypbx.control.sip import PeerStatus, RegistrationStatus
 
-__all__ = ["CallHandler", "SipService", "sip_service"]
+__all__ = ["CallHandler", "SipService", "SipServiceError", "sip_service"]
 
 log = logging.getLogger("pypbx.sip")
 trace_log = logging.getLogger(TRACE)
@@ -92,6 +93,10 @@ they live 32 s, so 2,000 registrations/s keep ~64,000 alive; an evicted live non
 answered as stale (a new 401), which a phone must then redo."""
 UNREGISTER_TIMEOUT = 2.0
 """Seconds ``stop`` gives the un-REGISTERs to the providers (within the PBX's stop deadline)."""
+
+
+class SipServiceError(PbxError):
+    """The SIP service cannot start (its store is unusable ...)."""
 
 
 class CallHandler(Protocol):
@@ -157,8 +162,11 @@ class SipService:
         self.pbx = pbx
         general = config.general
         path = self.store_path or str(pbx.dirs.datadir / "location.sqlite3")
-        self.store = LocationStore(path)
-        loaded = self.location.load(self.store.load(self.clock()), self.clock())
+        try:
+            self.store = LocationStore(path)
+            loaded = self.location.load(self.store.load(self.clock()), self.clock())
+        except sqlite3.Error as exc:
+            raise SipServiceError(f"{path}: location store unusable: {exc}") from exc
         self.stack = SipStack(
             StackConfig(
                 bindaddr=general.bindaddr,

@@ -595,3 +595,18 @@ def test_sip_trace_logs_full_messages_with_the_peer_address(
     assert any("SIP read from 127.0.0.1" in t and "FOOBAR sip:1@" in t for t in texts)
     assert any("Transmitting to 127.0.0.1" in t and "SIP/2.0 501" in t for t in texts)
     assert {getattr(r, "peer_ip", None) for r in records} == {"127.0.0.1"}
+
+
+def test_an_unusable_store_refuses_the_start_with_a_clear_error(tmp_path: Path) -> None:
+    from pypbx.sipservice import SipServiceError
+
+    port = free_port("127.0.0.1")
+    write_conf(tmp_path, port)
+    pbx = make_pbx(tmp_path)
+    (pbx.dirs.datadir / "location.sqlite3").write_bytes(b"this is not a database" * 100)
+
+    async def main() -> None:
+        await SipService().start(pbx)
+
+    with pytest.raises(SipServiceError, match="location store unusable"):
+        asyncio.run(main())
