@@ -139,7 +139,7 @@ def has_param(params: Params, name: str) -> bool:
 
 def format_params(params: Params) -> str:
     """``;name=value;flag`` for a parameter list (values are emitted as stored)."""
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+    return "".join([f";{k}" if v is None else f";{k}={v}" for k, v in params])
 
 
 def quote(text: str) -> str:

@@ -166,14 +166,25 @@ def _stamp_via(request: Request, source: Addr) -> None:
     rport = via.has_rport
     if not rport and via.host.strip("[]").lower() == host.lower():
         return
-    params = list(via.params)
-    want = {"received": host, "rport": str(port)} if rport else {"received": host}
-    for i, (name, _) in enumerate(params):
-        value = want.pop(name.lower(), None)
-        if value is not None:
-            params[i] = (name, value)  # the first of each keeps its place
-    # with_param order: rport is appended before received
-    params.extend((name, want[name]) for name in ("rport", "received") if name in want)
+    # the first rport and received keep their places; missing ones are appended, rport first
+    params: list[tuple[str, str | None]] = []
+    rport_at = received_at = -1
+    for name, value in via.params:
+        if name == "branch":
+            params.append((name, value))
+            continue
+        lname = name.lower()
+        if lname == "rport" and rport and rport_at < 0:
+            rport_at = len(params)
+            value = str(port)
+        elif lname == "received" and received_at < 0:
+            received_at = len(params)
+            value = host
+        params.append((name, value))
+    if rport and rport_at < 0:
+        params.append(("rport", str(port)))
+    if received_at < 0:
+        params.append(("received", host))
     new = Via(via.transport, via.host, via.port, tuple(params), via.protocol)
     headers.replace_first("via", str(new))
     # the rewritten list is known: spare the next reader a parse of every Via
