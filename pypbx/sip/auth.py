@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -71,7 +72,12 @@ ALGORITHMS: dict[str, DigestAlgorithm] = {}
 
 
 def _register(name: str, hash_name: str) -> None:
+    # the named constructor (hashlib.md5) is a direct C call; hashlib.new looks the name up
+    ctor = getattr(hashlib, hash_name, None)
+
     def hexdigest(data: bytes) -> str:
+        if ctor is not None:
+            return str(ctor(data).hexdigest())
         return hashlib.new(hash_name, data).hexdigest()
 
     for algo in (
@@ -99,12 +105,54 @@ _TCHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH
 _LWS = " \t\r\n"
 
 
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_CHAR_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# One auth-param after the scheme: separators, name, "=", a quoted string or a token-ish
+# value, then LWS up to a comma or the end. Only used when it gives what the scanner in
+# _parse_params would; anything unusual goes to that scanner (and its error messages).
+_AUTH_PARAM_RE = re.compile(
+    r"""[ \t\r\n,]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t\r\n]*=[ \t\r\n]*
+        (?:"((?:[^"\\]|\\.)*)"|([^ \t\r\n,"]+))[ \t\r\n]*(?=,|\Z)""",
+    re.VERBOSE | re.DOTALL,
+)
+_TRAILER_RE = re.compile(r"[ \t\r\n,]*\Z")
+_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
 def _is_token(text: str) -> bool:
-    return bool(text) and all(c in _TCHARS for c in text)
+    return _TOKEN_RE.fullmatch(text) is not None
 
 
 def _bad_char(c: str) -> bool:
     return (ord(c) < 0x20 and c != "\t") or c == "\x7f"
+
+
+def _scan_params(rest: str) -> dict[str, str] | None:
+    """The auth-params of ``rest`` by regex, or None if they need the careful scanner
+    (malformed, duplicated, control characters, text that is not UTF-8)."""
+    if not _encodable(rest) or _BAD_CHAR_RE.search(rest) is not None:
+        return None
+    params: dict[str, str] = {}
+    pos, end = 0, len(rest)
+    match = _AUTH_PARAM_RE.match
+    while True:
+        m = match(rest, pos)
+        if m is None:
+            return params if _TRAILER_RE.match(rest, pos) is not None else None
+        name = m.group(1).lower()
+        quoted, plain = m.group(2), m.group(3)
+        if quoted is None:
+            val = plain
+        elif "\\" in quoted:
+            val = _ESCAPE_RE.sub(r"\1", quoted)
+        else:
+            val = quoted
+        if name in params:
+            return None
+        params[name] = val
+        pos = m.end()
+        if pos >= end:
+            return params
 
 
 def _parse_params(value: str, what: str) -> dict[str, str]:
@@ -116,6 +164,9 @@ def _parse_params(value: str, what: str) -> dict[str, str]:
     scheme, rest = text[:i], text[i:]
     if scheme.lower() != "digest" or (rest and rest[0] not in _LWS):
         raise AuthParseError(f"{what}: scheme is not Digest")
+    fast = _scan_params(rest)
+    if fast is not None:
+        return fast
     params: dict[str, str] = {}
     pos, end = 0, len(rest)
     while True:
@@ -187,7 +238,7 @@ def _encodable(text: str) -> bool:
 
 
 def _quote(value: str) -> str:
-    if any(_bad_char(c) for c in value):
+    if _BAD_CHAR_RE.search(value) is not None:
         raise AuthError(f"cannot quote a value with control characters: {value!r}")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -474,7 +525,7 @@ class DigestServer:
 
     def _mac(self, head: bytes) -> bytes:
         msg = b"pypbx-digest-nonce\0" + _b(self.realm) + b"\0" + head
-        return hmac.new(self._secret, msg, hashlib.sha256).digest()[:16]
+        return hmac.digest(self._secret, msg, "sha256")[:16]  # one-shot C HMAC
 
     def nonce_issued(self, nonce: str) -> float | None:
         """The time a nonce of ours was issued, or None if it is not ours."""
