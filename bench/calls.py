@@ -81,6 +81,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def rcvbuf_errors() -> int:
+    """The kernel's UDP receive-buffer drop counter (all sockets: pypbx's and SIPp's)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    udp = [row for row in lines if row and row[0] == "Udp:"]
+    return int(udp[1][udp[0].index("RcvbufErrors")]) if len(udp) == 2 else 0
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -202,7 +209,7 @@ def setup_rate(base: Path, rate: int, duration: int, hold: int) -> dict[str, flo
     limit = timeout = duration + hold + 30
     uas = sipp(SCENARIOS / "uas_answer.xml", TRUNK_IP, pbx.trunk_port, None, work,
                extra=["-m", str(total)], timeout=limit)  # fmt: skip
-    cpu0, t0 = cpu_seconds(pbx.proc.pid), time.monotonic()
+    cpu0, t0, drops0 = cpu_seconds(pbx.proc.pid), time.monotonic(), rcvbuf_errors()
     uac = sipp(
         SCENARIOS / "uac_call.xml", CALLER_IP, free_port(CALLER_IP), f"127.0.0.1:{pbx.port}",
         work, timeout=timeout,
@@ -223,7 +230,8 @@ def setup_rate(base: Path, rate: int, duration: int, hold: int) -> dict[str, flo
     pbx.stop()
     ok, bad = counts(work, "uac_call")
     return {"rate": rate, "calls": total, "ok": ok, "failed": bad,
-            "failed_pct": 100.0 * (total - ok) / total, "cpu_pct": cpu}  # fmt: skip
+            "failed_pct": 100.0 * (total - ok) / total, "cpu_pct": cpu,
+            "udp_rcvbuf_drops": rcvbuf_errors() - drops0}  # fmt: skip
 
 
 def concurrent(base: Path, n: int, steady: int) -> dict[str, float]:
@@ -237,7 +245,7 @@ def concurrent(base: Path, n: int, steady: int) -> dict[str, float]:
     ramp = n / rate + 2
     hold = int(ramp + steady + 2)
     limit = hold + 40
-    rss0 = rss_kib(pbx.proc.pid)
+    rss0, drops0 = rss_kib(pbx.proc.pid), rcvbuf_errors()
     uas = sipp(uas_sf, TRUNK_IP, pbx.trunk_port, None, work,
                extra=["-m", str(n), "-mp", "40000"],
                timeout=limit)  # fmt: skip
@@ -266,7 +274,7 @@ def concurrent(base: Path, n: int, steady: int) -> dict[str, float]:
     return {"calls": n, "ok": ok, "failed": bad, "cpu_pct": cpu,
             "rss_per_call_kib": (rss - rss0) / max(1, n),
             "pkts_in": received, "pkts_out": relayed,
-            "relay_loss_pct": loss}  # fmt: skip
+            "relay_loss_pct": loss, "udp_rcvbuf_drops": rcvbuf_errors() - drops0}  # fmt: skip
 
 
 def table(rows: list[dict[str, float]], cols: list[str]) -> str:
@@ -300,13 +308,18 @@ def main() -> int:
                  for r in args.rates.split(",") if r]  # fmt: skip
         if rates:
             print("Call setups (SIPp caller with 407 auth → pypbx → SIPp trunk)")
-            print(table(rates, ["rate", "calls", "ok", "failed", "failed_pct", "cpu_pct"]))
+            print(
+                table(
+                    rates,
+                    ["rate", "calls", "ok", "failed", "failed_pct", "cpu_pct", "udp_rcvbuf_drops"],
+                )
+            )
         if args.concurrent:
             conc = [concurrent(base, int(n), args.steady)
                     for n in args.concurrent.split(",") if n]  # fmt: skip
             print("\nConcurrent relayed calls (PCMU both ways, 50 pkt/s per direction)")
-            print(table(conc, ["calls", "ok", "failed", "cpu_pct", "rss_per_call_kib",
-                               "pkts_in", "pkts_out", "relay_loss_pct"]))  # fmt: skip
+            cols = ["calls", "ok", "failed", "cpu_pct", "rss_per_call_kib", "pkts_in", "pkts_out"]
+            print(table(conc, [*cols, "relay_loss_pct", "udp_rcvbuf_drops"]))
     return 0
 
 
