@@ -45,7 +45,14 @@ from pypbx.sip.events import (
     TransactionTimedOut,
     TransportError,
 )
-from pypbx.sip.headers import KEYS, Headers, Via, parse_via_list
+from pypbx.sip.headers import (
+    KEYS,
+    Headers,
+    Via,
+    parse_contact_list,
+    parse_name_addr_list,
+    parse_via_list,
+)
 from pypbx.sip.ids import MAGIC_COOKIE, IdFactory
 from pypbx.sip.message import Message, Request, Response, build_response
 from pypbx.sip.parse import parse_message
@@ -290,7 +297,7 @@ class Endpoint:
 
     def receive(self, data: bytes, addr: Addr, *, now: float) -> None:
         """Take one datagram (or one framed stream message) from ``addr``."""
-        if not data.strip(b"\r\n"):
+        if not data or (data[:1] in b"\r\n" and not data.strip(b"\r\n")):
             return  # keep-alive (RFC 5626 §3.5.1)
         try:
             msg = parse_message(data)
@@ -418,12 +425,13 @@ class Endpoint:
     @staticmethod
     def _check(msg: Message) -> None:
         """Force the typed views the transaction layer relies on (400 if malformed)."""
+        headers = msg.headers
         _ = msg.top_via
         _ = msg.from_
         _ = msg.to
         _ = msg.call_id
-        _ = msg.contact
-        _ = msg.record_route
+        headers.parsed("contact", parse_contact_list)  # without the list copy of .contact
+        headers.parsed("record-route", parse_name_addr_list)
         if isinstance(msg, Request):
             _ = msg.uri
 

@@ -288,6 +288,11 @@ class TimerConfig:
         return 0.0 if reliable else self.t4
 
 
+# (id(config), reliable) -> (config, initial duration of every timer): TimerConfig is frozen,
+# so its durations are worked out once; the config is kept to tell a reused id apart.
+_DURATIONS: dict[tuple[int, bool], tuple[TimerConfig, dict[Timer, float | None]]] = {}
+
+
 class Transaction:
     """One transaction: kind, key, the request that made it, state and deadlines.
 
@@ -341,7 +346,16 @@ class Transaction:
         return f"<Transaction {self.kind.value} {self.state} {self.key}>"
 
     def _arm(self, timer: Timer, now: float) -> None:
-        duration = self.config.initial(timer, reliable=self.reliable)
+        durations = _DURATIONS.get((id(self.config), self.reliable))
+        if durations is None or durations[0] is not self.config:
+            durations = (
+                self.config,
+                {t: self.config.initial(t, reliable=self.reliable) for t in Timer},
+            )
+            if len(_DURATIONS) >= 64:
+                _DURATIONS.clear()
+            _DURATIONS[id(self.config), self.reliable] = durations
+        duration = durations[1][timer]
         if duration is None:
             return
         self.intervals[timer] = duration
