@@ -560,7 +560,8 @@ class Endpoint:
     def _receive_request(self, request: Request, addr: Addr, now: float) -> None:
         key = server_key(request)
         _stamp_via(request, addr)
-        if request.method == "ACK":
+        method = request.method
+        if method == "ACK":
             txn = self._servers.get(key)
             if txn is None or txn.kind is not Kind.INVITE_SERVER:
                 self._events.append(AckReceived(request, addr))
@@ -576,11 +577,12 @@ class Endpoint:
                 request, 503, addr, "transaction limit reached", (("Retry-After", "5"),)
             )
             return
-        if request.method == "CANCEL":
+        if method == "CANCEL":
             self._receive_cancel(request, key, addr, now)
             return
         merge_id: tuple[str, ...] | None = None
-        if request.to.tag is None:
+        out_of_dialog = request.to.tag is None
+        if out_of_dialog:
             cseq = request.cseq
             merge_id = (request.from_.tag or "", request.call_id, str(cseq.number), cseq.method)
             other = self._merge.get(merge_id)
@@ -593,9 +595,9 @@ class Endpoint:
         if merge_id is not None:
             txn.merge_id = merge_id
             self._merge[merge_id] = key
-        if request.method == "INVITE" and self.config.auto_trying:
+        if method == "INVITE" and self.config.auto_trying:
             self._respond(txn, build_response(request, 100), now)
-        if request.method == "OPTIONS" and self.config.auto_options and request.to.tag is None:
+        if method == "OPTIONS" and out_of_dialog and self.config.auto_options:
             self._respond(txn, self.options_response(request), now)
             return
         self._events.append(RequestReceived(request, key, addr))
