@@ -110,8 +110,20 @@ class Pbx:
         (conf / "rtp.conf").write_text("[general]\nrtpstart=10000\nrtpend=20000\n")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.log = self.workdir / "pypbx.out"
+        launch = [sys.executable, "-c", LAUNCH]
+        if os.environ.get("BENCH_PROFILE"):  # cProfile pypbx: BENCH_PROFILE=out.prof
+            script = self.workdir / "launch.py"
+            script.write_text(LAUNCH)
+            launch = [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                os.environ["BENCH_PROFILE"],
+                str(script),
+            ]
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "run", "-C", str(conf)],
+            [*launch, "run", "-C", str(conf)],
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -109,20 +109,21 @@ class Channel:
 
 
 class ChannelTable:
-    """The live channels, in creation order; ``on_change`` runs after every add/remove."""
+    """The live channels, in creation order; ``on_change(channel, added)`` runs after every
+    add and every effective remove."""
 
-    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_change: Callable[[Channel, bool], None] | None = None) -> None:
         self._live: dict[str, Channel] = {}
         self.on_change = on_change
 
     def add(self, channel: Channel) -> None:
         self._live[channel.name] = channel
         if self.on_change is not None:
-            self.on_change()
+            self.on_change(channel, True)
 
     def remove(self, channel: Channel) -> None:
         if self._live.pop(channel.name, None) is not None and self.on_change is not None:
-            self.on_change()
+            self.on_change(channel, False)
 
     def get(self, name: str) -> Channel | None:
         return self._live.get(name)

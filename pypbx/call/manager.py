@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
-from pypbx.call.channel import ChannelNamer, ChannelState, ChannelTable
+from pypbx.call.channel import Channel, ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.dial import Dialer
 from pypbx.call.sip_channel import CallEnv, SipChannel, SipTech
 from pypbx.call.tech import TechRegistry
@@ -157,10 +157,16 @@ class CallManager:
     def _register(self, session: Session, channel: SipChannel) -> None:
         self.sessions[session] = channel
 
-    def _channels_changed(self) -> None:
-        live = list(self.channels)
-        self.pbx.channels[:] = live
-        self.pbx.active_calls = sum(1 for c in live if isinstance(c, SipChannel) and not c.outgoing)
+    def _channels_changed(self, channel: Channel, added: bool) -> None:
+        """Keep ``pbx.channels``/``pbx.active_calls`` current without walking the table."""
+        incoming = isinstance(channel, SipChannel) and not channel.outgoing
+        if added:
+            self.pbx.channels.append(channel)
+        else:
+            with suppress(ValueError):
+                self.pbx.channels.remove(channel)
+        if incoming:
+            self.pbx.active_calls += 1 if added else -1
 
     def _dialed(self, caller: SipChannel, leg: SipChannel) -> None:
         builder = self._cdrs.get(caller.name)

@@ -60,7 +60,7 @@ def test_hungup_is_final() -> None:
 def test_table_tracks_live_channels() -> None:
     changes: list[int] = []
     table = ChannelTable()
-    table.on_change = lambda: changes.append(len(table))
+    table.on_change = lambda _ch, _added: changes.append(len(table))
     a, b = Channel("SIP/a-1", "1", created=0), Channel("SIP/b-2", "2", created=0)
     table.add(a)
     table.add(b)
