@@ -31,6 +31,8 @@ __all__ = ["RegistrationLine", "local_ip_towards", "registration_key", "resolve_
 
 log = logging.getLogger("pypbx.sip.registry")
 
+_BOUND = frozenset({RegState.REGISTERED, RegState.REQUEST_SENT, RegState.AUTH_SENT})
+"""States in which the provider may hold our binding: stop() un-registers from these."""
 RESOLVE_RETRY = 10.0
 """Seconds between attempts to resolve a provider host name that did not resolve."""
 
@@ -239,8 +241,8 @@ class RegistrationLine:
                 await self._task
             self._task = None
         machine = self.machine
-        if machine is None or self.dest is None:
-            return
+        if machine is None or self.dest is None or machine.state not in _BOUND:
+            return  # nothing is bound at the provider (refused, timed out, failed)
         deadline = self.clock() + timeout
         request = machine.unregister(self.clock())
         if request is None:

@@ -610,3 +610,41 @@ def test_an_unusable_store_refuses_the_start_with_a_clear_error(tmp_path: Path) 
 
     with pytest.raises(SipServiceError, match="location store unusable"):
         asyncio.run(main())
+
+
+class RefusingProvider(FakeProvider):
+    """A registrar that refuses every REGISTER with 403."""
+
+    def on_event(self, stack: SipStack, event: object) -> None:
+        if isinstance(event, RequestReceived):
+            self.requests.append(event.request)
+            stack.reply(event, 403, "Forbidden")
+
+
+def test_a_refused_line_shows_rejected_and_stop_sends_no_unregister(tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    provider = RefusingProvider()
+    states: list[str] = []
+
+    async def main() -> None:
+        await provider.stack.start()
+        line = f"register => acct1:pw@127.0.0.1:{provider.stack.local_addr[1]}"
+        write_conf(tmp_path, port, general=line)
+        pbx = make_pbx(tmp_path)
+        svc = SipService()
+        await svc.start(pbx)
+        try:
+            reg = pbx.config.sip.registrations[0]  # type: ignore[union-attr]
+            for _ in range(100):
+                status = svc.registration_status(reg)
+                if status is not None and status.state == "Rejected":
+                    break
+                await asyncio.sleep(0.01)
+            states.append(status.state if status is not None else "")
+        finally:
+            await svc.stop()
+            await provider.stack.close()
+
+    asyncio.run(main())
+    assert states == ["Rejected"]
+    assert [r.get("expires") for r in provider.requests] == ["120"]
