@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
+from pypbx.call.agent import CallUserAgent
 from pypbx.call.channel import Channel, ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.dial import Dialer
 from pypbx.call.sip_channel import CallEnv, SipChannel, SipTech
@@ -129,7 +130,7 @@ class CallManager:
         contact = NameAddr(SipUri.parse(f"sip:{_uri_host(host)}:{port}"))
 
         def factory(endpoint: Endpoint) -> UserAgent:
-            return UserAgent(endpoint, contact=contact)
+            return CallUserAgent(endpoint, contact=contact)
 
         uas = stack.use_user_agents(factory, self.on_session_event)
         bind = stack.config.bindaddr

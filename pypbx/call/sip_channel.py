@@ -217,6 +217,12 @@ class SipChannel(Channel):
         self.local_sdp = sd
         return sd.to_bytes()
 
+    def _watch(self, session: Session) -> None:
+        """Tell a call-layer user agent that ``session`` now retransmits a 2xx."""
+        watch = getattr(self.env.ua, "watch", None)
+        if watch is not None:
+            watch(session)
+
     # -- ChannelApi --------------------------------------------------------------------
 
     async def answer(self) -> None:
@@ -230,6 +236,7 @@ class SipChannel(Channel):
             return
         with suppress(IllegalTransition):
             self.session.answer(body=body, content_type=SDP, now=self.env.loop_time())
+        self._watch(self.session)
         self.set_state(ChannelState.UP)
         self.answered_at = self.env.wall_time()
         self.env.flush()
@@ -431,6 +438,7 @@ class SipChannel(Channel):
                     200, body=self.local_sdp.to_bytes() if self.local_sdp else b"",
                     content_type=SDP if self.local_sdp else None, now=now,
                 )  # fmt: skip
+            self._watch(session)
             self.env.flush()
             return
         self._apply_remote(sd)
@@ -451,6 +459,7 @@ class SipChannel(Channel):
         self.local_sdp = ans
         with suppress(IllegalTransition):
             session.answer_reinvite(200, body=ans.to_bytes(), content_type=SDP, now=now)
+        self._watch(session)
         other = self.bridged
         index = _audio_index(sd)
         way = direction(sd, index) if index is not None else Direction.SENDRECV
