@@ -5,10 +5,9 @@ Composition of the pure parts over a :class:`~pypbx.transport.stack.SipStack` bo
 ``[general] bindaddr:bindport`` (UDP, and TCP with ``tcpenable``):
 
 * REGISTER → :class:`pypbx.registrar.Registrar` (digest with a per-process random secret);
-  binding changes are written to :class:`pypbx.location_store.LocationStore` in one
-  transaction per event-loop tick, and the 200s of that tick are sent after the commit, so a
-  binding a phone was told about is on disk. Bindings are loaded back at start (expired ones
-  dropped) and swept every second.
+  binding changes go to :class:`pypbx.location_store.LocationStore` through
+  :mod:`pypbx.sipservice_store` (one transaction per loop tick, the 200s after the commit).
+  Bindings are loaded back at start (expired ones dropped) and swept every second.
 * ``register =>`` lines → :mod:`pypbx.sipservice_register` (one task per line).
 * ``qualify`` → :mod:`pypbx.sipservice_qualify` (static peers once resolved, dynamic peers
   from their registration on).
@@ -62,6 +61,7 @@ from pypbx.sipservice_register import (
     registration_key,
     resolve_host,
 )
+from pypbx.sipservice_store import BindingWriter
 from pypbx.sipshow import SipStatus
 from pypbx.transport.addr import hostport
 from pypbx.transport.stack import SipStack, StackConfig
@@ -144,9 +144,7 @@ class SipService:
         self.qualify: QualifyDriver | None = None
         self.lines: list[RegistrationLine] = []
         self.status: SipStatus | None = None
-        self._pending: list[Change] = []
-        self._held: list[tuple[ServerTxnKey, Response, Addr]] = []
-        self._flush_scheduled = False
+        self.writer = BindingWriter(None, self._send_held)
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: dict[str, Callable[[RequestReceived], None]] = {
@@ -165,6 +163,7 @@ class SipService:
         try:
             self.store = LocationStore(path)
             loaded = self.location.load(self.store.load(self.clock()), self.clock())
+            self.writer.store = self.store
         except sqlite3.Error as exc:
             raise SipServiceError(f"{path}: location store unusable: {exc}") from exc
         self.stack = SipStack(
@@ -206,10 +205,11 @@ class SipService:
             )
         for task in list(self._tasks):
             task.cancel()
-        self._flush()
+        self.writer.flush()
         if self.stack is not None:
             await self.stack.close()
         if self.store is not None:
+            self.writer.store = None
             self.store.close()
             self.store = None
         if self.pbx is not None and self.pbx.sip_runtime is self:
@@ -266,7 +266,7 @@ class SipService:
                 kept.append(same)
         self.lines = kept
         self._start_lines([r for r in new.registrations if registration_key(r) not in old_lines])
-        self._flush()
+        self.writer.flush()
         return lines
 
     def qualifier_names(self) -> list[str]:
@@ -457,8 +457,7 @@ class SipService:
         if outcome.log:
             log.warning("%s", outcome.log)
         if outcome.changes:
-            self._held.append((event.key, outcome.response, event.source))
-            self._schedule_flush()
+            self.writer.hold(event.key, outcome.response, event.source)
         else:
             self.stack.respond(event.key, outcome.response)
             self._trace("send", outcome.response, event.source)
@@ -467,7 +466,7 @@ class SipService:
 
     def _changed(self, change: Change) -> None:
         """Location listener: queue the change for the store; log it for the operator."""
-        self._pending.append(change)
+        self.writer.add(change)
         binding = change.binding
         if change.kind is ChangeKind.ADDED:
             if self._verbose(3):
@@ -480,7 +479,6 @@ class SipService:
                 verbose(log, 3, "Unregistered SIP '%s' (%s)", binding.aor, binding.contact)
             if not self.location.bindings(binding.aor, self.clock()):
                 self.qualifier.remove(binding.aor)
-        self._schedule_flush()
 
     def _verbose(self, level: int) -> bool:
         """Whether a ``verbose(level)`` line reaches anyone (the log or a remote console):
@@ -490,34 +488,11 @@ class SipService:
             return True
         return pbx.verbosity >= level or any(s.level >= level for s in pbx.fanout.sinks)
 
-    def _schedule_flush(self) -> None:
-        if self._flush_scheduled:
-            return
-        self._flush_scheduled = True
-        try:
-            asyncio.get_running_loop().call_soon(self._flush)
-        except RuntimeError:  # no loop (tests of the pure parts): write now
-            self._flush()
-
-    def _flush(self) -> None:
-        """Commit this tick's binding changes, then send the 200s that announced them."""
-        self._flush_scheduled = False
-        batch, self._pending = self._pending, []
-        held, self._held = self._held, []
-        if batch and self.store is not None:
-            try:
-                self.store.apply(batch)
-            except sqlite3.Error as exc:
-                log.error("location store: could not save %d changes: %s", len(batch), exc)
+    def _send_held(self, key: ServerTxnKey, response: Response, source: Addr) -> None:
         if self.stack is None:
             return
-        for key, response, source in held:
-            try:
-                self.stack.respond(key, response)
-            except Exception as exc:  # the transaction went away meanwhile
-                log.warning("%s: REGISTER answer not sent: %s", hostport(source), exc)
-                continue
-            self._trace("send", response, source)
+        self.stack.respond(key, response)
+        self._trace("send", response, source)
 
     async def _sweep(self) -> None:
         while True:
