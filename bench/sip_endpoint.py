@@ -15,6 +15,8 @@ Scenarios:
   nonce-count); the TU parses and verifies them and answers 200.
 
 Figures are round trips per second of process CPU time (median of ``--runs`` rounds).
+The ``before`` column holds this bench's figures for the code before the speed work
+(``BEFORE`` below: commit e8f9648, same machine), and ``speedup`` the ratio to them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from pypbx.sip.endpoint import Endpoint, EndpointConfig  # noqa: E402
 from pypbx.sip.events import RequestReceived  # noqa: E402
 from pypbx.sip.ids import IdFactory  # noqa: E402
 from pypbx.sip.message import build_response  # noqa: E402
+
+#: Round trips/s of this bench on the code before the speed work (commit e8f9648), medians of
+#: three runs interleaved with runs of the new code on the same (noisy, 2-core) machine.
+BEFORE = {"OPTIONS -> 200": 7_020, "REGISTER -> 401": 5_186, "REGISTER+auth -> 200": 3_515}
 
 SOURCE = ("192.0.2.101", 5060)
 REALM = "pypbx"
@@ -169,12 +175,13 @@ def main() -> None:
         "REGISTER+auth -> 200": _authorized(n),
     }
     print(f"Python {sys.version.split()[0]}, median of {args.runs} rounds x {n} round trips")
-    header = f"{'scenario':<22} {'round trips/s':>14} {'us each':>8}"
+    header = f"{'scenario':<22} {'round trips/s':>14} {'us each':>8} {'before':>8} {'speedup':>8}"
     print(header)
     print("-" * len(header))
     for name, datagrams in scenarios.items():
         rate = measure(name, datagrams, args.runs)
-        print(f"{name:<22} {rate:>14,.0f} {1e6 / rate:>8.1f}")
+        before = BEFORE[name]
+        print(f"{name:<22} {rate:>14,.0f} {1e6 / rate:>8.1f} {before:>8,} {rate / before:>7.1f}x")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ Every parse gets a different message: the Via branch, the tags and the Call-ID c
 one to the next (8192 variants, cycled), as they do between calls; the URIs stay the same,
 as they do between calls from one phone to the PBX. So pypbx's memo of parsed URIs and
 name-addrs (``pypbx.sip.uri``) helps as much as it would in real traffic, and no more.
+The ``before`` column holds this bench's figures for the code before the speed work
+(``BEFORE`` below: commit e8f9648, same machine), and ``speedup`` the ratio to them.
 If ``sippy`` is importable here, or in ``bench/.venv`` (create it with
 ``python3 -m venv bench/.venv && bench/.venv/bin/pip install sippy``), the same figures
 are measured for sippy's parser and shown side by side with the ratio pypbx/sippy.
@@ -118,6 +120,15 @@ REGISTER = _msg(
 SAMPLES = {"INVITE+SDP": INVITE, "200 OK": OK200, "REGISTER": REGISTER}
 
 
+#: pypbx ops/s of this bench on the code before the speed work (commit e8f9648), medians of
+#: three runs interleaved with runs of the new code on the same (noisy, 2-core) machine.
+BEFORE = {
+    "INVITE+SDP": {"parse": 50_731, "parse+views": 22_660, "serialize": 941_232},
+    "200 OK": {"parse": 76_287, "parse+views": 31_317, "serialize": 748_560},
+    "REGISTER": {"parse": 71_728, "parse+views": 29_968, "serialize": 1_066_236},
+}
+
+
 def _rate(fn: Callable[[], object], number: int, runs: int) -> float:
     times = timeit.repeat(fn, number=number, repeat=runs, timer=time.process_time)
     return number / statistics.median(times)
@@ -219,14 +230,15 @@ def main() -> None:
     ours = bench_pypbx(args.number, args.runs)
     theirs = sippy_results(args.number, args.runs)
     print(f"Python {sys.version.split()[0]}, median of {args.runs} runs x {args.number} ops")
-    header = f"{'message':<12} {'operation':<12} {'pypbx ops/s':>12}"
+    header = f"{'message':<12} {'operation':<12} {'pypbx ops/s':>12} {'before':>10} {'speedup':>7}"
     if theirs:
         header += f" {'sippy ops/s':>12} {'ratio':>7}"
     print(header)
     print("-" * len(header))
     for name, figures in ours.items():
         for op, rate in figures.items():
-            line = f"{name:<12} {op:<12} {rate:>12,.0f}"
+            before = BEFORE[name][op]
+            line = f"{name:<12} {op:<12} {rate:>12,.0f} {before:>10,} {rate / before:>6.1f}x"
             if theirs:
                 other = theirs[name][op]
                 line += f" {other:>12,.0f} {rate / other:>6.1f}x"
