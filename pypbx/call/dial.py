@@ -134,6 +134,7 @@ class Dialer:
                     get.cancel()
                     return None
                 if hung in done:  # the caller went away (CANCEL): the news is stale
+                    get.cancel()
                     return None
                 item = get.result()
                 if item.leg not in live:

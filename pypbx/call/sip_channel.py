@@ -234,6 +234,8 @@ class SipChannel(Channel):
         except NotAcceptable:
             await self.hangup(int(HangupCause.BEARERCAPABILITY_NOTAVAIL))
             return
+        if self.hung_up:  # the caller left while the ports opened
+            return
         with suppress(IllegalTransition):
             self.session.answer(body=body, content_type=SDP, now=self.env.loop_time())
         self._watch(self.session)
