@@ -68,6 +68,7 @@ _METHODS = {sys.intern(m): sys.intern(m) for m in _USUAL_METHODS}
 # emptied when full.
 _GOOD_URIS: set[str] = set()
 _GOOD_URIS_MAX = 2048
+_MEMO_TEXT_MAX = 256  # longer ones are checked every time: the set stays small
 
 
 def _check_request_uri(text: str) -> None:
@@ -221,9 +222,10 @@ def parse_message(data: bytes) -> Message:
         raise ParseError("bad method")
     if uri not in _GOOD_URIS:
         _check_request_uri(uri)
-        if len(_GOOD_URIS) >= _GOOD_URIS_MAX:
-            _GOOD_URIS.clear()
-        _GOOD_URIS.add(uri)
+        if len(uri) <= _MEMO_TEXT_MAX:
+            if len(_GOOD_URIS) >= _GOOD_URIS_MAX:
+                _GOOD_URIS.clear()
+            _GOOD_URIS.add(uri)
     if cseq.method != method:
         raise ParseError("CSeq method does not match the Request-Line")
     return Request.from_wire(method, uri, headers, body)

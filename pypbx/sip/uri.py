@@ -243,6 +243,7 @@ Uri = SipUri | TelUri | AbsoluteUri
 # so a bounded memo saves parsing them again. It is emptied when full: made-up values
 # cannot grow it, they only make it miss.
 _MEMO_MAX = 2048
+_MEMO_TEXT_MAX = 256  # longer values are parsed every time: the memo stays small
 _SIP_MEMO: dict[str, SipUri] = {}
 _NAME_ADDR_MEMO: dict[str, NameAddr] = {}
 
@@ -252,6 +253,8 @@ def _sip_memo(rest: str) -> SipUri:
     uri = _SIP_MEMO.get(rest)
     if uri is None:
         uri = _parse_sip("sip", rest)
+        if len(rest) > _MEMO_TEXT_MAX:
+            return uri
         if len(_SIP_MEMO) >= _MEMO_MAX:
             _SIP_MEMO.clear()
         _SIP_MEMO[rest] = uri
@@ -499,6 +502,8 @@ def parse_name_addr(text: str) -> NameAddr:
     addr = _NAME_ADDR_MEMO.get(text)
     if addr is None:
         addr = _parse_name_addr(text)
+        if len(text) > _MEMO_TEXT_MAX:
+            return addr
         if len(_NAME_ADDR_MEMO) >= _MEMO_MAX:
             _NAME_ADDR_MEMO.clear()
         _NAME_ADDR_MEMO[text] = addr
