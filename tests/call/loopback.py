@@ -154,6 +154,7 @@ bindport={port}
 context=guests
 disallow=all
 allow=ulaw
+{general_extra}
 
 [1000]
 type=friend
@@ -227,6 +228,7 @@ def run_bed(
     timeout: int = 5,
     limit: float = 15.0,
     trunk_extra: str = "",
+    general_extra: str = "",
 ) -> Bed:
     """Start the PBX and three phones (1000 at .31, the trunk at .32, 2000 at .33), run
     ``body``, stop everything; returns the bed for after-the-fact assertions."""
@@ -243,6 +245,7 @@ def run_bed(
             trunk_port=trunk.port,
             callee2_port=callee2.port,
             trunk_extra=trunk_extra,
+            general_extra=general_extra,
         )
     )
     (tmp_path / "extensions.conf").write_text(EXTENSIONS.format(timeout=timeout))

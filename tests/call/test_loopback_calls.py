@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from pypbx.call.sip_channel import media_address
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import (
@@ -22,12 +24,14 @@ from pypbx.sip.session import Session
 from tests.call.loopback import Bed, Phone, last_cdr, run_bed
 
 
-def call(bed: Bed, number: str, *, auth: bool = True, phone: Phone | None = None) -> Session:
+def call(
+    bed: Bed, number: str, *, auth: bool = True, phone: Phone | None = None, user: str = "1000"
+) -> Session:
     p = phone or bed.caller
     return p.ua.invite(
         f"sip:{number}@127.0.0.1:{bed.port}",
         to=f"<sip:{number}@127.0.0.1:{bed.port}>",
-        from_=f'"Alice" <sip:1000@{p.ip}>',
+        from_=f'"Alice" <sip:{user}@{p.ip}>',
         dest=bed.addr,
         body=p.offer(),
         content_type="application/sdp",
@@ -428,3 +432,38 @@ def test_early_media_183_is_passed_back_and_relayed(tmp_path: Path) -> None:
     assert isinstance(addr, tuple)
     assert addr[0] == "127.0.0.1"
     assert seen["heard"] >= 5  # after strictrtp's probation
+
+
+@pytest.mark.parametrize(
+    ("number", "status", "trunk_rings"),
+    [
+        ("18005551234", 404, False),  # only in [internal]: a guest never reaches it
+        ("18002223333", 200, True),  # what [guests] itself offers
+    ],
+)
+def test_guests_run_in_the_general_context_only(
+    tmp_path: Path, number: str, status: int, trunk_rings: bool
+) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        guest = Phone("127.0.0.35")
+        guest.changed = asyncio.Event()
+        await guest.start()
+        try:
+            session = call(bed, number, auth=False, phone=guest, user="guest")
+            flush(guest)
+            done = await guest.wait_for(SessionAnswered | SessionRejected)  # type: ignore[arg-type]
+            seen["status"] = done.status if isinstance(done, SessionRejected) else 200
+            await settle()
+            seen["trunk"] = any(isinstance(e, SessionOffered) for e in bed.trunk.events)
+            if isinstance(done, SessionAnswered):
+                session.bye(now=guest.now())
+                flush(guest)
+                await bed.trunk.wait_for(SessionTerminated)
+        finally:
+            await guest.close()
+
+    run_bed(tmp_path, body, general_extra="allowguest=yes")
+    assert seen["status"] == status
+    assert seen["trunk"] is trunk_rings
