@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pypbx.call.sip_channel import media_address
+from pypbx.control.cdr import show_last
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import (
     ReinviteAnswered,
@@ -89,6 +90,7 @@ def test_outbound_call_is_authenticated_relayed_and_recorded(tmp_path: Path) -> 
         assert bed.service.manager.ports is not None
         seen["ports_in_use"] = bed.service.manager.ports.in_use
         seen["channels_after"] = len(bed.pbx.channels)
+        seen["cdr_show"] = await show_last(bed.pbx, ["1"])
 
     bed = run_bed(tmp_path, body)
     assert seen["ruri"] == f"sip:18005551234@127.0.0.32:{bed.trunk.port}"
@@ -102,6 +104,10 @@ def test_outbound_call_is_authenticated_relayed_and_recorded(tmp_path: Path) -> 
     assert seen["trunk_remote_end"] is True
     assert seen["ports_in_use"] == 0
     assert seen["channels_after"] == 0
+    shown = str(seen["cdr_show"])
+    assert "18005551234" in shown
+    assert "ANSWERED" in shown
+    assert shown.endswith("1 call detail record.")
     cdr = last_cdr(bed)
     assert cdr.disposition.value == "ANSWERED"
     assert cdr.src == "1000"
