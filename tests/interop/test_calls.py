@@ -280,6 +280,9 @@ def test_extension_calls_the_pstn_through_pypbx(world: World) -> None:
     assert totals["packets_out"] >= 2 * 50 * (HOLD - 1), totals
     log = world.provider.log.read_text(errors="replace")
     assert "CUSTOMER->PSTN" in log
+    # the provider record-routes: our ACK and BYE went through it (loose_route)
+    assert "IN-DIALOG ACK" in log
+    assert "IN-DIALOG BYE" in log
 
 
 @needs_parties
