@@ -313,8 +313,13 @@ def test_did_from_the_trunk_rings_the_extension_without_auth(tmp_path: Path) -> 
         flush(t)
         await bed.caller.wait_for(SessionTerminated)
 
-    run_bed(tmp_path, body)
+    bed = run_bed(tmp_path, body)
     assert seen["from_user"] == "13105550100"
+    cdr = last_cdr(bed)
+    assert (cdr.src, cdr.dst, cdr.dcontext) == ("13105550100", "18182223333", "from-trunk")
+    assert cdr.channel.startswith("SIP/trunk-")
+    assert cdr.dstchannel.startswith("SIP/1000-")
+    assert cdr.disposition.value == "ANSWERED"
 
 
 def test_hold_reinvite_is_passed_across(tmp_path: Path) -> None:
