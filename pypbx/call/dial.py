@@ -16,6 +16,7 @@ from pypbx.call.sip_channel import LegNews, SipChannel
 from pypbx.call.tech import TechRegistry, UnknownTech
 from pypbx.dialplan.channel_api import DialResult, DialStatus, DialTarget, HangupCause, reveal
 from pypbx.errors import PbxError
+from pypbx.log import verbose
 from pypbx.sip.sdp import Codec, codecs
 
 __all__ = ["Dialer", "aggregate_status"]
@@ -39,10 +40,12 @@ class Dialer:
         techs: TechRegistry,
         loop_time: Callable[[], float],
         on_dialed: Callable[[SipChannel, SipChannel], None] | None = None,
+        verbosity: Callable[[], int] = lambda: 0,
     ) -> None:
         self.techs = techs
         self.loop_time = loop_time
         self.on_dialed = on_dialed
+        self.verbosity = verbosity
 
     async def __call__(
         self,
@@ -75,7 +78,8 @@ class Dialer:
                 leg.remote_ended(int(HangupCause.NORMAL_CIRCUIT_CONGESTION))
                 causes.append(int(HangupCause.NORMAL_CIRCUIT_CONGESTION))
                 continue
-            log.info("    -- Called %s", target)
+            if self.verbosity() >= 3:  # Asterisk's ast_verb(3): skip the formatting otherwise
+                verbose(log, 3, "    -- Called %s", target)
             if self.on_dialed is not None:
                 self.on_dialed(caller, leg)
             legs.append(leg)
@@ -95,7 +99,8 @@ class Dialer:
                 return DialResult(DialStatus.NOANSWER, dialed_time=dialed)
             status = aggregate_status(causes)
             return DialResult(status, dialed_time=dialed, cause=causes[-1] if causes else 0)
-        log.info("    -- %s answered %s", winner.name, caller.name)
+        if self.verbosity() >= 3:
+            verbose(log, 3, "    -- %s answered %s", winner.name, caller.name)
         await caller.answer()
         if caller.hung_up:
             winner.terminate(int(HangupCause.NORMAL_CLEARING))

@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 __all__ = ["CallManager", "CallService", "CdrStore"]
 
 log = logging.getLogger("pypbx.call")
+plan_log = logging.getLogger("pypbx.call.plan")
+"""The dial plan's per-step lines: INFO only at verbosity >= 3 (cheap to skip otherwise)."""
 
 
 class CdrStore:
@@ -152,7 +154,7 @@ class CallManager:
         )
         self.techs = TechRegistry()
         self.techs.register(SipTech(self.env))
-        self.dialer = Dialer(self.techs, loop.time, self._dialed)
+        self.dialer = Dialer(self.techs, loop.time, self._dialed, lambda: self.pbx.verbosity)
         self.env.dial = self.dialer
 
     def _register(self, session: Session, channel: SipChannel) -> None:
@@ -327,8 +329,12 @@ class CallManager:
             builder.location(step.exten, step.context)
 
         variables = dict(chan.peer.setvar) if chan.peer else {}
-        verbose = f"    -- Executing {chan.name} in [{chan.context}] {chan.exten}"
-        log.info("%s", verbose)
+        chatty = self.pbx.verbosity >= 3
+        level = logging.NOTSET if chatty else logging.WARNING
+        if plan_log.level != level:
+            plan_log.setLevel(level)
+        if chatty:
+            verbose(log, 3, "    -- Executing %s in [%s] %s", chan.name, chan.context, chan.exten)
         ex = Execution(
             plan,
             chan,
@@ -340,7 +346,7 @@ class CallManager:
             clock=self.wall_time,
             rng=self.rng,
             on_step=on_step,
-            logger=log,
+            logger=plan_log,
         )
         try:
             await ex.run()
