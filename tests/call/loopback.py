@@ -229,6 +229,7 @@ def run_bed(
     limit: float = 15.0,
     trunk_extra: str = "",
     general_extra: str = "",
+    rtp_range: tuple[int, int] = (30000, 30999),
 ) -> Bed:
     """Start the PBX and three phones (1000 at .31, the trunk at .32, 2000 at .33), run
     ``body``, stop everything; returns the bed for after-the-fact assertions."""
@@ -249,7 +250,9 @@ def run_bed(
         )
     )
     (tmp_path / "extensions.conf").write_text(EXTENSIONS.format(timeout=timeout))
-    (tmp_path / "rtp.conf").write_text("[general]\nrtpstart=30000\nrtpend=30999\n")
+    (tmp_path / "rtp.conf").write_text(
+        f"[general]\nrtpstart={rtp_range[0]}\nrtpend={rtp_range[1]}\n"
+    )
     pbx = Pbx(load_config_dir(tmp_path))
     pbx.dirs.datadir.mkdir(parents=True, exist_ok=True)
     holder: list[Bed] = []

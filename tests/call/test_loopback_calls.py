@@ -478,3 +478,25 @@ def test_guests_run_in_the_general_context_only(
     run_bed(tmp_path, body, general_extra="allowguest=yes")
     assert seen["status"] == status
     assert seen["trunk"] is trunk_rings
+
+
+def test_no_rtp_ports_left_fails_the_call_and_frees_everything(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        call(bed, "18005551234")
+        flush(bed.caller)
+        rejected = await bed.caller.wait_for(SessionRejected)
+        assert isinstance(rejected, SessionRejected)
+        seen["status"] = rejected.status
+        await bed.trunk.wait_for(SessionTerminated)  # the answered callee got BYE
+        await settle()
+        assert bed.service.manager is not None
+        assert bed.service.manager.ports is not None
+        seen["ports"] = bed.service.manager.ports.in_use
+        seen["channels"] = len(bed.pbx.channels)
+
+    run_bed(tmp_path, body, rtp_range=(30100, 30101))  # one pair: the callee's leg takes it
+    assert seen["status"] == 503
+    assert seen["ports"] == 0
+    assert seen["channels"] == 0
