@@ -87,6 +87,14 @@ SERVICE_FACTORIES: list[ServiceFactory] = []
 """Factories called at start-up, in order, to build the PBX's services (None = not wanted)."""
 
 
+def _load_builtin_services() -> None:
+    """Import the built-in services so their factories register (SIP first, then calls)."""
+    import importlib
+
+    for name in ("pypbx.sipservice", "pypbx.call.manager"):  # order matters: calls attach to SIP
+        importlib.import_module(name)
+
+
 def register_service(factory: ServiceFactory) -> ServiceFactory:
     """Decorator for a service factory: ``@register_service def sip(pbx): return SipService()``."""
     SERVICE_FACTORIES.append(factory)
@@ -218,6 +226,8 @@ class Pbx:
         """Run-time SIP state (peer addresses, qualify, registration states), set by the SIP
         service; ``sip show peers`` falls back to the loaded sip.conf when it is None."""
         self.accepting_calls = True
+        self.call_handler: Any = None
+        """Set by the call layer: the SIP service hands it INVITEs (see pypbx.sipservice)."""
         self.listening: list[str] = []
         self._stop_event: asyncio.Event | None = None
         self._graceful = False
@@ -347,6 +357,7 @@ class Pbx:
         started: list[Service] = []
         try:
             self.listening = [f"Control socket {self.dirs.control_socket} (mode 0660)"]
+            _load_builtin_services()
             for factory in SERVICE_FACTORIES:
                 svc = factory(self)
                 if svc is not None:

@@ -429,7 +429,7 @@ class CallService:
                     cdr=self.cdr,
                 )
                 manager.attach(stack)
-                pbx.call_handler = manager  # type: ignore[attr-defined]
+                pbx.call_handler = manager
                 self.manager = manager
                 log.info("call layer attached to the SIP stack on %s", stack.local_addr)
                 return
