@@ -183,7 +183,6 @@ def test_dialplan_show(running: PbxProcess, capsys: pytest.CaptureFixture[str]) 
         ("module reload chan_foo.so", "The module 'chan_foo' was not found"),
         ("channel request hangup SIP/9-0001", "SIP/9-0001 is not a known channel"),
         ("core show function NOPE", "No function by that name registered: NOPE"),
-        ("cdr show last 5", "CDR logging is not enabled."),
     ],
 )
 def test_rx_failure_exits_1(
