@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pypbx.server import Pbx
+    from pypbx.server import Pbx, ReloadResult
 
 __all__ = [
     "REGISTRY",
@@ -29,6 +29,7 @@ __all__ = [
     "ShowUsage",
     "command",
     "current_console",
+    "reload_output",
 ]
 
 Handler = Callable[["Pbx", list[str]], Awaitable[str]]
@@ -38,6 +39,14 @@ Completer = Callable[["Pbx", list[str], str], Iterable[str]]
 
 class CommandError(Exception):
     """A command ran and failed: the message is shown and ``-rx`` exits 1."""
+
+
+def reload_output(result: ReloadResult) -> str:
+    """A reload's report lines as command output; a refused reload is a :class:`CommandError`."""
+    text = "\n".join(result.lines)
+    if not result.ok:
+        raise CommandError(text)
+    return text
 
 
 class ShowUsage(Exception):

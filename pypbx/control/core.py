@@ -262,13 +262,6 @@ async def request_hangup(pbx: Pbx, args: list[str]) -> str:
     return "\n".join(out)
 
 
-def _reload_result(result: ReloadResult) -> str:
-    text = "\n".join(result.lines)
-    if not result.ok:
-        raise CommandError(text)
-    return text
-
-
 _MODULES: dict[str, Callable[[Pbx], Awaitable[ReloadResult]]] = {
     "chan_sip": lambda pbx: pbx.reload_sip(),
     "pbx_config": lambda pbx: pbx.reload_dialplan(),

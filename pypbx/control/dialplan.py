@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pypbx.control.commands import CommandError, ShowUsage, command
+from pypbx.control.commands import CommandError, ShowUsage, command, reload_output
 from pypbx.dialplan.interpreter import load_builtins
 from pypbx.dialplan.show import show_dialplan
 
@@ -181,8 +181,4 @@ async def dialplan_show(pbx: Pbx, args: list[str]) -> str:
 async def dialplan_reload(pbx: Pbx, args: list[str]) -> str:
     if args:
         raise ShowUsage
-    result = await pbx.reload_dialplan()
-    text = "\n".join(result.lines)
-    if not result.ok:
-        raise CommandError(text)
-    return text
+    return reload_output(await pbx.reload_dialplan())

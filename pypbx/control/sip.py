@@ -23,7 +23,7 @@ from pypbx.config.sipmodel import (
     PeerType,
     Registration,
 )
-from pypbx.control.commands import CommandError, ShowUsage, command
+from pypbx.control.commands import CommandError, ShowUsage, command, reload_output
 from pypbx.control.core import ess
 from pypbx.log import TRACE, TraceFilter
 
@@ -382,11 +382,7 @@ async def show_channels(pbx: Pbx, args: list[str]) -> str:
 async def sip_reload(pbx: Pbx, args: list[str]) -> str:
     if args:
         raise ShowUsage
-    result = await pbx.reload_sip()
-    text = "\n".join(result.lines)
-    if not result.ok:
-        raise CommandError(text)
-    return text
+    return reload_output(await pbx.reload_sip())
 
 
 def _debug_words(pbx: Pbx, args: list[str], word: str) -> Iterable[str]:
