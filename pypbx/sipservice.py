@@ -64,6 +64,7 @@ from pypbx.sipservice_register import (
 from pypbx.sipservice_store import BindingWriter
 from pypbx.sipshow import SipStatus
 from pypbx.transport.addr import hostport
+from pypbx.transport.natwire import NatGlue
 from pypbx.transport.stack import SipStack, StackConfig
 
 if TYPE_CHECKING:
@@ -307,6 +308,8 @@ class SipService:
             else DigestServer(self.secret, general.realm, max_nonces=MAX_NONCES)
         )
         self.config = config
+        self.nat = NatGlue(general)
+        self.stack.outbound_rewrite = self.nat.rewrite
         self.directory = PeerDirectory(config, self.location, digest=digest)
         self.registrar = Registrar(self.location, self.directory, general, digest)
         if self.qualify is not None:
@@ -459,7 +462,8 @@ class SipService:
         if outcome.changes:
             self.writer.hold(event.key, outcome.response, event.source)
         else:
-            self.stack.respond(event.key, outcome.response)
+            challenge = outcome.response.status == 401 and not outcome.auth_failure
+            self.stack.respond(event.key, outcome.response, forget=challenge)
             self._trace("send", outcome.response, event.source)
 
     # -- bindings and the store -------------------------------------------------------------

@@ -183,6 +183,10 @@ class SipStack:
         self._tcp_busy: dict[ClientTxnKey | ServerTxnKey, Addr] = {}
         self._own: set[ClientTxnKey] = set()  # client transactions request() started
         self.internal_errors = 0
+        self.inbound_filter: Callable[[str, bytes, Addr], bool] | None = None
+        """Asked before received bytes reach the SIP core (security guard): False drops them."""
+        self.outbound_rewrite: Callable[[str, bytes, Addr], bytes] | None = None
+        """Applied to every message on its way out (NAT: external address in Via/Contact/SDP)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -304,6 +308,9 @@ class SipStack:
     def _boundary(self, transport: str, data: bytes, addr: Addr) -> None:
         """The one place received bytes enter the SIP core; nothing escapes it."""
         try:
+            screen = self.inbound_filter
+            if screen is not None and not screen(transport, data, addr):
+                return
             self._driver(transport).receive(data, addr, now=self.loop.time())
             self._pump()
         except Exception as exc:
@@ -370,6 +377,8 @@ class SipStack:
             self._arm_timer()
 
     def _send_bytes(self, transport: str, data: bytes, dest: Addr) -> None:
+        if self.outbound_rewrite is not None:
+            data = self.outbound_rewrite(transport, data, dest)
         if transport == "TCP":
             assert self.tcp is not None
             if dest not in self.tcp.connections and data.startswith(b"SIP/2.0 "):
@@ -587,9 +596,10 @@ class SipStack:
         retry.headers.set("CSeq", f"{template.cseq.number + 1} {template.method}")
         return retry
 
-    def respond(self, key: ServerTxnKey, response: Response) -> None:
+    def respond(self, key: ServerTxnKey, response: Response, *, forget: bool = False) -> None:
         """Send ``response`` through server transaction ``key`` (on whichever transport
-        holds it)."""
+        holds it). ``forget``: the caller does not need the transaction to absorb
+        retransmissions (a digest challenge); the stack may drop it early."""
         now = self.loop.time()
         for endpoint in self.endpoints.values():
             if endpoint.server_state(key) is not None:
