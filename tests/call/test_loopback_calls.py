@@ -26,19 +26,34 @@ from tests.call.loopback import Bed, Phone, last_cdr, run_bed
 
 
 def call(
-    bed: Bed, number: str, *, auth: bool = True, phone: Phone | None = None, user: str = "1000"
+    bed: Bed,
+    number: str,
+    *,
+    auth: bool = True,
+    phone: Phone | None = None,
+    user: str = "1000",
+    codecs: tuple[str, ...] | None = None,
 ) -> Session:
     p = phone or bed.caller
-    return p.ua.invite(
+    session = p.ua.invite(
         f"sip:{number}@127.0.0.1:{bed.port}",
         to=f"<sip:{number}@127.0.0.1:{bed.port}>",
         from_=f'"Alice" <sip:{user}@{p.ip}>',
         dest=bed.addr,
-        body=p.offer(),
+        body=p.offer() if codecs is None else p.offer(codecs),
         content_type="application/sdp",
         auth=ClientAuthState("1000", "pw1000") if auth else None,
         now=p.now(),
     )
+    flush(p)
+    return session
+
+
+async def answered_call(bed: Bed, number: str) -> Session:
+    """Call ``number`` from the caller phone and wait for the 200 OK."""
+    session = call(bed, number)
+    await bed.caller.wait_for(SessionAnswered)
+    return session
 
 
 def flush(p: Phone) -> None:
@@ -55,7 +70,6 @@ def test_outbound_call_is_authenticated_relayed_and_recorded(tmp_path: Path) -> 
 
     async def body(bed: Bed) -> None:
         session = call(bed, "18005551234")
-        flush(bed.caller)
         answered = await bed.caller.wait_for(SessionAnswered)
         assert isinstance(answered, SessionAnswered)
         offered = await bed.trunk.wait_for(SessionOffered)
@@ -125,7 +139,6 @@ def test_busy_callee_gives_486_and_plan_continues(tmp_path: Path) -> None:
 
     async def body(bed: Bed) -> None:
         call(bed, "18005551234")
-        flush(bed.caller)
         rejected = await bed.caller.wait_for(SessionRejected)
         assert isinstance(rejected, SessionRejected)
         seen["status"] = rejected.status
@@ -143,7 +156,6 @@ def test_unknown_extension_gets_404(tmp_path: Path) -> None:
 
     async def body(bed: Bed) -> None:
         call(bed, "555")
-        flush(bed.caller)
         rejected = await bed.caller.wait_for(SessionRejected)
         assert isinstance(rejected, SessionRejected)
         seen["status"] = rejected.status
@@ -207,7 +219,6 @@ def test_no_answer_times_out_and_cancels(tmp_path: Path) -> None:
 
     async def body(bed: Bed) -> None:
         call(bed, "18005551234")
-        flush(bed.caller)
         progressed = await bed.caller.wait_for(
             SessionProgressed,
             where=lambda ev: isinstance(ev, SessionProgressed) and ev.response.status > 100,
@@ -231,7 +242,6 @@ def test_caller_cancel_cancels_the_callee(tmp_path: Path) -> None:
 
     async def body(bed: Bed) -> None:
         session = call(bed, "18005551234")
-        flush(bed.caller)
         await bed.trunk.wait_for(SessionOffered)
         await bed.caller.wait_for(SessionProgressed)
         session.cancel(now=bed.caller.now())
@@ -256,9 +266,7 @@ def test_parallel_ringing_first_answer_wins(tmp_path: Path) -> None:
     seen: dict[str, object] = {}
 
     async def body(bed: Bed) -> None:
-        session = call(bed, "3000")
-        flush(bed.caller)
-        await bed.caller.wait_for(SessionAnswered)
+        session = await answered_call(bed, "3000")
         seen["loser_end"] = await bed.trunk.wait_for(SessionCancelled)
         assert bed.callee2.incoming
         seen["winner_state"] = bed.callee2.incoming[0].state.value
@@ -275,9 +283,7 @@ def test_callee_bye_hangs_up_the_caller(tmp_path: Path) -> None:
     seen: dict[str, object] = {}
 
     async def body(bed: Bed) -> None:
-        call(bed, "18005551234")
-        flush(bed.caller)
-        await bed.caller.wait_for(SessionAnswered)
+        await answered_call(bed, "18005551234")
         await settle(0.1)
         callee = bed.trunk.incoming[0]
         callee.bye(now=bed.trunk.now())
@@ -295,16 +301,7 @@ def test_did_from_the_trunk_rings_the_extension_without_auth(tmp_path: Path) -> 
 
     async def body(bed: Bed) -> None:
         t = bed.trunk
-        session = t.ua.invite(
-            f"sip:18182223333@127.0.0.1:{bed.port}",
-            to="<sip:18182223333@127.0.0.1>",
-            from_=f"<sip:13105550100@{t.ip}>",
-            dest=bed.addr,
-            body=t.offer(),
-            content_type="application/sdp",
-            now=t.now(),
-        )
-        flush(t)
+        session = call(bed, "18182223333", auth=False, phone=t, user="13105550100")
         offered = await bed.caller.wait_for(SessionOffered)
         assert isinstance(offered, SessionOffered)
         seen["from_user"] = offered.request.from_.uri.user  # type: ignore[union-attr]
@@ -326,9 +323,7 @@ def test_hold_reinvite_is_passed_across(tmp_path: Path) -> None:
     seen: dict[str, object] = {}
 
     async def body(bed: Bed) -> None:
-        session = call(bed, "18005551234")
-        flush(bed.caller)
-        await bed.caller.wait_for(SessionAnswered)
+        session = await answered_call(bed, "18005551234")
         await settle(0.1)
         hold = build_offer(
             bed.caller.ip,
@@ -366,9 +361,7 @@ def test_rtptimeout_hangs_up_a_silent_call(tmp_path: Path) -> None:
     seen: dict[str, object] = {}
 
     async def body(bed: Bed) -> None:
-        call(bed, "18005551234")
-        flush(bed.caller)
-        await bed.caller.wait_for(SessionAnswered)
+        await answered_call(bed, "18005551234")
         start = asyncio.get_running_loop().time()
         ended = await bed.caller.wait_for(SessionTerminated, timeout=6)
         assert isinstance(ended, SessionTerminated)
@@ -386,17 +379,8 @@ def test_codecs_follow_each_peers_allow_order(tmp_path: Path) -> None:
 
     async def body(bed: Bed) -> None:
         p = bed.caller
-        session = p.ua.invite(
-            f"sip:2000@127.0.0.1:{bed.port}",
-            to="<sip:2000@127.0.0.1>",
-            from_=f"<sip:1000@{p.ip}>",
-            dest=bed.addr,
-            body=p.offer(("alaw", "ulaw")),  # PCMA first; peer 1000 allows ulaw only
-            content_type="application/sdp",
-            auth=ClientAuthState("1000", "pw1000"),
-            now=p.now(),
-        )
-        flush(p)
+        # PCMA first; peer 1000 allows ulaw only
+        session = call(bed, "2000", codecs=("alaw", "ulaw"))
         answered = await p.wait_for(SessionAnswered)
         assert isinstance(answered, SessionAnswered)
         seen["caller_formats"] = parse_sdp(answered.response.body).media[0].formats
@@ -419,7 +403,6 @@ def test_early_media_183_is_passed_back_and_relayed(tmp_path: Path) -> None:
 
     async def body(bed: Bed) -> None:
         session = call(bed, "18005551234")
-        flush(bed.caller)
         early = await bed.caller.wait_for(
             SessionProgressed,
             where=lambda ev: isinstance(ev, SessionProgressed) and ev.response.status == 183,
@@ -485,7 +468,6 @@ def test_no_rtp_ports_left_fails_the_call_and_frees_everything(tmp_path: Path) -
 
     async def body(bed: Bed) -> None:
         call(bed, "18005551234")
-        flush(bed.caller)
         rejected = await bed.caller.wait_for(SessionRejected)
         assert isinstance(rejected, SessionRejected)
         seen["status"] = rejected.status
