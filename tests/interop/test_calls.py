@@ -146,29 +146,9 @@ def world(tmp_path: Path) -> Iterator[World]:
         kam.stop()
 
 
-def run_pbx(world: World, script: object) -> dict[str, int]:
+def run_pbx(world: World, script: Callable[[World], None]) -> dict[str, int]:
     """Run pypbx in this process while ``script(world)`` (blocking) drives the phones."""
-    pbx = Pbx(load_config_dir(world.tmp / "pbx"))
-    pbx.dirs.datadir.mkdir(parents=True, exist_ok=True)
-    totals: dict[str, int] = {}
-
-    async def main() -> None:
-        sip = SipService(rng=random.Random(11))
-        pbx.services.append(sip)
-        await sip.start(pbx)
-        calls = CallService()
-        await calls.start(pbx)
-        try:
-            await asyncio.wait_for(asyncio.to_thread(script, world), 90)  # type: ignore[arg-type]
-            await asyncio.sleep(0.5)
-        finally:
-            if calls.manager is not None and calls.manager.env is not None:
-                totals.update(calls.manager.env.relayed)
-            await calls.stop()
-            await sip.stop()
-
-    asyncio.run(main())
-    return totals
+    return serve(world.tmp / "pbx", lambda: script(world))
 
 
 def wait_registered(world: World) -> None:
