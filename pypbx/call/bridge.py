@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pypbx.call.sip_channel import SipChannel
 from pypbx.dialplan.channel_api import HangupCause
-from pypbx.media.codecs import route_between
+from pypbx.media.codecs import LegFormats, leg_formats, route_between
 from pypbx.media.relay import Relay
 from pypbx.sip.sdp import is_hold
 
@@ -41,15 +41,26 @@ class BridgeEnd:
     cause: int
 
 
+def formats(chan: SipChannel) -> LegFormats:
+    """The leg's agreed payload types on each side, telephone-event included (its
+    ``codecs`` attribute leaves telephone-event out); ``codecs`` before both SDPs exist."""
+    if chan.local_sdp is None or chan.remote_sdp is None:
+        return LegFormats(chan.codecs, chan.codecs)
+    found = leg_formats(chan.local_sdp, chan.remote_sdp, local_offered=chan.outgoing)
+    return LegFormats(found.receive or chan.codecs, found.send or chan.codecs)
+
+
 def join_media(a: SipChannel, b: SipChannel) -> Relay | None:
-    """Relay RTP between the legs (None until both have a relay leg)."""
+    """Relay RTP between the legs (None until both have a relay leg): each direction maps
+    payload types by codec name (RFC 4733 events included) and transcodes G.711 laws."""
     if a.leg is None or b.leg is None or a.leg.closed or b.leg.closed:
         return None
+    fa, fb = formats(a), formats(b)
     return Relay(
         a.leg,
         b.leg,
-        a_to_b=route_between(a.codecs, b.codecs),
-        b_to_a=route_between(b.codecs, a.codecs),
+        a_to_b=route_between(fa.receive, fb.send),
+        b_to_a=route_between(fb.receive, fa.send),
     )
 
 

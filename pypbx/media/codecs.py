@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pypbx.media.audio import ALAW_TO_ULAW, ULAW_TO_ALAW
-from pypbx.sip.sdp import Codec
+from pypbx.sip.sdp import Codec, SessionDescription, codecs
 
-__all__ = ["IDENTITY", "Route", "route_between"]
+__all__ = ["IDENTITY", "LegFormats", "Route", "leg_formats", "route_between"]
 
 IDENTITY = bytes(range(256))
 
@@ -78,3 +78,38 @@ def route_between(source: Sequence[Codec], target: Sequence[Codec]) -> Route:
             octet1[pt] = out.payload_type
             octet1[pt | 0x80] = out.payload_type | 0x80
     return Route(bytes(octet1), payload)
+
+
+@dataclass(frozen=True, slots=True)
+class LegFormats:
+    """The payload types of one leg after offer/answer (RFC 3264 §5.1, §6.1).
+
+    A payload type number in an SDP says how its *author* wants to receive: ``receive`` lists
+    the agreed codecs with the numbers of pypbx's own SDP (what the far end sends us),
+    ``send`` the same codecs with the numbers of the far end's SDP (what we must send it).
+    telephone-event is kept in both, so RFC 4733 events are renumbered between legs.
+    """
+
+    receive: list[Codec]
+    send: list[Codec]
+
+
+def _audio(sd: SessionDescription) -> list[Codec]:
+    m = next((m for m in sd.media if m.kind == "audio" and m.port != 0), None)
+    return [] if m is None else codecs(m)
+
+
+def leg_formats(
+    local: SessionDescription, remote: SessionDescription, *, local_offered: bool
+) -> LegFormats:
+    """The agreed codecs of a leg whose SDPs are ``local`` (ours) and ``remote`` (theirs).
+
+    The answer (``remote`` when ``local_offered``) decides what was agreed; an offer may list
+    more. Codecs are matched by name and clock rate, so the numbers may differ per side.
+    """
+    answer = remote if local_offered else local
+    agreed = {_key(c) for c in _audio(answer)}
+    return LegFormats(
+        [c for c in _audio(local) if _key(c) in agreed],
+        [c for c in _audio(remote) if _key(c) in agreed],
+    )
