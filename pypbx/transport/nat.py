@@ -39,6 +39,7 @@ __all__ = [
     "media_target",
     "nat_detected",
     "nat_label",
+    "remap_message",
     "response_target",
     "rewrite_contact",
     "rewrite_message",
@@ -283,15 +284,18 @@ def force_rport_label(configured: Iterable[NatMode], modes: Iterable[NatMode]) -
 # --- rewriting our outgoing messages ----------------------------------------------------------
 
 
-def rewrite_via(msg: Request, addr: Addr) -> None:
-    """Set the sent-by of our top Via to ``addr`` (in place; parameters kept)."""
+def rewrite_via(msg: Request, addr: Addr | tuple[str, int | None]) -> None:
+    """Set the sent-by of our top Via to ``addr`` (in place; parameters kept; a port of
+    None keeps the Via's own port)."""
     top = msg.top_via
-    new = Via(top.transport, _uri_host(addr[0]), addr[1], top.params, top.protocol)
+    port = top.port if addr[1] is None else addr[1]
+    new = Via(top.transport, _uri_host(addr[0]), port, top.params, top.protocol)
     msg.headers.replace_first("Via", str(new))
 
 
-def rewrite_contact(msg: Request | Response, addr: Addr) -> None:
-    """Set host:port of every SIP Contact of ``msg`` to ``addr`` (in place).
+def rewrite_contact(msg: Request | Response, addr: Addr | tuple[str, int | None]) -> None:
+    """Set host:port of every SIP Contact of ``msg`` to ``addr`` (in place; a port of None
+    keeps each Contact's own port).
 
     User part and parameters are kept; ``*`` and non-SIP URIs are left alone.
     """
@@ -300,7 +304,8 @@ def rewrite_contact(msg: Request | Response, addr: Addr) -> None:
     values: list[str] = []
     for contact in msg.contact:
         if isinstance(contact, NameAddr) and isinstance(contact.uri, SipUri):
-            uri = replace(contact.uri, host=_uri_host(addr[0]), port=addr[1])
+            port = contact.uri.port if addr[1] is None else addr[1]
+            uri = replace(contact.uri, host=_uri_host(addr[0]), port=port)
             contact = replace(contact, uri=uri)
         values.append(str(contact))
     msg.headers.set("Contact", ", ".join(values))
@@ -343,3 +348,29 @@ def rewrite_message(msg: Request | Response, addr: Addr) -> None:
     rewrite_contact(msg, addr)
     if msg.body and _is_sdp(msg):
         msg.body = rewrite_sdp(msg.body, addr[0])
+
+
+def _contact_is_ours(msg: Request | Response) -> bool:
+    """Whether the Contacts of ``msg`` name us: not in a response to REGISTER (the registrar
+    lists the UA's own bindings) nor in a 3xx (redirect targets)."""
+    if isinstance(msg, Request):
+        return True
+    if 300 <= msg.status < 400:
+        return False
+    cseq = msg.headers.get("CSeq") or ""
+    return cseq.split()[-1:] != ["REGISTER"]
+
+
+def remap_message(msg: Request | Response, host: str, port: int | None = None) -> bool:
+    """chan_sip's remapping of one outgoing message to ``host`` (``port``: externport, None
+    keeps the ports already written): the top Via sent-by of a request, the Contacts that
+    name us (see :func:`_contact_is_ours`) and the ``o=``/``c=`` lines of an SDP body.
+    Returns True when something changed (in place)."""
+    before = (msg.headers.get("Via"), msg.headers.get("Contact"), msg.body)
+    if isinstance(msg, Request) and "Via" in msg.headers:
+        rewrite_via(msg, (host, port))
+    if _contact_is_ours(msg):
+        rewrite_contact(msg, (host, port))
+    if msg.body and _is_sdp(msg):
+        msg.body = rewrite_sdp(msg.body, host)
+    return before != (msg.headers.get("Via"), msg.headers.get("Contact"), msg.body)
