@@ -17,6 +17,13 @@ Composition of the pure parts over a :class:`~pypbx.transport.stack.SipStack` bo
   get 405 (with Allow), unknown ones 501.
 * :class:`SipService` implements ``pypbx.control.sip.SipRuntime`` for ``sip show
   peers|peer|registry`` through :class:`pypbx.sipshow.SipStatus`.
+* Abuse guard (issue 9, :mod:`pypbx.security.guard`): one :class:`~pypbx.security.guard.Guard`
+  screens every received message as the stack's ``inbound_filter`` (bans, size, rate,
+  header count, scanners); the registrar's outcomes and, through
+  :class:`~pypbx.security.invite.GuardedDirectory`, INVITE authentication feed its ban
+  counter; 404s we send are watched on the way out. :meth:`SipService.auth_failed` /
+  :meth:`SipService.auth_ok` let other layers report more. Bans are logged on ``pypbx.security``
+  and listed by ``sip show bans``. TCP connections from banned sources are refused.
 
 Every received request and every response we send is logged in full on ``pypbx.sip.trace``
 (``sip set debug``) with ``extra={"peer_ip": host}``.
@@ -41,6 +48,9 @@ from pypbx.log import TRACE, verbose
 from pypbx.peers import PeerDirectory
 from pypbx.qualify import Qualifier
 from pypbx.registrar import Registrar
+from pypbx.security.bans import Ban, BanEvent
+from pypbx.security.guard import Guard, GuardConfig
+from pypbx.security.invite import GuardedDirectory
 from pypbx.server import Pbx, register_service
 from pypbx.sip.auth import DigestServer
 from pypbx.sip.events import (
@@ -53,6 +63,7 @@ from pypbx.sip.events import (
 )
 from pypbx.sip.ids import RandomSource
 from pypbx.sip.message import Request, Response
+from pypbx.sip.uri import SipUri
 from pypbx.sipservice_dns import DNS_PORT, SrvRecord, nameservers, query_srv
 from pypbx.sipservice_qualify import QualifyDriver
 from pypbx.sipservice_register import (
@@ -73,6 +84,7 @@ if TYPE_CHECKING:
 __all__ = ["CallHandler", "SipService", "SipServiceError", "sip_service"]
 
 log = logging.getLogger("pypbx.sip")
+security_log = logging.getLogger("pypbx.security")
 trace_log = logging.getLogger(TRACE)
 
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
@@ -122,7 +134,7 @@ class SipService:
         clock: Callable[[], float] | None = None,
         rng: RandomSource | None = None,
         secret: bytes | None = None,
-        max_contacts: int = DEFAULT_MAX_CONTACTS,
+        max_contacts: int | None = None,
         store_path: str | None = None,
         max_transactions: int = MAX_TRANSACTIONS,
         dns_servers: list[tuple[str, int]] | None = None,
@@ -130,14 +142,16 @@ class SipService:
         self.clock: Callable[[], float] = clock or time.time
         self.rng = rng
         self.secret = secret or os.urandom(32)
-        self.max_contacts = max_contacts
+        self._max_contacts = max_contacts
+        self.max_contacts = max_contacts or DEFAULT_MAX_CONTACTS
         self.store_path = store_path
         self.max_transactions = max_transactions
         self.dns_servers = dns_servers
         self.pbx: Pbx | None = None
         self.stack: SipStack | None = None
         self.store: LocationStore | None = None
-        self.location = Location(max_contacts=max_contacts, on_change=self._changed)
+        self.location = Location(max_contacts=self.max_contacts, on_change=self._changed)
+        self.guard = Guard(on_ban=self._on_ban, on_notice=security_log.warning, now=self.clock())
         self.config: SipConfig | None = None
         self.directory: PeerDirectory | None = None
         self.registrar: Registrar | None = None
@@ -185,6 +199,9 @@ class SipService:
             self.store = None
             raise
         self._adopt(config)
+        self.stack.inbound_filter = self._screen
+        if self.stack.tcp is not None:
+            self.stack.tcp.accept_filter = self._accept_tcp
         if loaded:
             verbose(log, 1, "Loaded %d SIP registrations from %s", loaded, path)
         for name in self.location.aors():
@@ -295,6 +312,54 @@ class SipService:
     def dialogs(self) -> list[Any]:
         return []
 
+    # -- the abuse guard --------------------------------------------------------------------
+
+    def bans(self) -> list[Ban]:
+        """``sip show bans``: the bans in force (``since``/``until`` on :attr:`clock`)."""
+        return self.guard.active_bans(now=self.clock())
+
+    def unban(self, addr: str) -> bool:
+        """``sip unban ADDR``: False when the address was not banned."""
+        lifted = self.guard.unban(addr)
+        if lifted:
+            security_log.warning("SECURITY: unbanned %s by the operator", addr)
+        return lifted
+
+    def auth_failed(self, addr: Addr, user: str | None) -> None:
+        """Another layer refused credentials from ``addr`` (counts towards a ban)."""
+        self.guard.auth_failed(addr[0], user, now=self.clock())
+
+    def auth_ok(self, addr: Addr, user: str | None = None) -> None:
+        """Another layer accepted credentials from ``addr`` as ``user``."""
+        self.guard.auth_ok(addr[0], user=user, now=self.clock())
+
+    def _screen(self, transport: str, data: bytes, addr: Addr) -> bool:
+        return self.guard.screen(transport, data, addr[0], now=self.clock())
+
+    def _accept_tcp(self, addr: Addr) -> bool:
+        return not self.guard.bans.is_banned(addr[0], now=self.clock())
+
+    def _outbound(self, transport: str, data: bytes, dest: Addr) -> bytes:
+        if data.startswith(b"SIP/2.0 404 "):
+            self.guard.response_sent(dest[0], 404, now=self.clock())
+        rewrite = self.nat.rewrite  # None when no NAT rule can apply
+        return rewrite(transport, data, dest) if rewrite is not None else data
+
+    def _on_ban(self, event: BanEvent) -> None:
+        security_log.warning("%s", event.log_line)
+        stack = self.stack
+        if stack is not None and stack.tcp is not None:
+            stack.tcp.close_host(event.ban.addr)
+
+    def _peer_hosts(self) -> None:
+        """Tell the guard the addresses of peers matched by host (not judged as scanners)."""
+        directory = self.directory
+        if directory is None:
+            return
+        static = [p.name for p in directory.peers() if not p.dynamic]
+        hosts = {ip for name in static for ip in directory.resolved(name)}
+        self.guard.set_peer_hosts(hosts)
+
     # -- building ---------------------------------------------------------------------------
 
     def _adopt(self, config: SipConfig) -> None:
@@ -309,8 +374,18 @@ class SipService:
         )
         self.config = config
         self.nat = NatGlue(general)
-        self.stack.outbound_rewrite = self.nat.rewrite
-        self.directory = PeerDirectory(config, self.location, digest=digest)
+        self.stack.outbound_rewrite = self._outbound
+        settings = self.pbx.config.settings if self.pbx is not None else None
+        self.guard.reconfigure(
+            GuardConfig.from_general(general, getattr(settings, "security", None)),
+            now=self.clock(),
+        )
+        self.max_contacts = self._max_contacts or general.registrationlimit
+        self.location.max_contacts = self.max_contacts
+        directory = GuardedDirectory(config, self.location, digest=digest)
+        directory.guard = self.guard
+        self.directory = directory
+        self._peer_hosts()
         self.registrar = Registrar(self.location, self.directory, general, digest)
         if self.qualify is not None:
             self.qualify.directory = self.directory
@@ -365,6 +440,7 @@ class SipService:
         if directory is None or directory.get(name) is None:
             return
         directory.set_resolved(name, ips)
+        self._peer_hosts()
         peer = directory.get(name)
         if peer is not None and peer.qualify and name not in self.qualifier:
             self.qualifier.add(name, maxms=peer.qualify, freq=peer.qualifyfreq, now=self.clock())
@@ -459,6 +535,12 @@ class SipService:
         )
         if outcome.log:
             log.warning("%s", outcome.log)
+        now = self.clock()
+        if outcome.auth_failure:
+            user = request.to.uri.user if isinstance(request.to.uri, SipUri) else None
+            self.guard.auth_failed(event.source[0], user, now=now)
+        elif outcome.peer is not None and request.headers.count("authorization"):
+            self.guard.auth_ok(event.source[0], user=outcome.peer, now=now)
         if outcome.changes:
             self.writer.hold(event.key, outcome.response, event.source)
         else:

@@ -148,6 +148,13 @@ class General:
     ``externport`` None means bindport. Times are seconds, ``qualify`` milliseconds (None = off).
     ``allow`` is the ordered audio codec preference list; ``allowguest_explicit`` tells whether
     the file set ``allowguest`` (chan_sip's default is yes, pypbx's is no).
+
+    pypbx's own abuse guards (issue 9; see :mod:`pypbx.security.guard`): ``banfailures``
+    failed authentications within ``banwindow`` seconds ban a source for ``bantime`` seconds
+    (None: pypbx.conf ``[security]``, else 5 / 600 / 3600); ``banallow`` networks are never
+    banned; ``ratelimit`` out-of-dialog requests per second per source (0: no limit; None:
+    the default 20); ``maxheaders`` header lines and ``maxmessagesize`` bytes per message;
+    ``registrationlimit`` live contacts per peer.
     """
 
     bindaddr: str = "0.0.0.0"
@@ -185,6 +192,14 @@ class General:
     insecure: frozenset[Insecure] = frozenset()
     language: str = ""
     transports: tuple[Transport, ...] = (Transport.UDP,)
+    banfailures: int | None = None
+    banwindow: int | None = None
+    bantime: int | None = None
+    banallow: tuple[Network, ...] = ()
+    ratelimit: int | None = None
+    maxheaders: int = 64
+    maxmessagesize: int = 65535
+    registrationlimit: int = 10
     origin: Origin | None = None
 
 

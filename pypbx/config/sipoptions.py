@@ -221,6 +221,13 @@ def _localnet(scope: Scope, entry: Entry) -> None:
         scope.warn(entry, f"invalid localnet value {entry.value!r}: {exc}")
 
 
+def _banallow(scope: Scope, entry: Entry) -> None:
+    try:
+        scope.values["banallow"] = (*scope.values["banallow"], parse_network(entry.value))
+    except ValueError as exc:
+        scope.warn(entry, f"invalid banallow value {entry.value!r}: {exc}")
+
+
 def _acl(scope: Scope, entry: Entry) -> None:
     action = AclAction(entry.key.lower())
     try:
@@ -350,6 +357,15 @@ GENERAL: dict[str, Handler] = {
     "realm": _text("realm"),
     "callerid": _text("callerid"),
     "register": _register,
+    # pypbx's abuse guards (issue 9), not chan_sip options
+    "banfailures": _int("banfailures", minimum=1),
+    "banwindow": _int("banwindow", minimum=1),
+    "bantime": _int("bantime", minimum=1),
+    "banallow": _banallow,
+    "ratelimit": _int("ratelimit"),
+    "maxheaders": _int("maxheaders", minimum=8),
+    "maxmessagesize": _int("maxmessagesize", minimum=1024),
+    "registrationlimit": _int("registrationlimit", minimum=1),
 }
 
 PEER: dict[str, Handler] = {

@@ -5,7 +5,9 @@ recovered from, so the connection is closed), §18.2.2 (a response goes back ove
 connection its request came on: connections are keyed by the remote address), §18.1.1
 (a request reuses an open connection to its next hop), RFC 5626 §3.5.1 (CRLFCRLF ping →
 CRLF pong) and RFC 5923's advice to close idle connections. Limits: message and header
-size (``StreamFramer``), connections per remote host, idle time after last use.
+size (``StreamFramer``), connections per remote host, idle time after last use. An
+``accept_filter`` (the abuse guard) can refuse incoming connections from a source, and
+:meth:`TcpTransport.close_host` closes every connection of a source that was just banned.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ log = logging.getLogger("pypbx.transport")
 
 MessageHandler = Callable[[bytes, Addr], None]
 AddrCallback = Callable[[Addr], None]
+AcceptFilter = Callable[[Addr], bool]
 BusyCheck = Callable[[Addr], bool]
 
 
@@ -146,6 +149,8 @@ class TcpTransport:
         self._sweeper: asyncio.TimerHandle | None = None
         self.local_addr: Addr = ("", 0)
         self.refused = 0
+        self.accept_filter: AcceptFilter | None = None
+        """Asked for each incoming connection: False closes it at once (a banned source)."""
 
     async def listen(self, host: str, port: int) -> Addr:
         """Start accepting connections on ``host:port``; returns the bound address."""
@@ -163,6 +168,11 @@ class TcpTransport:
     def _attach(self, conn: TcpConnection) -> None:
         if not conn.outgoing:
             host = conn.remote[0]
+            screen = self.accept_filter
+            if screen is not None and not screen(conn.remote):
+                self.refused += 1
+                conn.close()
+                return
             same = sum(1 for a, c in self.connections.items() if a[0] == host and not c.outgoing)
             if same >= self.config.max_connections_per_host:
                 self.refused += 1
@@ -181,6 +191,14 @@ class TcpTransport:
         for data in self._pending.pop(conn.remote, []):
             conn.write(data)
         self._arm_sweeper()
+
+    def close_host(self, host: str) -> int:
+        """Close every incoming connection from ``host``; how many were closed."""
+        doomed = [c for a, c in self.connections.items() if a[0] == host and not c.outgoing]
+        for conn in doomed:
+            log.info("tcp %s: closing connection of a banned source", hostport(conn.remote))
+            conn.close()
+        return len(doomed)
 
     def _detach(self, conn: TcpConnection) -> None:
         if self.connections.get(conn.remote) is conn:
