@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pypbx.call.agent import CallUserAgent
 from pypbx.call.channel import Channel, ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.dial import Dialer
+from pypbx.call.media_ops import SoundLibrary
 from pypbx.call.sip_channel import CallEnv, SipChannel, SipTech
 from pypbx.call.tech import TechRegistry
 from pypbx.cdr.csvfile import CsvBackend
@@ -151,6 +152,8 @@ class CallManager:
             flush=stack.flush,
             register_session=self._register,
             strict=LegOptions(strict=self.rtp.strictrtp, probation=self.rtp.probation),
+            sounds=SoundLibrary(self.pbx.dirs.sounddir),
+            ssrc=lambda: self.rng.getrandbits(32),
         )
         self.techs = TechRegistry()
         self.techs.register(SipTech(self.env))
@@ -221,8 +224,12 @@ class CallManager:
         elif isinstance(ev, ReinviteAnswered):
             chan.reinvite_answered(ev.response.status, ev.response.body)
         elif isinstance(ev, InDialogRequestReceived):
-            status = 200 if ev.request.method in ("INFO", "OPTIONS", "UPDATE") else 501
-            ev.session.respond(ev.key, ev.request, status, now=self._now())
+            req = ev.request
+            if req.method == "INFO":
+                status = chan.info_received(req.content_type or "", req.body)
+            else:
+                status = 200 if req.method in ("OPTIONS", "UPDATE") else 501
+            ev.session.respond(ev.key, req, status, now=self._now())
 
     def _orphan(self, ev: SessionEvent) -> None:
         now = self._now()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -18,8 +19,18 @@ from typing import TYPE_CHECKING
 
 from pypbx.call.causes import cause_to_sip, sip_to_cause
 from pypbx.call.channel import Channel, ChannelNamer, ChannelState, ChannelTable
-from pypbx.config.sipmodel import NatMode, Peer
+from pypbx.call.media_ops import (
+    MediaEngine,
+    Played,
+    SoundLibrary,
+    choose_format,
+    info_digit,
+    parse_tones,
+    tone_stream,
+)
+from pypbx.config.sipmodel import DtmfMode, NatMode, Peer
 from pypbx.dialplan.channel_api import DialResult, DialTarget, HangupCause, Indication
+from pypbx.media.audio import frames
 from pypbx.media.relay import LegOptions, RelayLeg
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import Addr
@@ -34,6 +45,7 @@ from pypbx.sip.sdp import (
     codecs,
     direction,
     parse_sdp,
+    telephone_event,
 )
 from pypbx.sip.session import Session
 from pypbx.sip.transaction import IllegalTransition
@@ -86,6 +98,10 @@ class CallEnv:
     dial: DialFn | None = None
     relayed: dict[str, int] = field(default_factory=dict)
     """Totals of finished legs: packets_in/out, dropped (for tests, benches, the CLI)."""
+    sounds: SoundLibrary | None = None
+    """Playback's files (``sounddir``); None plays nothing (every file is missing)."""
+    ssrc: Callable[[], int] = field(default=lambda: random.getrandbits(32))
+    """The SSRC of a leg's own RTP stream (Playback, tones, Echo)."""
 
 
 def media_address(sd: SessionDescription) -> Addr | None:
@@ -107,6 +123,19 @@ def _audio_index(sd: SessionDescription) -> int | None:
 def _audio_codecs(sd: SessionDescription) -> list[Codec]:
     i = _audio_index(sd)
     return [] if i is None else codecs(sd.media[i])
+
+
+def _event_type(sd: SessionDescription | None) -> int | None:
+    """The telephone-event payload type of ``sd``'s live audio stream, if it has one."""
+    i = None if sd is None else _audio_index(sd)
+    if sd is None or i is None:
+        return None
+    codec = telephone_event(sd.media[i])
+    return None if codec is None else codec.payload_type
+
+
+MOH_TONE = "!0/200,523/400,659/400,784/400,1047/800,0/1800"
+"""The generated default hold music when ``sounddir/moh/default`` holds no file."""
 
 
 class SipChannel(Channel):
@@ -142,6 +171,8 @@ class SipChannel(Channel):
         self.invite_plan: tuple[str, str, str, Addr, ClientAuthState | None] | None = None
         self.on_answer: Callable[[SipChannel], None] | None = None
         self.on_end: Callable[[SipChannel], None] | None = None
+        self.media: MediaEngine | None = None
+        self.early_digits: list[str] = []  # INFO digits before the media engine exists
 
     # -- ChannelApi properties ---------------------------------------------------------
 
@@ -156,6 +187,15 @@ class SipChannel(Channel):
     @property
     def allow(self) -> tuple[str, ...]:
         return self.peer.allow if self.peer is not None else self.env.default_allow
+
+    @property
+    def dtmfmode(self) -> DtmfMode:
+        return self.peer.dtmfmode if self.peer is not None else DtmfMode.RFC2833
+
+    @property
+    def rfc4733(self) -> bool:
+        """Whether this leg negotiates telephone-event (chan_sip: rfc2833 and auto)."""
+        return self.dtmfmode in (DtmfMode.RFC2833, DtmfMode.AUTO)
 
     # -- media -------------------------------------------------------------------------
 
@@ -197,6 +237,7 @@ class SipChannel(Channel):
                 self.env.media_host,
                 self.leg.port,
                 self.allow,
+                dtmf=self.rfc4733,
                 session_id=self._session_id,
                 version=self._sdp_version,
             )
@@ -244,6 +285,7 @@ class SipChannel(Channel):
         self.env.flush()
         if self.on_answer is not None:
             self.on_answer(self)
+        await self.media_engine()  # listen for DTMF from the first packet on
 
     async def hangup(self, cause: int) -> None:
         self.terminate(cause)
@@ -281,24 +323,115 @@ class SipChannel(Channel):
             await asyncio.wait_for(self.ended.wait(), max(0.0, seconds))
 
     async def play(self, files: list[str], *, stop_digits: str = "") -> str:
-        log.warning("%s: Playback of %s is not available on SIP channels yet", self.name, files)
-        return ""
+        return (await self.play_sounds(files, stop_digits=stop_digits)).digit
+
+    async def play_sounds(
+        self, files: list[str], *, stop_digits: str = "", keep_going: bool = False
+    ) -> Played:
+        """Playback/Background/Say*: ``files`` from ``sounddir`` in the leg's codec."""
+        engine = await self.media_engine()
+        if engine is None:
+            if files:
+                log.warning("%s: no media to play %s on", self.name, "&".join(files))
+            return Played("", files[0] if files and not keep_going else None)
+        return await engine.play(files, stop_digits=stop_digits, keep_going=keep_going)
 
     async def read_digits(self, max_digits: int, timeout: float, *, terminator: str = "#") -> str:
-        await self.sleep(timeout)
-        return ""
+        engine = await self.media_engine()
+        if engine is None:
+            await self.sleep(timeout)
+            return ""
+        return await engine.read_digits(max_digits, timeout, terminator=terminator)
 
     async def echo(self) -> None:
-        leg = self.leg
-        if leg is not None:
-            leg.sink = leg.send  # type: ignore[assignment]
-        await self.ended.wait()
+        engine = await self.media_engine()
+        if engine is None:
+            await self.ended.wait()
+            return
+        await engine.echo()
 
     async def play_tones(self, tones: str) -> None:
-        return None
+        engine = await self.media_engine()
+        if engine is not None:
+            engine.start_tones(tones)
 
     async def stop_tones(self) -> None:
-        return None
+        if self.media is not None:
+            self.media.stop_tones()
+
+    async def music_on_hold(self, klass: str, seconds: float | None) -> None:
+        """Hold music of ``klass`` (files in ``sounddir/moh/<class>``, else a generated tune)
+        for ``seconds`` (None: until hangup)."""
+        engine = await self.media_engine()
+        if engine is None or engine.format is None:
+            await self.sleep(seconds if seconds is not None else 86400.0)
+            return
+        audio = self._moh_frames(klass or "default", engine)
+        await engine.loop(audio, seconds)
+
+    def _moh_frames(self, klass: str, engine: MediaEngine) -> list[bytes]:
+        assert engine.format is not None
+        encoding = engine.format.encoding
+        out: list[bytes] = []
+        sounds = self.env.sounds
+        if sounds is not None:
+            folder = sounds.sounddir / "moh" / klass
+            names = sorted({p.stem for p in folder.glob("*.*")}) if folder.is_dir() else []
+            for name in names:
+                sound = sounds.load(f"moh/{klass}/{name}", encoding)
+                if sound is not None:
+                    out.extend(frames(sound, encoding))
+        if not out:
+            out = list(tone_stream(parse_tones(MOH_TONE), encoding))
+        return out
+
+    async def media_engine(self) -> MediaEngine | None:
+        """The leg's media engine, made on first use (None: no ports or no G.711 codec)."""
+        if self.media is not None:
+            return self.media
+        if self.hung_up:
+            return None
+        try:
+            await self.open_media()
+        except OSError:
+            return None
+        leg = self.leg
+        if leg is None or self.hung_up or self.media is not None:
+            return self.media
+        if not self.codecs and self.remote_sdp is not None and not self.outgoing:
+            with suppress(NotAcceptable):
+                self.answer_sdp()
+        events = {pt for pt in (_event_type(self.local_sdp), _event_type(self.remote_sdp)) if pt}
+        fmt = choose_format(self.codecs, events)
+        inband = self.dtmfmode is DtmfMode.INBAND or (self.dtmfmode is DtmfMode.AUTO and not events)
+        engine = MediaEngine(
+            leg,
+            fmt,
+            ssrc=self.env.ssrc(),
+            sounds=self.env.sounds,
+            inband=inband,
+            name=self.name,
+        )
+        leg.sink = engine.receive
+        self.media = engine
+        for digit in self.early_digits:
+            engine.push_digit(digit)
+        self.early_digits.clear()
+        return engine
+
+    def info_received(self, content_type: str, body: bytes) -> int:
+        """A SIP INFO in this dialog: a DTMF body feeds the digit queue. The status to answer:
+        200, or 415 for a body pypbx does not understand (chan_sip)."""
+        digit = info_digit(content_type, body)
+        if digit is not None:
+            if self.media is not None:
+                self.media.push_digit(digit)
+            elif len(self.early_digits) < 64:
+                self.early_digits.append(digit)
+            return 200
+        kind = content_type.partition(";")[0].strip().lower()
+        known = ("application/dtmf-relay", "application/dtmf", "application/media_control+xml")
+        return 200 if not body or kind in known else 415
 
     async def dial(
         self,
@@ -350,6 +483,8 @@ class SipChannel(Channel):
     def _ended(self) -> None:
         with suppress(ValueError):
             self.set_state(ChannelState.HUNGUP)
+        if self.media is not None:
+            self.media.close()
         if self.leg is not None:
             st = self.leg.stats()
             totals = self.env.relayed

@@ -12,15 +12,22 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from pypbx.media.dtmf import digit_packets
 from pypbx.media.relay import RelayLeg
 from pypbx.media.rtp import RtpPacket
 
-__all__ = ["Packetizer", "PlayResult", "echo", "play", "send_digits"]
+__all__ = ["Packetizer", "PlayResult", "Sender", "echo", "play", "send_digits"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Sender(Protocol):
+    """Where packets go: a :class:`~pypbx.media.relay.RelayLeg` or a test double."""
+
+    def send(self, data: bytes) -> bool: ...
 
 
 class Packetizer:
@@ -44,14 +51,16 @@ class Packetizer:
         """Mark the next packet as the start of a talkspurt."""
         self._marker = True
 
-    def packet(self, payload: bytes) -> bytes:
-        """The next audio packet; the timestamp advances by ``samples``."""
+    def packet(self, payload: bytes, *, samples: int | None = None) -> bytes:
+        """The next audio packet; the timestamp advances by ``samples`` (default: the
+        packetizer's frame size; Echo passes the length of what it bounces)."""
         data = RtpPacket(
             self.payload_type, self.sequence, self.timestamp, self.ssrc, payload, self._marker
         ).to_bytes()
         self._marker = False
         self.sequence = (self.sequence + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + self.samples) & 0xFFFFFFFF
+        step = self.samples if samples is None else samples
+        self.timestamp = (self.timestamp + step) & 0xFFFFFFFF
         return data
 
     def event(self, payload: bytes, payload_type: int, timestamp: int, *, marker: bool) -> bytes:
@@ -71,7 +80,7 @@ class PlayResult:
 
 async def play(
     frames: Iterable[bytes],
-    leg: RelayLeg,
+    leg: Sender,
     packetizer: Packetizer,
     *,
     ptime: float = 0.02,
@@ -100,7 +109,7 @@ async def play(
 
 async def send_digits(
     digits: str,
-    leg: RelayLeg,
+    leg: Sender,
     packetizer: Packetizer,
     payload_type: int,
     *,

@@ -1,13 +1,16 @@
-"""Media applications: Playback, Background, Echo, Read, PlayTones, StopPlayTones
-(Asterisk apps/app_playback.c, main/pbx_builtins.c Background, apps/app_echo.c,
-apps/app_read.c, main/indications.c). The sound work is the channel's; these parse arguments,
-answer when Asterisk would, and set the status variables.
+"""Media applications: Playback, Background, Echo, Read, PlayTones, StopPlayTones,
+MusicOnHold (Asterisk apps/app_playback.c, main/pbx_builtins.c Background, apps/app_echo.c,
+apps/app_read.c, main/indications.c, res/res_musiconhold.c). The sound work is the channel's;
+these parse arguments, answer when Asterisk would, and set the status variables.
+
+A channel that can tell a missing file (:class:`SoundChannel`, the SIP channel) lets Playback
+and Background report ``FAILED`` as Asterisk does; others only have ``ChannelApi.play``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pypbx.dialplan.apps.basic import parse_seconds
 from pypbx.dialplan.args import split_args
@@ -19,6 +22,46 @@ if TYPE_CHECKING:
 CONTINUE = AppResult.CONTINUE
 HANGUP = AppResult.HANGUP
 DTMF = "0123456789*#"
+
+
+class PlayOutcome(Protocol):
+    """How a play ended: the digit that interrupted it, the first file that was missing."""
+
+    @property
+    def digit(self) -> str: ...
+
+    @property
+    def missing(self) -> str | None: ...
+
+
+@runtime_checkable
+class SoundChannel(Protocol):
+    """A channel that reports missing sound files (beyond ``ChannelApi.play``)."""
+
+    async def play_sounds(
+        self, files: list[str], *, stop_digits: str = "", keep_going: bool = False
+    ) -> PlayOutcome: ...
+
+
+@runtime_checkable
+class HoldMusicChannel(Protocol):
+    """A channel that plays a music-on-hold class."""
+
+    async def music_on_hold(self, klass: str, seconds: float | None) -> None: ...
+
+
+async def play_sounds(
+    x: Execution, files: list[str], *, stop_digits: str = "", keep_going: bool = False
+) -> tuple[str, str | None]:
+    """Play ``files`` on the call: (interrupting digit, first missing file or None).
+
+    Without ``keep_going`` a missing file ends the play (``ast_streamfile`` failing); with it
+    the file is skipped (the ``say`` functions)."""
+    channel = x.channel
+    if isinstance(channel, SoundChannel):
+        out = await channel.play_sounds(files, stop_digits=stop_digits, keep_going=keep_going)
+        return out.digit, out.missing
+    return await channel.play(files, stop_digits=stop_digits), None
 
 
 def sound_files(text: str) -> list[str]:
@@ -55,8 +98,10 @@ async def playback(x: Execution, data: str) -> AppResult:
     if await _skipped(x, skip="skip" in options, noanswer="noanswer" in options):
         x.vars.set("PLAYBACKSTATUS", "SUCCESS")
         return CONTINUE
-    await x.channel.play(sound_files(args[0]))
-    x.vars.set("PLAYBACKSTATUS", "SUCCESS")
+    _, missing = await play_sounds(x, sound_files(args[0]))
+    if missing is not None:
+        x.warn(f"Playback failed on {x.channel.name} for {args[0]}")
+    x.vars.set("PLAYBACKSTATUS", "FAILED" if missing is not None else "SUCCESS")
     return HANGUP if x.channel.hung_up else CONTINUE
 
 
@@ -85,7 +130,11 @@ async def background(x: Execution, data: str) -> AppResult:
     if await _skipped(x, skip=skip, noanswer=noanswer):
         x.vars.set("BACKGROUNDSTATUS", "SUCCESS")
         return CONTINUE
-    digit = await x.channel.play(sound_files(args[0]), stop_digits=DTMF)
+    digit, missing = await play_sounds(x, sound_files(args[0]), stop_digits=DTMF)
+    if missing is not None:
+        x.warn(f"ast_streamfile failed on {x.channel.name} for {args[0]}")
+        x.vars.set("BACKGROUNDSTATUS", "FAILED")
+        return HANGUP if x.channel.hung_up else CONTINUE
     x.vars.set("BACKGROUNDSTATUS", "SUCCESS")
     if x.channel.hung_up:
         return HANGUP
@@ -176,3 +225,21 @@ async def stop_play_tones(x: Execution, data: str) -> AppResult:
     """Stop the tones PlayTones started."""
     await x.channel.stop_tones()
     return CONTINUE
+
+
+@application("MusicOnHold", syntax="MusicOnHold(class[,duration])", flags=(Flag.NEEDS_CALL,))
+async def music_on_hold(x: Execution, data: str) -> AppResult:
+    """Play hold music of ``class`` (``default`` when empty) for ``duration`` seconds, or
+    until hangup. A class is the files of ``sounddir/moh/<class>``; pypbx generates a tune
+    when there are none. Channels without hold music just wait."""
+    args = split_args(data)
+    klass = args[0].strip() if args and args[0].strip() else "default"
+    seconds = parse_seconds(args[1]) if len(args) > 1 and args[1].strip() else None
+    if seconds is not None and seconds <= 0:
+        seconds = None
+    channel = x.channel
+    if isinstance(channel, HoldMusicChannel):
+        await channel.music_on_hold(klass, seconds)
+    else:
+        await channel.sleep(seconds if seconds is not None else 86400.0)
+    return HANGUP if x.channel.hung_up else CONTINUE

@@ -1,7 +1,8 @@
 """SayDigits, SayNumber, SayAlpha, SayUnixTime (Asterisk main/say.c, English rules).
 
 Each turns its argument into the list of sound files Asterisk's English ``say`` functions
-play (``digits/2``, ``digits/hundred`` ...) and hands it to the channel.
+play (``digits/2``, ``digits/hundred`` ...) and hands it to the channel; a missing file is
+skipped, as say.c skips what ``ast_streamfile`` cannot open.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pypbx.dialplan.apps.media import play_sounds
 from pypbx.dialplan.args import split_args
 from pypbx.dialplan.registry import AppResult, Flag, application
 
@@ -132,14 +134,14 @@ def time_files(when: datetime, fmt: str) -> list[str]:
 @application("SayDigits", syntax="SayDigits(digits)", flags=(Flag.NEEDS_CALL,))
 async def say_digits(x: Execution, data: str) -> AppResult:
     """Say the digits of the argument one by one (other characters are skipped)."""
-    await x.channel.play(digit_files(data))
+    await play_sounds(x, digit_files(data), keep_going=True)
     return HANGUP if x.channel.hung_up else CONTINUE
 
 
 @application("SayAlpha", syntax="SayAlpha(string)", flags=(Flag.NEEDS_CALL,))
 async def say_alpha(x: Execution, data: str) -> AppResult:
     """Spell the argument letter by letter."""
-    await x.channel.play(alpha_files(data))
+    await play_sounds(x, alpha_files(data), keep_going=True)
     return HANGUP if x.channel.hung_up else CONTINUE
 
 
@@ -158,7 +160,7 @@ async def say_number(x: Execution, data: str) -> AppResult:
     if rest and gender.lower() not in ("f", "m", "c", "n"):
         x.warn("SayNumber gender option is either 'f', 'm', 'c' or 'n'")
         return HANGUP
-    await x.channel.play(number_files(int(m.group(1))))
+    await play_sounds(x, number_files(int(m.group(1))), keep_going=True)
     return HANGUP if x.channel.hung_up else CONTINUE
 
 
@@ -187,5 +189,7 @@ async def say_unix_time(x: Execution, data: str) -> AppResult:
         epoch = x.clock()
     tz = zone(args[1]) if len(args) > 1 else None
     fmt = args[2] if len(args) > 2 and args[2] else DEFAULT_TIME_FORMAT
-    await x.channel.play(time_files(datetime.fromtimestamp(epoch, tz or x.tz), fmt))
+    await play_sounds(
+        x, time_files(datetime.fromtimestamp(epoch, tz or x.tz), fmt), keep_going=True
+    )
     return HANGUP if x.channel.hung_up else CONTINUE
