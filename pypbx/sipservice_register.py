@@ -3,10 +3,11 @@
 Drives the pure :class:`pypbx.trunks.OutboundRegistration` machine over a
 :class:`~pypbx.transport.stack.SipStack`: resolves the provider's host name without blocking
 (``loop.getaddrinfo``, retried while it fails), picks our Contact address (the local address
-towards the provider, or ``externaddr`` outside ``localnet`` via
-:func:`pypbx.trunks.contact_address`), sends what the machine asks for, feeds responses back,
-sleeps until its next timer, and logs the machine's notes one line each. ``stop`` sends the
-un-REGISTER (``Expires: 0``, answering one challenge) within a deadline.
+towards the provider, or the external address outside ``localnet``: ``externip``, or
+``externhost`` looked up without blocking and again every ``externrefresh`` seconds, as
+:class:`pypbx.transport.nat.NatPolicy` decides), sends what the machine asks for, feeds
+responses back, sleeps until its next timer, and logs the machine's notes one line each.
+``stop`` sends the un-REGISTER (``Expires: 0``, answering one challenge) within a deadline.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from pypbx.sip.events import Addr
 from pypbx.sip.message import Request, Response
 from pypbx.sipservice_dns import SrvRecord, pick, srv_name
 from pypbx.transport.addr import is_wildcard
+from pypbx.transport.nat import NatPolicy
 from pypbx.transport.stack import SipStack
-from pypbx.trunks import OutboundRegistration, RegistryRow, RegState, contact_address
+from pypbx.trunks import OutboundRegistration, RegistryRow, RegState
 
 __all__ = ["RegistrationLine", "local_ip_towards", "registration_key", "resolve_host"]
 
@@ -119,6 +121,7 @@ class RegistrationLine:
         self._task: asyncio.Task[None] | None = None
         self._noted = 0
         self._last_state = RegState.UNREGISTERED
+        self._contact_at: float | None = None  # when the Contact address was last decided
 
     @property
     def name(self) -> str:
@@ -166,13 +169,14 @@ class RegistrationLine:
                 self.dest = (ips[0], port)
             else:
                 await asyncio.sleep(RESOLVE_RETRY)
-        local = (local_ip_towards(self.dest[0], self.stack.config.bindaddr), self._local_port())
-        contact = contact_address(self.general, self.dest[0], local)
+        contact = await self.contact_address()
         self.machine = OutboundRegistration(
             self.reg, self.general, ids=self.stack.ids, contact_addr=contact, start=self.clock()
         )
         while True:
             machine = self.machine
+            if self._contact_due():
+                machine.contact_addr = await self.contact_address()
             request = machine.next_action(self.clock())
             self._notes()
             if request is None:
@@ -184,6 +188,30 @@ class RegistrationLine:
 
     def _local_port(self) -> int:
         return self.stack.local_addr[1]
+
+    async def contact_address(self) -> Addr:
+        """Our Contact host:port toward the provider (RFC 3261 §10.2.1): the local address,
+        or the external one when the provider is outside every ``localnet`` (``externip``,
+        or ``externhost`` resolved now without blocking; a failed lookup leaves the
+        ``externip``/local choice)."""
+        assert self.dest is not None
+        local = (local_ip_towards(self.dest[0], self.stack.config.bindaddr), self._local_port())
+        policy = NatPolicy(self.general)
+        name = policy.externhost_name
+        if name is not None:
+            try:
+                ips = [ip for ip in await resolve_host(name[0], name[1] or 5060) if ":" not in ip]
+            except OSError as exc:
+                ips = []
+                log.warning("Unable to lookup externhost '%s': %s", name[0], exc)
+            if ips:
+                policy = policy.with_externhost_ip(ips[0])
+        self._contact_at = self.clock()
+        return policy.our_address(self.dest[0], local)
+
+    def _contact_due(self) -> bool:
+        """``externhost`` needs a fresh look before the next REGISTER."""
+        return NatPolicy(self.general).externhost_due(self._contact_at, self.clock())
 
     async def _exchange(self, request: Request | None, *, deadline: float | None = None) -> None:
         """Send ``request`` and the machine's immediate follow-ups (challenge answers)."""

@@ -11,14 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pypbx import sipservice_register
+from pypbx.config.conf import Origin
 from pypbx.config.netaddr import parse_network
-from pypbx.config.sipconf import General, NatMode
+from pypbx.config.sipconf import General, NatMode, Registration
 from pypbx.sip.message import Request, Response, build_response, make_request
 from pypbx.sip.parse import parse_message
 from pypbx.sip.sdp import parse_sdp
 from pypbx.sip.uri import NameAddr, SipUri
+from pypbx.sipservice_register import RegistrationLine
 from pypbx.transport import natwire
 from pypbx.transport.natwire import Destination, NatGlue
+from pypbx.transport.stack import StackConfig
 
 EXTERN = "203.0.113.2"
 LAN_IP = "192.168.50.10"
@@ -434,3 +438,66 @@ def test_inbound_uses_the_peer_nat_setting() -> None:
     other = data.replace(b"sip:1000@", b"sip:2000@")
     assert glue.inbound("UDP", other, NATTED_PHONE) is other
     assert calls == ["REGISTER", "REGISTER"]
+
+
+# --- the trunk REGISTER Contact (sipservice_register) ------------------------------------------
+
+
+class _FakeStack:
+    """What RegistrationLine.contact_address reads from the stack."""
+
+    def __init__(self, bindaddr: str) -> None:
+        self.config = StackConfig(bindaddr=bindaddr, bindport=5060)
+        self.local_addr = (bindaddr, 5060)
+
+
+@pytest.mark.parametrize(
+    ("gen", "provider_ip", "answers", "expected"),
+    [
+        (TUTORIAL, PROVIDER[0], [], (EXTERN, 5060)),
+        (TUTORIAL, "192.168.51.7", [], (LAN_IP, 5060)),  # a provider inside a localnet
+        (dataclasses.replace(TUTORIAL, externport=5099), PROVIDER[0], [], (EXTERN, 5099)),
+        (
+            general(externhost="pbx.example.net", localnet=nets("192.168.50.0/24")),
+            PROVIDER[0],
+            ["203.0.113.9"],
+            ("203.0.113.9", 5060),
+        ),
+        # the externhost lookup failed: externip, else the local address
+        (
+            dataclasses.replace(TUTORIAL, externhost="pbx.example.net"),
+            PROVIDER[0],
+            OSError("no such name"),
+            (EXTERN, 5060),
+        ),
+        (general(), PROVIDER[0], [], (LAN_IP, 5060)),
+    ],
+)
+def test_trunk_register_contact_address(
+    gen: General,
+    provider_ip: str,
+    answers: list[str] | OSError,
+    expected: tuple[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        if isinstance(answers, OSError):
+            raise answers
+        return answers
+
+    monkeypatch.setattr(sipservice_register, "resolve_host", resolve)
+    reg = Registration("acct1", "provider.test", Origin("sip.conf", 3))
+    line = RegistrationLine(
+        reg,
+        gen,
+        _FakeStack(gen.bindaddr),  # type: ignore[arg-type]
+        clock=lambda: 1000.0,
+    )
+    line.dest = (provider_ip, 5060)
+    assert asyncio.run(line.contact_address()) == expected
+    assert asked == (["pbx.example.net"] if gen.externhost else [])
+    # externhost is looked at again only after externrefresh
+    assert not line._contact_due() or gen.externhost is None
