@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pypbx.call.sip_channel import SipChannel
+from pypbx.dialplan.apps.dial import DurationLimit
 from pypbx.dialplan.channel_api import HangupCause
 from pypbx.media.codecs import LegFormats, leg_formats, route_between
 from pypbx.media.relay import Relay
@@ -35,10 +36,13 @@ def rtp_timeout(chan: SipChannel) -> int:
 
 @dataclass(frozen=True, slots=True)
 class BridgeEnd:
-    """How a bridge ended: ``callee_hung_up`` is True when the called leg ended first."""
+    """How a bridge ended: ``callee_hung_up`` is True when the called leg ended first;
+    ``limit_reached`` when Dial's ``L`` time limit ended it: the callee is hung up, and
+    Dial's caller ends too (as after any hangup that is not the callee's)."""
 
     callee_hung_up: bool
     cause: int
+    limit_reached: bool = False
 
 
 def formats(chan: SipChannel) -> LegFormats:
@@ -75,12 +79,16 @@ class Bridge:
         *,
         clock: Callable[[], float] = time.monotonic,
         check_every: float = 1.0,
+        limit: DurationLimit | None = None,
     ) -> None:
         self.caller = caller
         self.callee = callee
         self.relay: Relay | None = None
         self.clock = clock
         self.check_every = check_every
+        self.limit = limit
+        self.warned: list[float] = []
+        """Seconds left at each time-limit warning given (the sounds are not played)."""
 
     def dead_leg(self, now: float) -> SipChannel | None:
         """A leg whose peer's ``rtptimeout`` (``rtpholdtimeout`` while held) passed without
@@ -95,15 +103,32 @@ class Bridge:
         a, b = self.caller, self.callee
         a.bridged, b.bridged = b, a
         self.relay = join_media(a, b)
+        start = self.clock()
+        end_at = start + self.limit.limit if self.limit is not None else None
+        warn_at = [start + t for t in self.limit.warnings()] if self.limit is not None else []
+        limit_reached = False
         waits = {asyncio.ensure_future(a.ended.wait()), asyncio.ensure_future(b.ended.wait())}
         try:
             while True:
+                now = self.clock()
+                timeout = self.check_every
+                for due in (end_at, warn_at[0] if warn_at else None):
+                    if due is not None:
+                        timeout = min(timeout, max(0.0, due - now))
                 done, _ = await asyncio.wait(
-                    waits, timeout=self.check_every, return_when=asyncio.FIRST_COMPLETED
+                    waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
                 if done:
                     break
-                dead = self.dead_leg(self.clock())
+                now = self.clock()
+                while warn_at and now >= warn_at[0]:
+                    warn_at.pop(0)
+                    self._warn(a, (end_at or now) - now)
+                if end_at is not None and now >= end_at:
+                    log.info("%s: Dial time limit of %gs reached, hanging up", a.name, now - start)
+                    limit_reached = True
+                    break
+                dead = self.dead_leg(now)
                 if dead is not None:
                     log.warning("Disconnecting call '%s' for lack of RTP activity", dead.name)
                     dead.terminate(int(HangupCause.NORMAL_CLEARING))
@@ -114,7 +139,19 @@ class Bridge:
             a.bridged = b.bridged = None
             if self.relay is not None:
                 self.relay.unjoin()
+        if limit_reached:
+            b.terminate(int(HangupCause.NORMAL_CLEARING))
+            return BridgeEnd(False, int(HangupCause.NORMAL_CLEARING), limit_reached=True)
         if b.hung_up:
             return BridgeEnd(True, b.hangup_cause or int(HangupCause.NORMAL_CLEARING))
         b.terminate(int(HangupCause.NORMAL_CLEARING))
         return BridgeEnd(False, a.hangup_cause or int(HangupCause.NORMAL_CLEARING))
+
+    def _warn(self, chan: SipChannel, left: float) -> None:
+        """app_dial plays the time left to the caller; pypbx logs it (no prompts yet)."""
+        self.warned.append(round(left, 3))
+        log.info(
+            "%s: %.1f seconds left of the Dial time limit (warning sound not played)",
+            chan.name,
+            left,
+        )

@@ -12,8 +12,10 @@ from collections.abc import Callable
 
 from pypbx.call.bridge import Bridge, join_media
 from pypbx.call.causes import dialstatus_for_cause
+from pypbx.call.limits import CallLimits
 from pypbx.call.sip_channel import LegNews, SipChannel
 from pypbx.call.tech import TechRegistry, UnknownTech
+from pypbx.dialplan.apps.dial import parse_duration_limit
 from pypbx.dialplan.channel_api import DialResult, DialStatus, DialTarget, HangupCause, reveal
 from pypbx.errors import PbxError
 from pypbx.log import verbose
@@ -33,7 +35,11 @@ def aggregate_status(causes: list[int]) -> DialStatus:
 
 
 class Dialer:
-    """The ``dial`` of SIP channels: uses the technology registry and the loop clock."""
+    """The ``dial`` of SIP channels: uses the technology registry and the loop clock.
+
+    ``limits`` counts calls per peer for ``call-limit`` (share it with the incoming side so
+    both directions count together); a target peer at its limit is not called (cause 17).
+    """
 
     def __init__(
         self,
@@ -41,11 +47,14 @@ class Dialer:
         loop_time: Callable[[], float],
         on_dialed: Callable[[SipChannel, SipChannel], None] | None = None,
         verbosity: Callable[[], int] = lambda: 0,
+        *,
+        limits: CallLimits | None = None,
     ) -> None:
         self.techs = techs
         self.loop_time = loop_time
         self.on_dialed = on_dialed
         self.verbosity = verbosity
+        self.limits = limits if limits is not None else CallLimits()
 
     async def __call__(
         self,
@@ -69,6 +78,9 @@ class Dialer:
             leg = tech.request(reveal(target.resource), caller, inherit=inherit)
             if not isinstance(leg, SipChannel):
                 causes.append(int(HangupCause.SUBSCRIBER_ABSENT))
+                continue
+            if not self._count(leg):
+                causes.append(int(HangupCause.USER_BUSY))
                 continue
             leg.news = news
             try:
@@ -112,7 +124,8 @@ class Dialer:
             winner.terminate(int(HangupCause.NORMAL_CLEARING))
             return DialResult(DialStatus.CANCEL, dialed_time=dialed, peer=winner.name)
         answered_at = self.loop_time()
-        end = await Bridge(caller, winner).run()
+        limit = parse_duration_limit(options["L"])[0] if "L" in options else None
+        end = await Bridge(caller, winner, clock=self.loop_time, limit=limit).run()
         return DialResult(
             DialStatus.ANSWER,
             dialed_time=int(self.loop_time() - start),
@@ -120,6 +133,29 @@ class Dialer:
             peer=winner.name,
             peer_hung_up=end.callee_hung_up,
         )
+
+    def _count(self, leg: SipChannel) -> bool:
+        """Count ``leg`` against its peer's ``call-limit`` until it ends; False (and the leg
+        ended with cause 17 USER_BUSY, as chan_sip's ``sip_call``) when the limit is reached."""
+        peer = leg.peer
+        if peer is None:
+            return True
+        release = self.limits.hold(peer.name, peer.call_limit)
+        if release is None:
+            log.warning(
+                "Call to peer '%s' rejected due to usage limit of %d", peer.name, peer.call_limit
+            )
+            leg.remote_ended(int(HangupCause.USER_BUSY))
+            return False
+        then = leg.on_end
+
+        def ended(chan: SipChannel) -> None:
+            release()
+            if then is not None:
+                then(chan)
+
+        leg.on_end = ended
+        return True
 
     async def _wait(
         self,

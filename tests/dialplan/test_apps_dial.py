@@ -261,3 +261,27 @@ def test_dial_passes_inheritable_variables_to_the_new_channels() -> None:
     ex = Execution(dp, channel, context="test", exten="s", clock=lambda: 0.0, rng=random.Random())
     asyncio.run(ex.run())
     assert channel.inherited == {"ONE": "1", "__ALL": "2"}
+
+
+@pytest.mark.parametrize(
+    ("options", "expected", "absent"),
+    [
+        ("tT", ["option 't'", "option 'T'"], []),
+        ("L(0)", ["invalid time limit L(0)"], ["not supported"]),
+        ("L(1000:2000)", ["is not below the limit"], ["invalid time limit"]),
+        ("rgL(60000:30000:10000)", [], ["not supported", "invalid", "not below"]),
+    ],
+)
+def test_dial_option_warnings(options: str, expected: list[str], absent: list[str]) -> None:
+    result = run(
+        f"""
+        [test]
+        exten => s,1,Dial(SIP/1000,20,{options})
+        """
+    )
+    text = "\n".join(result.log)
+    for needle in expected:
+        assert needle in text, text
+    for needle in absent:
+        assert needle not in text, text
+    assert result.actions[0].startswith("dial SIP/1000")  # the call is still attempted

@@ -30,6 +30,58 @@ HANGUP = AppResult.HANGUP
 
 # Letters app_dial knows (dial_exec_options); ones with an argument in parentheses.
 DIAL_OPTIONS = frozenset("AabBCcdDeEfFgGhHiIkKLmMnNoOpPQrRsStTuUwWxXz")
+# Letters accepted but not acted on, with the warning line's reason.
+_NOT_SUPPORTED = {
+    "t": "DTMF blind transfer by the called party",
+    "T": "DTMF blind transfer by the calling party",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DurationLimit:
+    """``L(x[:y][:z])`` in seconds: end the call ``limit`` after the answer; warn when
+    ``warning`` is left, then every ``repeat`` (0: no warning / warn once)."""
+
+    limit: float
+    warning: float = 0.0
+    repeat: float = 0.0
+
+    def warnings(self) -> list[float]:
+        """Seconds after the answer at which a warning is due (at most 100)."""
+        if not self.warning:
+            return []
+        first = self.limit - self.warning
+        if not self.repeat:
+            return [first]
+        count = min(100, int(self.warning / self.repeat) + 1)
+        return [t for t in (first + i * self.repeat for i in range(count)) if t < self.limit]
+
+
+def parse_duration_limit(text: str) -> tuple[DurationLimit | None, str]:
+    """app_dial's ``do_timelimit``: ``x[:y][:z]`` in milliseconds → (limit, problem).
+
+    No usable positive ``x`` gives no limit and a problem text. A warning time not below the
+    limit, or not a positive number, is dropped with a problem text (the limit stays)."""
+    parts = [p.strip() for p in text.split(":")]
+    try:
+        limit_ms = float(parts[0]) if parts[0] else 0.0
+    except ValueError:
+        limit_ms = 0.0
+    if limit_ms <= 0:
+        return None, f"Dial: invalid time limit L({text}): no limit set"
+    warning_ms = repeat_ms = 0.0
+    problem = ""
+    try:
+        warning_ms = float(parts[1]) if len(parts) > 1 and parts[1] else 0.0
+        repeat_ms = float(parts[2]) if len(parts) > 2 and parts[2] else 0.0
+    except ValueError:
+        warning_ms = repeat_ms = 0.0
+        problem = f"Dial: invalid warning times in L({text}): no warning"
+    if warning_ms >= limit_ms or warning_ms < 0:
+        problem = f"Dial: warning time {warning_ms:g} ms of L({text}) is not below the limit"
+        warning_ms = repeat_ms = 0.0
+    repeat_ms = max(0.0, repeat_ms)
+    return DurationLimit(limit_ms / 1000, warning_ms / 1000, repeat_ms / 1000), problem
 
 
 class DialArgsError(ValueError):
@@ -165,6 +217,13 @@ async def dial(x: Execution, data: str) -> AppResult:
         x.warn(f"Dial: {why}")
     if parsed.unknown_options:
         x.warn(f"Dial: unknown options '{parsed.unknown_options}' ignored")
+    for letter in parsed.options:
+        if letter in _NOT_SUPPORTED:
+            x.warn(f"Dial: option '{letter}' ({_NOT_SUPPORTED[letter]}) is not supported; ignored")
+    if "L" in parsed.options:
+        _limit, problem = parse_duration_limit(parsed.options["L"])
+        if problem:
+            x.warn(problem)
     if not parsed.targets:
         x.vars.set("DIALSTATUS", DialStatus.CHANUNAVAIL.value)
         x.vars.set("DIALEDTIME", "0")
