@@ -1,4 +1,5 @@
-"""``sip show peers|peer|users|registry|channels``, ``sip reload``, ``sip set debug`` (chan_sip.c).
+"""``sip show peers|peer|users|registry|channels|bans``, ``sip unban``, ``sip reload``,
+``sip set debug`` (chan_sip.c; the ban commands are pypbx's, issue 9).
 
 Columns, headers and footers are Asterisk 13's chan_sip format strings, so scripts written
 for ``asterisk -rx 'sip show peers'`` read ``pypbx -rx 'sip show peers'`` the same way. The
@@ -12,8 +13,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol, cast
 
 from pypbx.config.sipmodel import (
     STANDARD_SIP_PORT,
@@ -74,6 +75,33 @@ class SipRuntime(Protocol):
     def registration_status(self, registration: Registration) -> RegistrationStatus | None: ...
 
     def dialogs(self) -> list[DialogView]: ...
+
+
+class BanView(Protocol):
+    """One ban in force (``pypbx.security.bans.Ban``)."""
+
+    addr: str
+    since: float
+    until: float
+    failures: int
+    reason: str
+
+
+class BanRuntime(Protocol):
+    """The ban side of ``pbx.sip_runtime`` (the SIP service's abuse guard)."""
+
+    clock: Callable[[], float]
+
+    def bans(self) -> list[BanView]: ...
+
+    def unban(self, addr: str) -> bool: ...
+
+
+def _ban_runtime(pbx: Pbx) -> BanRuntime | None:
+    rt = pbx.sip_runtime
+    if rt is None or not all(hasattr(rt, name) for name in ("bans", "unban", "clock")):
+        return None
+    return cast(BanRuntime, rt)
 
 
 def _peers(pbx: Pbx) -> dict[str, Peer]:
@@ -370,6 +398,58 @@ async def show_channels(pbx: Pbx, args: list[str]) -> str:
         )
     lines.append(f"{len(dialogs)} active SIP dialog{ess(len(dialogs))}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+_BANS = "{:<39.39} {:>10} {:>10}  {}"
+
+
+def _ban_reason(ban: BanView) -> str:
+    return f"{ban.failures} {ban.reason}" if ban.failures else ban.reason
+
+
+@command(
+    "sip show bans",
+    summary="List source addresses banned for abuse",
+    usage="Usage: sip show bans\n"
+    "       Lists the addresses the abuse guard banned (failed authentications, scanners),\n"
+    "       with how long ago and how much longer, in seconds, and the reason.",
+)
+async def show_bans(pbx: Pbx, args: list[str]) -> str:
+    if args:
+        raise ShowUsage
+    rt = _ban_runtime(pbx)
+    bans = rt.bans() if rt is not None else []
+    now = rt.clock() if rt is not None else 0.0
+    lines = [_BANS.format("Address", "Banned", "Remaining", "Reason")]
+    for ban in bans:
+        since = max(0, int(now - ban.since))
+        left = max(0, int(ban.until - now + 0.999))
+        lines.append(_BANS.format(ban.addr, f"{since} s", f"{left} s", _ban_reason(ban)))
+    lines.append(f"{len(bans)} banned address{'es' if len(bans) != 1 else ''}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _banned(pbx: Pbx, args: list[str], word: str) -> Iterable[str]:
+    rt = _ban_runtime(pbx)
+    return [b.addr for b in rt.bans()] if rt is not None and not args else []
+
+
+@command(
+    "sip unban",
+    summary="Lift the ban of a source address",
+    usage="Usage: sip unban <address>\n"
+    "       Lifts the abuse guard's ban of <address> and forgets its failed authentications.",
+    completer=_banned,
+)
+async def unban(pbx: Pbx, args: list[str]) -> str:
+    if len(args) != 1:
+        raise ShowUsage
+    rt = _ban_runtime(pbx)
+    if rt is None:
+        raise CommandError("SIP is not running: no bans.")
+    if not rt.unban(args[0]):
+        raise CommandError(f"Address {args[0]} is not banned.")
+    return f"Unbanned {args[0]}"
 
 
 @command(
