@@ -24,6 +24,7 @@ from pypbx.control.core import timestr
 from pypbx.control.server import ConsoleSession
 from pypbx.errors import PbxError
 from pypbx.log import FanoutHandler, LogSink, VerbosityFilter, verbose
+from pypbx.security.bans import Ban
 from pypbx.server import Pbx, sip_changes
 from tests.control.pbxproc import TUTORIAL
 
@@ -145,6 +146,43 @@ class Runtime:
                 last_method="ACK",
             )
         ]
+
+
+@dataclass
+class BanRuntime(Runtime):
+    """A runtime with the abuse guard's ban table (``sip show bans`` / ``sip unban``)."""
+
+    now: float = 5000.0
+    table: dict[str, Ban] = field(default_factory=dict)
+
+    def clock(self) -> float:
+        return self.now
+
+    def bans(self) -> list[Ban]:
+        return list(self.table.values())
+
+    def unban(self, addr: str) -> bool:
+        return self.table.pop(addr, None) is not None
+
+
+def test_sip_show_bans_and_unban(pbx: Pbx) -> None:
+    assert run(pbx, "sip show bans").output.splitlines()[-1] == "0 banned addresses"
+    rt = BanRuntime()
+    rt.table["127.0.0.9"] = Ban("127.0.0.9", 4990.0, 8590.0, 5, "failed authentications")
+    rt.table["198.51.100.7"] = Ban("198.51.100.7", 4999.5, 8599.5, 0, "scanner (options sweep 10)")
+    pbx.sip_runtime = rt
+    out = run(pbx, "sip show bans").output.splitlines()
+    assert out[0].split() == ["Address", "Banned", "Remaining", "Reason"]
+    assert out[1].split() == ["127.0.0.9", "10", "s", "3590", "s", "5", "failed", "authentications"]
+    assert out[2].split()[:5] == ["198.51.100.7", "0", "s", "3600", "s"]
+    assert out[2].endswith("scanner (options sweep 10)")
+    assert out[-1] == "2 banned addresses"
+    done = run(pbx, "sip unban 127.0.0.9")
+    assert (done.ok, done.output) == (True, "Unbanned 127.0.0.9")
+    again = run(pbx, "sip unban 127.0.0.9")
+    assert (again.ok, again.output) == (False, "Address 127.0.0.9 is not banned.")
+    assert run(pbx, "sip show bans").output.splitlines()[-1] == "1 banned address"
+    assert not run(pbx, "sip unban").ok
 
 
 def test_sip_show_peers_with_live_state(pbx: Pbx) -> None:
