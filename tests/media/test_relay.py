@@ -9,36 +9,42 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pypbx.call.sip_channel import media_address
 from pypbx.config.rtpconf import StrictRtp
-from pypbx.media import audio, rtp
+from pypbx.media import audio, dtmf, rtp
 from pypbx.media.codecs import route_between
 from pypbx.media.ports import PortAllocator
 from pypbx.media.relay import LegOptions, Relay, RelayLeg, SourceState
 from pypbx.media.rtp import RtpPacket
-from pypbx.sip.sdp import Codec
+from pypbx.sip.events import SessionAnswered, SessionOffered, SessionTerminated
+from pypbx.sip.sdp import Codec, parse_sdp
+from tests.call.loopback import Bed, rtp_packet, run_bed
+from tests.call.test_limits import call
 
 BASE = 24000 + (os.getpid() % 80) * 100  # 80 ports per run, below the ephemeral range
 LOOPS = ["asyncio"]
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is in the test extra
-    uvloop = None
+    HAVE_UVLOOP = False
 else:
+    HAVE_UVLOOP = True
     LOOPS.append("uvloop")
 
 WAIT = 2.0  # upper bound for a packet to cross loopback
 QUIET = 0.05  # how long "nothing arrives" is watched
 
 
-def run(loop_name: str, main: Callable[[], Awaitable[None]]) -> None:
+def run(loop_name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     if loop_name == "uvloop":
-        assert uvloop is not None
+        assert HAVE_UVLOOP
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(main())
     else:
@@ -81,7 +87,9 @@ async def endpoint(host: str = "127.0.0.1", port: int = 0) -> Endpoint:
     return ep
 
 
-def pkt(seq: int, pt: int = 0, ssrc: int = 0x1111, payload: bytes = b"\xff" * 160, m: bool = False):
+def pkt(
+    seq: int, pt: int = 0, ssrc: int = 0x1111, payload: bytes = b"\xff" * 160, m: bool = False
+) -> bytes:
     return RtpPacket(pt, seq, seq * 160, ssrc, payload, marker=m).to_bytes()
 
 
@@ -422,3 +430,76 @@ def test_close_releases_ports_at_once(loop_name: str) -> None:
         assert _free(port + 1)
 
     run(loop_name, main)
+
+
+# --- through a real call: pypbx's bridge picks the routes from both legs' SDPs -------------
+
+CALLER_OFFER_EV96 = (
+    "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+    "m=audio {port} RTP/AVP 0 96\r\na=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+)
+
+
+def test_call_transcodes_pcmu_to_pcma_and_renumbers_dtmf_events(tmp_path: Path) -> None:
+    """Caller (PCMU, events as 96) → pypbx → trunk allowing only alaw (events as 101):
+    the trunk hears A-law of the caller's µ-law tone, and each RFC 4733 packet arrives with
+    the trunk's number and the same payload, marker and timestamp; and the reverse."""
+    seen: dict[str, Any] = {}
+    tone = [audio.ulaw_encode(f) for f in islice(audio.tone_frames([440.0]), 5)]
+    back = [audio.alaw_encode(f) for f in islice(audio.tone_frames([1000.0]), 5)]
+    digit = dtmf.digit_packets("5", timestamp=800)
+
+    async def body(bed: Bed) -> None:
+        caller, trunk = bed.caller, bed.trunk
+        offer = CALLER_OFFER_EV96.format(ip=caller.ip, port=caller.rtp_port).encode()
+        session = call(bed, "18005551234", body=offer)
+        answered = await caller.wait_for(SessionAnswered, where=lambda ev: ev.session is session)
+        offered = await trunk.wait_for(SessionOffered)
+        assert isinstance(answered, SessionAnswered)
+        assert isinstance(offered, SessionOffered)
+        seen["offer_to_trunk"] = offered.request.body.decode()
+        to_caller_leg = media_address(parse_sdp(answered.response.body))
+        to_trunk_leg = media_address(parse_sdp(offered.request.body))
+        assert to_caller_leg is not None
+        assert to_trunk_leg is not None
+        assert caller.rtp.transport is not None
+        assert trunk.rtp.transport is not None
+        for i, payload in enumerate(tone):
+            caller.rtp.transport.sendto(rtp_packet(i + 1, payload, pt=0), to_caller_leg)
+        for j, planned in enumerate(digit):
+            packet = RtpPacket(
+                96, 10 + j, planned.timestamp, 7, planned.payload, marker=planned.marker
+            )
+            caller.rtp.transport.sendto(packet.to_bytes(), to_caller_leg)
+        for i, payload in enumerate(back):
+            trunk.rtp.transport.sendto(rtp_packet(i + 1, payload, pt=8), to_trunk_leg)
+        packet = RtpPacket(101, 50, 1600, 9, digit[0].payload, marker=True)
+        trunk.rtp.transport.sendto(packet.to_bytes(), to_trunk_leg)
+        want = len(tone) + len(digit)
+        for _ in range(200):
+            if len(trunk.rtp.received) >= want and len(caller.rtp.received) >= len(back) + 1:
+                break
+            await asyncio.sleep(0.01)
+        seen["at_trunk"] = [rtp.parse_rtp(d) for d, _ in trunk.rtp.received]
+        seen["at_caller"] = [rtp.parse_rtp(d) for d, _ in caller.rtp.received]
+        session.bye(now=caller.now())
+        assert caller.stack is not None
+        caller.stack.flush()
+        await trunk.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body, trunk_extra="disallow=all\nallow=alaw", rtp_range=(BASE, BASE + 79))
+    assert "RTP/AVP 8 101" in seen["offer_to_trunk"]
+    at_trunk: list[RtpPacket] = seen["at_trunk"]
+    audio_in = [p for p in at_trunk if p.payload_type == 8]
+    events_in = [p for p in at_trunk if p.payload_type == 101]
+    assert [p.payload for p in audio_in] == [t.translate(audio.ULAW_TO_ALAW) for t in tone]
+    assert not [p for p in at_trunk if p.payload_type not in (8, 101)]
+    assert [(p.payload, p.marker, p.timestamp) for p in events_in] == [
+        (d.payload, d.marker, d.timestamp) for d in digit
+    ]
+    at_caller: list[RtpPacket] = seen["at_caller"]
+    assert [p.payload for p in at_caller if p.payload_type == 0] == [
+        b.translate(audio.ALAW_TO_ULAW) for b in back
+    ]
+    assert [(p.payload_type, p.marker) for p in at_caller if p.payload_type != 0] == [(96, True)]
