@@ -330,7 +330,7 @@ def test_call_handler_gets_dialog_requests(tmp_path: Path) -> None:
             assert svc.stack is not None
             svc.stack.reply(event, 486, "Busy Here")
 
-    pbx.call_handler = handler  # type: ignore[attr-defined]
+    pbx.call_handler = handler
 
     async def main() -> int:
         svc = SipService(clock=Clock())
@@ -358,7 +358,7 @@ def test_a_crashing_call_handler_gives_500_and_the_service_lives(tmp_path: Path)
     def handler(svc: SipService, event: RequestReceived | AckReceived | CancelReceived) -> None:
         raise RuntimeError("boom")
 
-    pbx.call_handler = handler  # type: ignore[attr-defined]
+    pbx.call_handler = handler
 
     async def main() -> list[int]:
         svc = SipService(clock=Clock())
@@ -648,3 +648,76 @@ def test_a_refused_line_shows_rejected_and_stop_sends_no_unregister(tmp_path: Pa
     asyncio.run(main())
     assert states == ["Rejected"]
     assert [r.get("expires") for r in provider.requests] == ["120"]
+
+
+def test_registrationlimit_caps_contacts_per_peer(tmp_path: Path) -> None:
+    statuses: list[int] = []
+
+    async def body(svc: SipService, client: SipStack, dest: tuple[str, int], _: Clock) -> None:
+        assert svc.max_contacts == 2
+        for n in range(3):
+            contact = f"<sip:1000-{n}@127.0.0.1:{5000 + n}>"
+            req = register(client, dest, contact=contact, call_id=f"lim{n}@x")
+            resp = await client.request(req, dest, auth=("1000", "mysecretpassword"))
+            statuses.append(resp.status)
+
+    run(tmp_path, body, general="registrationlimit=2")
+    assert statuses == [200, 200, 503]
+
+
+# -- the abuse guard ----------------------------------------------------------------------
+
+
+def test_failed_registrations_ban_the_source_until_unbanned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    statuses: list[int] = []
+
+    async def body(svc: SipService, client: SipStack, dest: tuple[str, int], clk: Clock) -> None:
+        for n in range(3):  # banfailures=3
+            req = register(client, dest, "1000", call_id=f"guess{n}@x")
+            statuses.append((await client.request(req, dest, auth=("1000", f"guess{n}"))).status)
+        assert [b.addr for b in svc.bans()] == ["127.0.0.1"]
+        with pytest.raises(TimeoutError):  # dropped silently: no answer at all
+            await asyncio.wait_for(client.request(request(client, dest, "OPTIONS"), dest), 0.5)
+        assert svc.guard.drops
+        clk.now += 59
+        assert svc.bans()[0].until - clk.now == pytest.approx(1)
+        assert svc.unban("127.0.0.1")
+        assert not svc.unban("127.0.0.1")
+        resp = await client.request(request(client, dest, "OPTIONS"), dest)
+        statuses.append(resp.status)
+        req = register(client, dest, "1000", call_id="good@x")
+        statuses.append((await client.request(req, dest, auth=("1000", "mysecretpassword"))).status)
+        assert svc.guard.rate.is_trusted("127.0.0.1", now=clk.now)
+
+    with caplog.at_level(logging.WARNING, logger="pypbx.security"):
+        run(tmp_path, body, general="banfailures=3\nbantime=60")
+    assert statuses == [401, 401, 401, 200, 200]
+    lines = [r.getMessage() for r in caplog.records if r.name == "pypbx.security"]
+    assert lines[0] == (
+        "SECURITY: banned 127.0.0.1 for 60 s after 3 failed authentications (last user '1000')"
+    )
+    assert lines[1] == "SECURITY: unbanned 127.0.0.1 by the operator"
+
+
+def test_an_unauthenticated_challenge_is_not_a_failure(tmp_path: Path) -> None:
+    async def body(svc: SipService, client: SipStack, dest: tuple[str, int], clk: Clock) -> None:
+        for n in range(8):
+            resp = await client.request(register(client, dest, call_id=f"plain{n}@x"), dest)
+            assert resp.status == 401
+        assert svc.bans() == []
+        assert svc.guard.bans.failures("127.0.0.1", now=clk.now) == 0
+
+    run(tmp_path, body)
+
+
+def test_auth_failed_hook_counts_for_other_layers(tmp_path: Path) -> None:
+    async def body(svc: SipService, client: SipStack, dest: tuple[str, int], clk: Clock) -> None:
+        for _ in range(5):
+            svc.auth_failed(("192.0.2.5", 5060), "1000")
+        assert [b.addr for b in svc.bans()] == ["192.0.2.5"]
+        svc.auth_ok(("192.0.2.6", 5060), "1000")
+        assert svc.guard.rate.is_trusted("192.0.2.6", now=clk.now)
+
+    run(tmp_path, body)
