@@ -5,6 +5,11 @@ address, which the endpoint stamps into ``received``/``rport``, RFC 3581 §4) an
 (responses go to the address the endpoint computes). This module only moves bytes: every
 datagram is handed with its source address to ``on_datagram``; ``send`` refuses, without
 a resolver, destinations that are not IP literals of the socket's family.
+
+Limits (issue 9 item 4): a datagram is at most 65,535 bytes by construction and the abuse
+guard drops anything above ``maxmessagesize`` before parsing; the socket's receive buffer is
+raised to :data:`RECEIVE_BUFFER` (the kernel clamps it to ``net.core.rmem_max``) so a burst
+of datagrams waits in the kernel rather than being lost before pypbx can screen it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ __all__ = ["UdpTransport", "open_udp"]
 log = logging.getLogger("pypbx.transport")
 
 DatagramHandler = Callable[[bytes, Addr], None]
+
+RECEIVE_BUFFER = 4 * 1024 * 1024
+"""Bytes asked for SO_RCVBUF: about 4,000 full-size SIP datagrams of headroom."""
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -50,6 +58,19 @@ class UdpTransport(asyncio.DatagramProtocol):
                 v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
                 self.dual_stack = not v6only
         self.local_addr = from_sockaddr(transport.get_extra_info("sockname"))
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            except OSError as exc:  # not fatal: the default buffer still works
+                log.debug("udp %s: cannot raise SO_RCVBUF: %s", hostport(self.local_addr), exc)
+
+    @property
+    def receive_buffer(self) -> int:
+        """The socket's receive buffer as the kernel reports it (0 when closed)."""
+        if self._transport is None:
+            return 0
+        sock = self._transport.get_extra_info("socket")
+        return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)) if sock else 0
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         self.received += 1

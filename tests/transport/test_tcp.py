@@ -347,3 +347,25 @@ def test_response_reopens_connection_to_sent_by_when_closed() -> None:
     data = in_loop(main)
     assert data.startswith(b"SIP/2.0 200 OK")
     assert header(data, "Call-ID") == "late"
+
+
+def test_accept_filter_refuses_and_close_host_drops_a_banned_source() -> None:
+    async def main() -> tuple[bool, int, int, int]:
+        async with tcp_stack() as st:
+            assert st.tcp is not None
+            reader, writer = await connect(st)
+            writer.write(tcp_options(st, writer, "before"))
+            await read_message(reader, timeout=1)
+            closed = st.tcp.close_host("127.0.0.1")  # the source was just banned
+            gone = await reader.read() == b""  # EOF: the connection was closed
+            st.tcp.accept_filter = lambda addr: addr[0] != "127.0.0.1"
+            reader2, writer2 = await connect(st)
+            await asyncio.sleep(0.05)
+            refused_eof = await asyncio.wait_for(reader2.read(), 1) == b""
+            writer.close()
+            writer2.close()
+            return gone and refused_eof, closed, st.tcp.refused, len(st.tcp.connections)
+
+    ok, closed, refused, left = in_loop(main)
+    assert ok
+    assert (closed, refused, left) == (1, 1, 0)

@@ -348,3 +348,17 @@ def test_ipv6_wildcard_serves_ipv4_peers(uvloop: bool) -> None:
     data = in_loop(main, uvloop=uvloop)
     assert data.startswith(b"SIP/2.0 200 OK")
     assert "received=127.0.0.1" in (header(data, "Via") or "")  # not ::ffff:127.0.0.1
+
+
+@pytest.mark.parametrize("uvloop", LOOPS)
+def test_receive_buffer_is_raised_for_bursts(uvloop: bool) -> None:
+    async def main() -> int:
+        async with stack() as st:
+            assert st.udp is not None
+            return st.udp.receive_buffer
+
+    size = in_loop(main, uvloop=uvloop)
+    with open("/proc/sys/net/core/rmem_max") as f:
+        rmem_max = int(f.read())
+    # Linux reports twice the size it accepted (bookkeeping), clamped to rmem_max
+    assert size >= 2 * min(rmem_max, 4 * 1024 * 1024) - 1
