@@ -8,8 +8,11 @@ in count and time. Each test prints a report: attempts, bans, false bans, legiti
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ import pytest
 
 from tests.interop.parties import PbxProcess
 from tests.interop.sipp import free_port
-from tests.security.rawsip import RawUa, digest
+from tests.security.rawsip import SDP, RawUa, digest
 
 pytestmark = pytest.mark.slow
 
@@ -288,4 +291,157 @@ def test_brute_force_is_banned_and_the_phone_keeps_working(pbx: PbxProcess) -> N
     shown = pbx.rx("sip show bans")
     assert ATTACKER_IP in shown
     assert "5 failed authentications" in shown
+    assert_clean_log(pbx)
+
+
+# -- (b) flood ------------------------------------------------------------------------------
+
+FLOOD_SENDER = Path(__file__).resolve().parent / "flood_sender.py"
+FLOOD_SECONDS = 10.0
+FLOOD_RATE = 25_000  # datagrams/s the sender aims at (the issue asks for at least 10,000)
+FLOOD_ARGS = [str(FLOOD_SECONDS), str(FLOOD_RATE), *FLOOD_IPS]
+
+
+def test_flood_leaves_pbx_responsive_and_memory_bounded(pbx: PbxProcess) -> None:
+    ua = phone(pbx)
+    first = ua.register()
+    assert first is not None
+    assert first.status == 200
+    warm, _ = ua.call("600")  # warm the call path before measuring the baseline
+    assert warm is not None
+    assert warm.status == 200
+    time.sleep(0.5)
+    baseline = rss_kib(pbx)
+
+    sender = subprocess.Popen(
+        [sys.executable, str(FLOOD_SENDER), "127.0.0.1", str(pbx.port), *FLOOD_ARGS],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    started = time.monotonic()
+    call_times: list[float] = []
+    failures: list[str] = []
+    peak = baseline
+    try:
+        time.sleep(1.0)  # let the flood build up
+        while time.monotonic() - started < FLOOD_SECONDS - 1.5 and len(call_times) < 20:
+            final, took = ua.call("600", timeout=3.0)
+            if final is None or final.status != 200:
+                failures.append("no answer" if final is None else str(final.status))
+            else:
+                call_times.append(took)
+            peak = max(peak, rss_kib(pbx))
+            time.sleep(0.3)
+        out, _ = sender.communicate(timeout=FLOOD_SECONDS + 10)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+    stats = json.loads(out)
+    time.sleep(2.0)  # the flood's transactions time out (those that got through at all)
+    after = ua.register()
+    ua.close()
+    settled = rss_kib(pbx)
+    bans = banned(pbx)
+    false_bans = [b for b in bans if b not in FLOOD_IPS]
+    report(
+        "flood",
+        sent=stats["sent"],
+        sender_rate=f"{stats['rate']:.0f}/s",
+        sources=len(FLOOD_IPS),
+        bans=len(bans),
+        false_bans=len(false_bans),
+        legit_calls=len(call_times),
+        failed_calls=len(failures),
+        slowest_call=f"{max(call_times, default=0):.2f}s",
+        rss_baseline=f"{baseline} KiB",
+        rss_peak=f"{peak} KiB",
+        rss_after=f"{settled} KiB",
+    )
+    assert stats["rate"] >= 10_000, stats
+    assert failures == []
+    assert len(call_times) >= 3
+    assert max(call_times) <= 2.0
+    assert after is not None
+    assert after.status == 200
+    assert false_bans == []
+    assert settled <= baseline + 20 * 1024, (baseline, settled)
+    assert_clean_log(pbx)
+
+
+# -- (c) toll fraud -------------------------------------------------------------------------
+
+TOLL = "18002223333"
+
+
+def test_toll_fraud_attempts_never_reach_the_trunk(pbx: PbxProcess, trunk: Trunk) -> None:
+    server = ("127.0.0.1", pbx.port)
+    results: dict[str, int | None] = {}
+
+    def attempt(name: str, ua: RawUa, exten: str, *, from_user: str = "1000") -> None:
+        host, port = server
+        ruri = f"sip:{exten}@{host}:{port}"
+        body = SDP.format(ip=ua.ip, port=4000)
+        invite = ua.build(
+            "INVITE",
+            ruri,
+            call_id=f"fraud-{name}",
+            cseq=1,
+            to=f"<sip:{exten}@{host}>",
+            from_user=from_user,
+            body=body,
+        )
+        final = ua.transact(invite, timeout=3.0)
+        results[name] = final.status if final is not None else None
+
+    stranger = RawUa(STRANGER_IP, server, "1000")
+    attempt("unknown-address", stranger, TOLL)
+    attempt("unknown-address-injection", stranger, f"{TOLL}&SIP/19005551212@trunk")
+    stranger.close()
+    spoof = RawUa(TRUNK_IP, server, "1000")  # the trunk's address, another port
+    attempt("trunk-address-spoofed-from", spoof, TOLL)
+    attempt("trunk-address-injection", spoof, f"{TOLL},19005551212")
+    spoof.close()
+    # an authenticated phone may call the trunk, but not smuggle a second destination
+    ua = phone(pbx)
+    registered = ua.register()
+    assert registered is not None
+    assert registered.status == 200
+    injected: dict[str, int | None] = {}
+    for name, exten in {
+        "ampersand": f"{TOLL}&SIP/19005551212",
+        "ampersand-at": f"{TOLL}&SIP/19005551212@trunk",
+        "comma": f"{TOLL},19005551212",
+        "slash": f"{TOLL}/19005551212",
+        "escaped-at": f"{TOLL}%40evil.example",
+    }.items():
+        final, _ = ua.call(exten, timeout=3.0)
+        injected[name] = final.status if final is not None else None
+    time.sleep(1.0)  # anything pypbx sent the trunk has arrived by now
+    fraud_invites = list(trunk.invites)
+    # the control: the phone's honest call to the same number does reach the trunk
+    ua.call(TOLL, timeout=1.0)
+    deadline = time.monotonic() + 3.0
+    while not trunk.invites and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ua.close()
+    report(
+        "toll-fraud",
+        attempts=len(results) + len(injected),
+        answers={**results, **injected},
+        trunk_invites=len(fraud_invites),
+        control_call_reached_trunk=bool(trunk.invites),
+        bans=len(banned(pbx)),
+        false_bans=len([b for b in banned(pbx) if b in (PHONE_IP, TRUNK_IP)]),
+    )
+    assert fraud_invites == []
+    assert trunk.invites, "the control call never reached the trunk: the test proves nothing"
+    assert trunk.invites[0].startswith(f"INVITE sip:{TOLL}@{TRUNK_IP}".encode())
+    assert results["unknown-address"] == 407  # challenged, never routed
+    assert results["unknown-address-injection"] == 400  # two '@' in the R-URI: malformed
+    assert results["trunk-address-spoofed-from"] == 404  # the trunk's context cannot dial out
+    assert results["trunk-address-injection"] == 404
+    assert injected.pop("ampersand-at") == 400
+    assert all(status == 404 for status in injected.values()), injected  # no such extension
+    assert [b for b in banned(pbx) if b in (PHONE_IP, TRUNK_IP)] == []
     assert_clean_log(pbx)
