@@ -332,6 +332,7 @@ class CallManager:
 
         def on_step(step: Step) -> None:
             chan.app, chan.app_data = step.app, step.args
+            chan.context, chan.exten, chan.priority = step.context, step.exten, step.priority
             builder.application(step.app, step.args)
             builder.location(step.exten, step.context)
 

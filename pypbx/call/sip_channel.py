@@ -172,6 +172,7 @@ class SipChannel(Channel):
         self.on_answer: Callable[[SipChannel], None] | None = None
         self.on_end: Callable[[SipChannel], None] | None = None
         self.media: MediaEngine | None = None
+        self.priority = 1  # where the dial plan runs (``core show channels``)
         self.early_digits: list[str] = []  # INFO digits before the media engine exists
 
     # -- ChannelApi properties ---------------------------------------------------------

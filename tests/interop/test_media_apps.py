@@ -1,0 +1,211 @@
+"""Media applications with a real phone (issue 7, points 1 and 3): baresip as extension 1000
+calls pypbx (a real process) and
+
+- the Echo extension: it hears its own 440 Hz tone back;
+- a Playback extension: it hears the 1 kHz WAV the test wrote into ``sounddir``, in the
+  codec it negotiated (PCMU or PCMA);
+- an IVR menu (Background + WaitExten): it types ``5`` (RFC 4733 telephone-event, baresip's
+  ``sndcode``) and lands in the ``5`` branch, as the CDR's destination and context show.
+
+Loopback only, free ports, every wait bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.interop.parties import Baresip, BaresipCtl, PbxProcess, write_tone
+from tests.interop.sipp import free_port
+from tests.interop.tone import analyse
+
+pytestmark = pytest.mark.interop
+INTEROP_TOOLS = ("baresip",)
+
+PHONE_IP = "127.0.0.41"
+PHONE_TONE = 440.0
+PROMPT_TONE = 1000.0
+MENU_TONE = 600.0
+
+
+def sip_conf(port: int) -> str:
+    return f"""[general]
+bindaddr=127.0.0.1
+bindport={port}
+minexpiry=10
+
+[1000]
+type=friend
+host=dynamic
+secret=mysecretpassword
+context=internal
+disallow=all
+allow=ulaw,alaw
+"""
+
+
+EXTENSIONS = """[internal]
+exten => 600,1,Answer()
+same => n,Echo()
+exten => 601,1,Answer()
+same => n,Playback(tone-1khz)
+same => n,Set(STATUS=${PLAYBACKSTATUS})
+same => n,Playback(no-such-prompt)
+same => n,Verbose(1,playback status ${STATUS} then ${PLAYBACKSTATUS})
+same => n,Wait(1)
+same => n,Hangup()
+exten => 602,1,Goto(ivr,s,1)
+
+[ivr]
+exten => s,1,Answer()
+same => n,Background(menu)
+same => n,WaitExten(10)
+exten => 5,1,Verbose(1,menu choice five)
+same => n,Playback(tone-1khz)
+same => n,Hangup()
+exten => 7,1,Verbose(1,menu choice seven)
+same => n,Hangup()
+exten => t,1,Hangup()
+exten => i,1,Hangup()
+"""
+
+
+@dataclass
+class Bed:
+    pbx: PbxProcess
+    phone: Baresip
+    port: int
+
+
+def start_bed(tmp_path: Path, codec: str) -> Bed:
+    port = free_port("127.0.0.1")
+    pbx = PbxProcess(tmp_path / "pbx", port)
+    pbx.write(
+        {
+            "sip.conf": sip_conf(port),
+            "extensions.conf": EXTENSIONS,
+            "rtp.conf": "[general]\nrtpstart=10000\nrtpend=20000\n",
+        }
+    )
+    sounds = pbx.confdir / "sounds"  # the default sounddir of a private config dir
+    sounds.mkdir(parents=True, exist_ok=True)
+    write_tone(sounds / "tone-1khz.wav", PROMPT_TONE, 3.0)
+    write_tone(sounds / "menu.wav", MENU_TONE, 8.0)
+    phone = Baresip(
+        tmp_path / "phone",
+        PHONE_IP,
+        [
+            f"<sip:1000@127.0.0.1:{port}>;auth_pass=mysecretpassword;regint=600;"
+            f"answermode=auto;audio_codecs={codec}"
+        ],
+        tone_hz=PHONE_TONE,
+        sip_port=free_port(PHONE_IP),
+        ctrl_port=free_port(PHONE_IP),
+        rtp_ports="34000-34999",
+    )
+    pbx.start()
+    return Bed(pbx, phone, port)
+
+
+@pytest.fixture(params=["PCMU", "PCMA"])
+def bed(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bed]:
+    b = start_bed(tmp_path, str(request.param))
+    try:
+        b.phone.start()
+        text = b.pbx.wait_for("sip show peers", lambda t: PHONE_IP in t, timeout=15)
+        assert PHONE_IP in text, text
+        yield b
+    finally:
+        b.phone.stop()
+        b.pbx.stop()
+
+
+def call(bed: Bed, exten: str, ctl: BaresipCtl) -> None:
+    ctl.send("dial", f"sip:{exten}@127.0.0.1:{bed.port}")
+    assert ctl.wait_event("CALL_ESTABLISHED", 20) is not None, bed.pbx.log_text()[-3000:]
+
+
+def hang_up(ctl: BaresipCtl) -> None:
+    ctl.send("hangup")
+    assert ctl.wait_event("CALL_CLOSED", 10) is not None
+
+
+def last_recording(phone: Baresip) -> Path:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        recs = phone.recordings("dec")
+        if recs and recs[-1].stat().st_size > 44:
+            return recs[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"{phone.ip}: no recording")
+
+
+def test_echo_returns_the_callers_tone(bed: Bed) -> None:
+    ctl = bed.phone.ctl()
+    try:
+        call(bed, "600", ctl)
+        time.sleep(4.0)
+        hang_up(ctl)
+    finally:
+        ctl.close()
+    time.sleep(0.5)
+    tone = analyse(last_recording(bed.phone))
+    assert abs(tone.dominant_hz - PHONE_TONE) <= 15, tone
+    assert tone.peak_share >= 0.5, tone
+    assert tone.active_s >= 2.5, tone
+
+
+def test_playback_plays_the_sound_file(bed: Bed) -> None:
+    ctl = bed.phone.ctl()
+    try:
+        call(bed, "601", ctl)
+        assert ctl.wait_event("CALL_CLOSED", 15) is not None, "pypbx did not hang up"
+    finally:
+        ctl.close()
+    time.sleep(0.5)
+    tone = analyse(last_recording(bed.phone))
+    assert abs(tone.dominant_hz - PROMPT_TONE) <= 15, tone
+    assert tone.peak_share >= 0.5, tone
+    assert 2.5 <= tone.active_s <= 3.6, tone  # the 3 s file, once
+    log = bed.pbx.log_text()
+    assert "playback status SUCCESS then FAILED" in log, log[-3000:]
+    assert "no-such-prompt" in log
+
+
+def branch_row(text: str) -> list[str]:
+    """The phone's channel row of ``core show channels verbose``: [channel, context, exten,
+    prio, state, app, ...] (empty when the channel is not listed)."""
+    return next((line.split() for line in text.splitlines() if line.startswith("SIP/1000")), [])
+
+
+def test_dtmf_in_a_menu_lands_in_its_branch(bed: Bed) -> None:
+    ctl = bed.phone.ctl()
+    try:
+        call(bed, "602", ctl)
+        time.sleep(1.5)  # the menu prompt is playing
+        before = branch_row(bed.pbx.rx("core show channels verbose"))
+        ctl.send("sndcode", "5")
+        text = bed.pbx.wait_for(
+            "core show channels verbose",
+            lambda t: branch_row(t)[1:3] == ["ivr", "5"] and branch_row(t)[5:6] == ["Playback"],
+            timeout=5,
+        )
+        assert ctl.wait_event("CALL_CLOSED", 15) is not None, "the 5 branch did not hang up"
+    finally:
+        ctl.close()
+    assert before[1:3] == ["ivr", "s"], before
+    assert before[5] == "Background", before
+    row = branch_row(text)
+    assert row[1:3] == ["ivr", "5"], text  # the digit's extension, in the menu's context
+    assert row[5] == "Playback", text
+    log = bed.pbx.log_text()
+    assert "menu choice five" in log, log[-3000:]
+    assert "menu choice seven" not in log
+    # the caller heard the menu, then (after the digit) the 1 kHz prompt of branch 5
+    time.sleep(0.5)
+    tone = analyse(last_recording(bed.phone))
+    assert tone.active_s >= 3.5, tone
