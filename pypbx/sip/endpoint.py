@@ -262,7 +262,7 @@ class Endpoint:
     def server_request(self, key: ServerTxnKey) -> Request:
         """The request that created server transaction ``key``."""
         txn = self._servers.get(key)
-        if txn is None:
+        if txn is None or txn.released:
             raise UnknownTransaction(str(key))
         return txn.request
 
@@ -339,8 +339,19 @@ class Endpoint:
         self._emit(request, dest)
         return key
 
-    def send_response(self, key: ServerTxnKey, response: Response, *, now: float) -> None:
+    def send_response(
+        self, key: ServerTxnKey, response: Response, *, now: float, forget: bool = False
+    ) -> None:
         """Send the TU's ``response`` through server transaction ``key``.
+
+        ``forget``: the TU answers as a stateless UAS would (RFC 3261 §8.2.7: "issuing
+        unauthenticated challenges" is its example), so a final response to a non-INVITE
+        request ends the transaction at once instead of holding it for Timer J (64*T1 on
+        UDP, §17.2.2). Timer J only exists to absorb retransmissions of the request; without
+        it a retransmitted request makes a new transaction and the TU answers it again --
+        for a digest challenge, a fresh 401, exactly what a stateless proxy or registrar
+        sends (§16.11, §22.1). An INVITE transaction keeps its timers whatever ``forget``
+        says: its ACK must still be absorbed (§17.2.1).
 
         Raises ``UnknownTransaction`` if it is gone and ``IllegalTransition`` if its state
         takes no response (a second final response, say).
@@ -348,7 +359,7 @@ class Endpoint:
         txn = self._servers.get(key)
         if txn is None:
             raise UnknownTransaction(str(key))
-        self._respond(txn, response, now)
+        self._respond(txn, response, now, forget=forget)
 
     def send_stateless(self, message: Message, dest: Addr | None = None) -> None:
         """Send outside any transaction: the ACK for a 2xx (§13.2.2.4), a 2xx retransmitted
@@ -444,7 +455,13 @@ class Endpoint:
         self._events.append(MessageRejected(exc.reason, addr, status))
 
     def _step(
-        self, txn: Transaction, event: Input, now: float, message: Message | None = None
+        self,
+        txn: Transaction,
+        event: Input,
+        now: float,
+        message: Message | None = None,
+        *,
+        forget: bool = False,
     ) -> None:
         response = message if isinstance(message, Response) else None
         actions = txn.step(event, now=now, response=response)
@@ -453,6 +470,12 @@ class Endpoint:
         if txn.terminated:
             self._forget(txn)
             return
+        if txn.kind is Kind.NON_INVITE_SERVER and txn.state is State.COMPLETED and not txn.released:
+            # the final response is on its way: keep only its bytes for retransmissions
+            # (or, for a stateless answer, end now: Timer J made due at once)
+            if forget:
+                txn.end_wait(now)
+            txn.release()
         # timers of zero duration (D/I/J/K on reliable transports) fire at once
         if (timer := txn.due_timer(now)) is not None:
             self._step(txn, TIMER_INPUT[timer], now)
@@ -475,9 +498,13 @@ class Endpoint:
             assert isinstance(message, Response)
             assert isinstance(txn.key, ClientTxnKey)
             self._events.append(ResponseReceived(message, txn.key))
-        elif action in (Action.SEND_RESPONSE, Action.RESEND_RESPONSE):
-            if txn.last_response is not None:
-                self._emit(txn.last_response, txn.dest)
+        elif action is Action.SEND_RESPONSE:
+            if txn.last_response is not None:  # the step stored the TU's response there
+                txn.wire = data = txn.last_response.serialize()
+                self._out.append((data, txn.dest))
+        elif action is Action.RESEND_RESPONSE:
+            if txn.wire is not None:  # serialized once, when first sent
+                self._out.append((txn.wire, txn.dest))
         elif action is Action.PASS_ACK:
             assert isinstance(message, Request)
             assert isinstance(txn.key, ServerTxnKey)
@@ -496,7 +523,9 @@ class Endpoint:
                 del self._merge[txn.merge_id]
         self._events.append(TransactionTerminated(txn.key))
 
-    def _respond(self, txn: Transaction, response: Response, now: float) -> None:
+    def _respond(
+        self, txn: Transaction, response: Response, now: float, *, forget: bool = False
+    ) -> None:
         invite = txn.kind is Kind.INVITE_SERVER
         if response.status < 200:
             event = Input.TU_1XX
@@ -504,7 +533,7 @@ class Endpoint:
             event = Input.TU_2XX
         else:
             event = Input.TU_FINAL
-        self._step(txn, event, now, response)
+        self._step(txn, event, now, response, forget=forget)
 
     def _receive_response(self, response: Response, addr: Addr, now: float) -> None:
         key = ClientTxnKey(response.top_via.branch or "", response.cseq.method)

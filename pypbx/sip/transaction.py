@@ -297,10 +297,12 @@ class Transaction:
     """One transaction: kind, key, the request that made it, state and deadlines.
 
     ``dest`` is where its messages go: the next hop for a client, the response address
-    (§18.2.2) for a server. ``last_response`` is what a server retransmits.
+    (§18.2.2) for a server. ``last_response`` is what a server retransmits; ``wire`` is its
+    serialized form, kept by the endpoint so that a retransmission is not serialized again.
     """
 
     __slots__ = (
+        "_request",
         "cancel_pending",
         "config",
         "deadlines",
@@ -311,8 +313,8 @@ class Transaction:
         "last_response",
         "merge_id",
         "reliable",
-        "request",
         "state",
+        "wire",
     )
 
     def __init__(
@@ -328,11 +330,12 @@ class Transaction:
     ) -> None:
         self.kind = kind
         self.key = key
-        self.request = request
+        self._request: Request | None = request
         self.dest = dest
         self.config = config or TimerConfig()
         self.reliable = reliable
         self.last_response: Response | None = None
+        self.wire: bytes | None = None
         self.deadlines: dict[Timer, float] = {}
         self.intervals: dict[Timer, float] = {}
         self.cancel_pending = False
@@ -344,6 +347,40 @@ class Transaction:
 
     def __repr__(self) -> str:
         return f"<Transaction {self.kind.value} {self.state} {self.key}>"
+
+    @property
+    def request(self) -> Request:
+        """The request that created the transaction (``LookupError`` once released)."""
+        request = self._request
+        if request is None:
+            raise LookupError(f"{self!r} released its request")
+        return request
+
+    @property
+    def released(self) -> bool:
+        """True once :meth:`release` dropped the request and the parsed response."""
+        return self._request is None
+
+    def release(self) -> None:
+        """Keep only what a non-INVITE server in Completed still uses (§17.2.2): its key,
+        timers and the response's wire bytes (``wire``), which it resends for every
+        retransmitted request until Timer J fires. The parsed request and response go, so
+        the 64*T1 of Timer J hold a few hundred bytes instead of two parsed messages."""
+        if self.kind is not Kind.NON_INVITE_SERVER or self.state is not State.COMPLETED:
+            raise IllegalTransition(f"only a Completed NIST can be released, not {self!r}")
+        if self.wire is None:
+            raise ValueError("release needs the wire bytes of the last response")
+        self._request = None
+        self.last_response = None
+
+    def end_wait(self, now: float) -> None:
+        """Make the armed Timer J due at ``now``: the TU asked for no absorption of request
+        retransmissions (a stateless answer, RFC 3261 §8.2.7), so Completed ends at once,
+        as it does on a reliable transport (§17.2.2, Timer J = 0)."""
+        if self.kind is not Kind.NON_INVITE_SERVER or self.state is not State.COMPLETED:
+            raise IllegalTransition(f"only a Completed NIST waits on Timer J, not {self!r}")
+        if Timer.J in self.deadlines:
+            self.deadlines[Timer.J] = now
 
     def _arm(self, timer: Timer, now: float) -> None:
         durations = _DURATIONS.get((id(self.config), self.reliable))

@@ -599,11 +599,13 @@ class SipStack:
     def respond(self, key: ServerTxnKey, response: Response, *, forget: bool = False) -> None:
         """Send ``response`` through server transaction ``key`` (on whichever transport
         holds it). ``forget``: the caller does not need the transaction to absorb
-        retransmissions (a digest challenge); the stack may drop it early."""
+        retransmissions (a digest challenge): a final response to a non-INVITE request
+        then ends its transaction at once instead of 64*T1 later (RFC 3261 §8.2.7; see
+        ``Endpoint.send_response``)."""
         now = self.loop.time()
         for endpoint in self.endpoints.values():
             if endpoint.server_state(key) is not None:
-                endpoint.send_response(key, response, now=now)
+                endpoint.send_response(key, response, now=now, forget=forget)
                 self._pump()
                 return
         endpoint = next(iter(self.endpoints.values()))
