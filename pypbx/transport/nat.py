@@ -19,7 +19,7 @@ Pure decisions, no sockets, no clock: the glue hands in addresses and gets addre
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 
 from pypbx.config.netaddr import Network, is_local, split_hostport
@@ -42,6 +42,7 @@ __all__ = [
     "remap_message",
     "response_target",
     "rewrite_contact",
+    "rewrite_from_host",
     "rewrite_message",
     "rewrite_sdp",
     "rewrite_via",
@@ -361,16 +362,49 @@ def _contact_is_ours(msg: Request | Response) -> bool:
     return cseq.split()[-1:] != ["REGISTER"]
 
 
-def remap_message(msg: Request | Response, host: str, port: int | None = None) -> bool:
+def rewrite_from_host(msg: Request, host: str, ours: Collection[str]) -> None:
+    """Set the host of the From URI of our request to ``host`` when it is one of ``ours``
+    (chan_sip writes its own address there: ``ourip``, the external one when remapping). A
+    From naming someone else (our To as a UAS, a ``fromdomain``) is left alone; the tag and
+    user part are kept, so the dialog stays the same (RFC 3261 §12.2.1.1 matches tags)."""
+    if "From" not in msg.headers:
+        return
+    sender = msg.from_
+    uri = sender.uri
+    if not isinstance(uri, SipUri) or _plain_host(uri.host) not in ours:
+        return
+    msg.headers.set("From", str(replace(sender, uri=replace(uri, host=_uri_host(host)))))
+
+
+def remap_message(
+    msg: Request | Response,
+    host: str,
+    port: int | None = None,
+    *,
+    from_hosts: Collection[str] = (),
+) -> bool:
     """chan_sip's remapping of one outgoing message to ``host`` (``port``: externport, None
     keeps the ports already written): the top Via sent-by of a request, the Contacts that
-    name us (see :func:`_contact_is_ours`) and the ``o=``/``c=`` lines of an SDP body.
+    name us (see :func:`_contact_is_ours`), the ``o=``/``c=`` lines of an SDP body, and the
+    From host of a request when it is one of ``from_hosts`` (our own addresses).
     Returns True when something changed (in place)."""
-    before = (msg.headers.get("Via"), msg.headers.get("Contact"), msg.body)
+    before = (
+        msg.headers.get("Via"),
+        msg.headers.get("Contact"),
+        msg.headers.get("From"),
+        msg.body,
+    )
     if isinstance(msg, Request) and "Via" in msg.headers:
         rewrite_via(msg, (host, port))
+    if isinstance(msg, Request) and from_hosts:
+        rewrite_from_host(msg, host, from_hosts)
     if _contact_is_ours(msg):
         rewrite_contact(msg, (host, port))
     if msg.body and _is_sdp(msg):
         msg.body = rewrite_sdp(msg.body, host)
-    return before != (msg.headers.get("Via"), msg.headers.get("Contact"), msg.body)
+    return before != (
+        msg.headers.get("Via"),
+        msg.headers.get("Contact"),
+        msg.headers.get("From"),
+        msg.body,
+    )

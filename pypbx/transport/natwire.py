@@ -8,7 +8,8 @@ Outbound, per message and destination:
 * destination outside every ``localnet`` (IPv4) and an external address known
   (``externip``, or ``externhost`` as last resolved): the top Via sent-by of a request, our
   Contact and the SDP ``o=``/``c=`` carry the external address (and ``externport`` when given;
-  otherwise the ports already written are kept, which are ours);
+  otherwise the ports already written are kept, which are ours); so does the From host of a
+  request when it names us (chan_sip writes ``ourip`` there);
 * destination inside a ``localnet`` (or nothing to remap to) with a specific ``bindaddr``:
   untouched;
 * ``bindaddr`` a wildcard: the stack wrote a loopback placeholder (it cannot know the
@@ -116,6 +117,9 @@ class NatGlue:
         self._remaps = bool(general.localnet) and (
             general.externaddr is not None or self.policy.externhost_name is not None
         )
+        self._own_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
+        if not self._wildcard:
+            self._own_hosts += (general.bindaddr.strip("[]"),)
         self._kinds: dict[str, Destination] = {}
         self._ifaces: dict[str, str | None] = {}
         self._resolved_at: float | None = None
@@ -186,6 +190,10 @@ class NatGlue:
         iface = self._ifaces[dest_ip]
         return None if iface is None else (iface, None)
 
+    def _iface_hosts(self, dest_ip: str) -> tuple[str, ...]:
+        iface = self._ifaces.get(dest_ip) if self._wildcard else None
+        return (iface,) if iface else ()
+
     def _rewrite(self, transport: str, data: bytes, dest: Addr) -> bytes:
         target = self._external_for(dest[0])
         if target is None:
@@ -196,7 +204,8 @@ class NatGlue:
             msg = parse_message(data)
         except ParseError:
             return data  # not ours to fix; the peer will say so
-        if not remap_message(msg, *target):
+        ours = (*self._own_hosts, *self._iface_hosts(dest[0]))
+        if not remap_message(msg, *target, from_hosts=ours):
             return data
         self.rewritten += 1
         return bytes(msg)

@@ -151,7 +151,7 @@ def test_outside_destination_gets_external_address_everywhere() -> None:
     out = glue.rewrite("UDP", invite(), PROVIDER)
     assert addresses(out) == (f"{EXTERN}:5060", f"{EXTERN}:5060", EXTERN, EXTERN)
     assert LAN_IP.encode() not in out.split(b"\r\n")[1]  # the Via line
-    assert b"From: <sip:acct1@192.168.50.10>" in out  # identity headers are not addresses
+    assert f"From: <sip:acct1@{EXTERN}>;tag=a1".encode() in out  # chan_sip's ourip
     msg = parsed(out)
     assert msg.top_via.branch == "z9hG4bKnat1"
     assert msg.top_via.has_rport
@@ -174,6 +174,28 @@ def test_inside_destination_is_untouched_and_not_parsed(
     data = invite()
     assert glue.rewrite("UDP", data, dest) is data
     assert glue.rewritten == 0
+
+
+@pytest.mark.parametrize(
+    ("from_", "expected"),
+    [
+        (f"<sip:acct1@{LAN_IP}>;tag=f", f"<sip:acct1@{EXTERN}>;tag=f"),
+        ('"Bob" <sip:1000@127.0.0.1>;tag=f', f"Bob <sip:1000@{EXTERN}>;tag=f"),  # a token name
+        # someone else's URI (our To as a UAS, a fromdomain): kept
+        ("<sip:18182223333@198.51.100.10>;tag=f", "<sip:18182223333@198.51.100.10>;tag=f"),
+        ("<sip:acct1@provider.test>;tag=f", "<sip:acct1@provider.test>;tag=f"),
+        ("<tel:+18182223333>;tag=f", "<tel:+18182223333>;tag=f"),
+    ],
+)
+def test_from_host_is_remapped_only_when_it_names_us(from_: str, expected: str) -> None:
+    glue = NatGlue(TUTORIAL)
+    assert glue.rewrite is not None
+    req = parsed(invite())
+    assert isinstance(req, Request)
+    req.headers.set("From", from_)
+    out = parsed(glue.rewrite("UDP", bytes(req), PROVIDER))
+    assert out.headers.get("From") == expected
+    assert out.from_.tag == "f"
 
 
 def test_externport_is_used_for_via_and_contact() -> None:
@@ -261,6 +283,7 @@ def test_wildcard_bind_replaces_loopback_placeholder_toward_the_lan() -> None:
     data = invite(host="127.0.0.1")
     out = glue.rewrite("UDP", data, LAN_PHONE)
     assert addresses(out) == (f"{LAN_IP}:5060", f"{LAN_IP}:5060", LAN_IP, LAN_IP)
+    assert parsed(out).headers.get("From") == f"<sip:acct1@{LAN_IP}>;tag=a1"
     glue.rewrite("UDP", data, LAN_PHONE)
     assert probed == [LAN_PHONE[0]]  # the interface probe is cached per destination
     # toward loopback the placeholder is right
