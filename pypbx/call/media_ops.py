@@ -304,7 +304,9 @@ class MediaEngine:
         except RtpError:
             return
         fmt = self.format
-        if fmt is None:
+        if fmt is None:  # no G.711 on this leg: Echo bounces the packets as they are
+            if self.echoing:
+                self.sender.send(data)
             return
         pt = packet.payload_type
         if pt in fmt.event_types:

@@ -12,6 +12,8 @@ Loopback only, free ports, every wait bounded.
 
 from __future__ import annotations
 
+import shutil
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from pypbx.media.audio import tone_frames, ulaw_encode
 from tests.interop.parties import Baresip, BaresipCtl, PbxProcess, write_tone
-from tests.interop.sipp import free_port
+from tests.interop.sipp import free_port, run_sipp, sipp_command
 from tests.interop.tone import analyse
 
 pytestmark = pytest.mark.interop
@@ -209,3 +212,218 @@ def test_dtmf_in_a_menu_lands_in_its_branch(bed: Bed) -> None:
     time.sleep(0.5)
     tone = analyse(last_recording(bed.phone))
     assert tone.active_s >= 3.5, tone
+
+
+# ---------------------------------------------------------------- SIPp: INFO and inband DTMF
+
+SIPP_IP = "127.0.0.43"
+
+_SIPP_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="dtmf_{name}">
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Max-Forwards: 70
+      From: <sip:[caller]@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:[caller]@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=sipp 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+      a=ptime:20
+      a=sendrecv
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      Max-Forwards: 70
+      From: <sip:[caller]@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:[caller]@[local_ip]:[local_port]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+_SIPP_INFO = """
+  <send retrans="500">
+    <![CDATA[
+
+      INFO [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      Max-Forwards: 70
+      From: <sip:[caller]@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Contact: <sip:[caller]@[local_ip]:[local_port]>
+      Content-Type: {ctype}
+      Content-Length: [len]
+
+{body}
+    ]]>
+  </send>
+  <recv response="{status}"/>
+"""
+
+_SIPP_TAIL = """
+  <recv request="BYE" timeout="20000"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+
+
+def info_scenario() -> str:
+    """After the answer: an INFO pypbx does not understand (415), then ``Signal=5`` (200)."""
+    middle = '  <pause milliseconds="1500"/>\n'
+    middle += _SIPP_INFO.format(cseq=2, ctype="text/plain", body="hello", status=415)
+    middle += _SIPP_INFO.format(
+        cseq=3, ctype="application/dtmf-relay", body="Signal=5\nDuration=160", status=200
+    )
+    return _SIPP_HEAD.format(name="info") + middle + _SIPP_TAIL
+
+
+def inband_scenario(wav: Path) -> str:
+    """After the answer: G.711 audio carrying the DTMF tones of ``5`` (SIPp rtp_stream)."""
+    middle = f"""
+  <nop>
+    <action>
+      <exec rtp_stream="{wav},1,0"/>
+    </action>
+  </nop>
+"""
+    return _SIPP_HEAD.format(name="inband") + middle + _SIPP_TAIL
+
+
+def write_ulaw_wav(path: Path, pcm: bytes) -> Path:
+    """A µ-law WAV (format tag 7) of 16-bit linear ``pcm``, as SIPp's rtp_stream reads."""
+    data = ulaw_encode(pcm)
+    fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def dtmf_audio(key_freqs: tuple[float, float], *, lead: float, tone: float, tail: float) -> bytes:
+    silence = b"\0\0"
+    frames = tone_frames(key_freqs, amplitude=7000)
+    n = round(tone / 0.02)
+    return (
+        silence * round(8000 * lead)
+        + b"".join(next(frames) for _ in range(n))
+        + (silence * round(8000 * tail))
+    )
+
+
+DTMF_EXTENSIONS = """[dtmftest]
+exten => 700,1,Answer()
+same => n,Background(menu)
+same => n,WaitExten(10)
+exten => 5,1,Verbose(1,dtmf choice five from ${CALLERID(num)})
+same => n,Hangup()
+exten => t,1,Verbose(1,dtmf timeout)
+same => n,Hangup()
+exten => i,1,Verbose(1,dtmf invalid)
+same => n,Hangup()
+"""
+
+
+def dtmf_sip_conf(port: int) -> str:
+    return f"""[general]
+bindaddr=127.0.0.1
+bindport={port}
+
+[3000]
+type=friend
+host=dynamic
+context=dtmftest
+dtmfmode=info
+disallow=all
+allow=ulaw
+
+[3001]
+type=friend
+host=dynamic
+context=dtmftest
+dtmfmode=inband
+disallow=all
+allow=ulaw
+"""
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="not installed: sipp")
+@pytest.mark.parametrize("mode", ["info", "inband"])
+def test_sipp_dtmf_by_info_and_inband_picks_the_branch(tmp_path: Path, mode: str) -> None:
+    port = free_port("127.0.0.1")
+    pbx = PbxProcess(tmp_path / "pbx", port)
+    pbx.write({"sip.conf": dtmf_sip_conf(port), "extensions.conf": DTMF_EXTENSIONS})
+    sounds = pbx.confdir / "sounds"
+    sounds.mkdir(parents=True, exist_ok=True)
+    write_tone(sounds / "menu.wav", MENU_TONE, 8.0)
+    work = tmp_path / "sipp"
+    work.mkdir()
+    if mode == "info":
+        scenario, caller = info_scenario(), "3000"
+    else:
+        audio = dtmf_audio((770.0, 1336.0), lead=1.5, tone=0.2, tail=0.5)
+        scenario, caller = inband_scenario(write_ulaw_wav(work / "five.wav", audio)), "3001"
+    path = work / f"dtmf_{mode}.xml"
+    path.write_text(scenario)
+    pbx.start()
+    try:
+        result = run_sipp(
+            sipp_command(
+                path,
+                f"127.0.0.1:{port}",
+                workdir=work,
+                local_ip=SIPP_IP,
+                local_port=free_port(SIPP_IP),
+                timeout=25,
+                keys={"caller": caller},
+                extra=["-s", "700"],
+            )
+        )
+    finally:
+        pbx.stop()
+    log = pbx.log_text()
+    assert result.ok, result.explain() + log[-3000:]
+    assert f"dtmf choice five from {caller}" in log, log[-3000:]
+    assert "dtmf timeout" not in log
