@@ -52,6 +52,7 @@ Pure: time is the ``now`` argument; the tables below are all bounded.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -130,39 +131,60 @@ def _uri_user(uri: str) -> str:
     return user.split(";", 1)[0]
 
 
-def peek(data: bytes) -> Peek:
-    """Glance at the first line and headers of a SIP message without parsing it properly.
+_TO = re.compile(rb"\n[ \t]*(?:to|t)[ \t]*:([^\r\n]*)", re.IGNORECASE)
+_AGENT = re.compile(rb"\n[ \t]*user-agent[ \t]*:([^\r\n]*)", re.IGNORECASE)
+_TAG = re.compile(rb";[ \t]*tag[ \t]*=", re.IGNORECASE)
 
-    Never raises: anything unreadable gives a request with an empty method ``"?"``.
+
+def peek(data: bytes) -> Peek:
+    """Glance at the first line and headers of a SIP message without parsing it properly
+    (a few C-level searches: it runs for every datagram of a flood).
+
+    Never raises: anything unreadable gives a request with the method ``"?"``.
     """
+    head = _head(data)
+    headers = head.count(b"\n")
+    eol = head.find(b"\n")
+    first = (head if eol < 0 else head[:eol]).strip()
+    if first.startswith(b"SIP/"):
+        return Peek(None, headers=headers)
+    parts = first.split(b" ")
+    method = _text(parts[0]).upper() if parts[0].isalpha() else "?"
+    target = _text(parts[1]) if len(parts) == 3 else ""
+    to_user = ""
+    to_tag = False
+    found = _TO.search(head)
+    if found is not None:
+        value = found.group(1)
+        to_tag = _TAG.search(value) is not None
+        to_user = _uri_user(_text(value))
+    agent_found = _AGENT.search(head)
+    agent = _text(agent_found.group(1)) if agent_found is not None else None
+    return Peek(method, target, _uri_user(target), to_user, to_tag, agent, headers)
+
+
+_IN_DIALOG_METHODS: Final = (b"ACK ", b"CANCEL ", b"BYE ")
+
+
+def _head(data: bytes) -> bytes:
     head = data[:_HEAD_LIMIT]
     end = head.find(b"\r\n\r\n")
     if end < 0:
         end = head.find(b"\n\n")
-    if end >= 0:
-        head = head[:end]
-    lines = head.split(b"\n")
-    first = lines[0].strip()
-    if first.startswith(b"SIP/"):
-        return Peek(None, headers=len(lines) - 1)
-    parts = first.split(b" ")
-    method = _text(parts[0]).upper() if parts and parts[0].isalpha() else "?"
-    target = _text(parts[1]) if len(parts) == 3 else ""
-    to_user = ""
-    to_tag = False
-    agent: str | None = None
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon:
-            continue
-        key = name.strip().lower()
-        if key in (b"to", b"t"):
-            lowered = value.lower()
-            to_tag = b";tag=" in lowered or b"; tag=" in lowered
-            to_user = _uri_user(_text(value))
-        elif key == b"user-agent":
-            agent = _text(value)
-    return Peek(method, target, _uri_user(target), to_user, to_tag, agent, len(lines) - 1)
+    return head if end < 0 else head[:end]
+
+
+def _classify(data: bytes) -> tuple[bytes, bool, TrafficClass]:
+    """(head, is a response, traffic class): the least the rate check needs, cheaply."""
+    head = _head(data)
+    if head.startswith(b"SIP/"):
+        return head, True, TrafficClass.IN_DIALOG
+    if head.startswith(_IN_DIALOG_METHODS):
+        return head, False, TrafficClass.IN_DIALOG
+    found = _TO.search(head)
+    if found is not None and _TAG.search(found.group(1)) is not None:
+        return head, False, TrafficClass.IN_DIALOG
+    return head, False, TrafficClass.INITIAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,17 +280,19 @@ class Guard:
         cfg = self.config
         if len(data) > cfg.max_message_size:
             return self._drop(Drop.OVERSIZE, key, now, f"{len(data)} bytes over {transport}")
-        seen = peek(data)
-        traffic = seen.traffic
         if key in self._peer_hosts and not self.rate.is_trusted(key, now=now):
             self.rate.trust(key, now=now)
+        head, response, traffic = _classify(data)
         if not self.rate.allow(key, now=now, traffic=traffic):
-            return self._drop(Drop.RATE, key, now, f"{seen.method or 'response'}")
-        if seen.headers > cfg.max_headers:
-            return self._drop(Drop.HEADERS, key, now, f"{seen.headers} header lines")
-        judged = seen.method is not None and traffic is TrafficClass.INITIAL
-        if judged and key not in self._peer_hosts and self._scan(key, seen, now):
-            return self._drop(Drop.SCANNER, key, now, seen.method or "?")
+            return self._drop(Drop.RATE, key, now, "response" if response else "request")
+        headers = head.count(b"\n")
+        if headers > cfg.max_headers:
+            return self._drop(Drop.HEADERS, key, now, f"{headers} header lines")
+        judged = not response and traffic is TrafficClass.INITIAL
+        if judged and key not in self._peer_hosts:
+            seen = peek(data)  # the full glance only for what may start something new
+            if self._scan(key, seen, now):
+                return self._drop(Drop.SCANNER, key, now, seen.method or "?")
         self.passed += 1
         return True
 

@@ -1,9 +1,12 @@
 """Flood sender for the live flood test (runs as its own process).
 
-``python flood_sender.py HOST PORT SECONDS RATE SRC1 [SRC2 ...]`` sends, round-robin from one
-UDP socket per source address, a mix of malformed and valid-looking OPTIONS/INVITE/REGISTER
-datagrams for SECONDS seconds, paced to at most RATE datagrams per second in total, then
-prints one JSON line: ``{"sent": N, "seconds": S, "rate": N/S, "errors": E}``.
+``python flood_sender.py MODE HOST PORT SECONDS RATE SRC1 [SRC2 ...]`` sends, round-robin
+from one UDP socket per source address, a mix of malformed and valid-looking
+OPTIONS/INVITE/REGISTER datagrams for SECONDS seconds, paced to at most RATE datagrams per
+second in total, then prints one JSON line: ``{"sent": N, "seconds": S, "rate": N/S,
+"errors": E}``. MODE ``scan`` targets a new random user in every request (a scanner's
+signature); ``steady`` repeats one user per source (no scan signal: only the rate limit and
+the message checks stand in the way).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import sys
 import time
 
 
-def datagrams(host: str, port: int, src: str, rng: random.Random) -> list[bytes]:
+def datagrams(host: str, port: int, src: str, rng: random.Random, *, steady: bool) -> list[bytes]:
     out: list[bytes] = []
+    fixed = str(rng.randrange(100, 99_999_999))
     for i in range(400):
-        user = str(rng.randrange(100, 99_999_999))
+        user = fixed if steady else str(rng.randrange(100, 99_999_999))
         method = ("OPTIONS", "INVITE", "REGISTER")[i % 3]
         branch = f"z9hG4bKfl{rng.getrandbits(48):x}"
         ruri = f"sip:{user}@{host}:{port}" if method != "REGISTER" else f"sip:{host}:{port}"
@@ -48,15 +52,16 @@ def datagrams(host: str, port: int, src: str, rng: random.Random) -> list[bytes]
 
 
 def main(argv: list[str]) -> None:
-    host, port, seconds, rate = argv[0], int(argv[1]), float(argv[2]), float(argv[3])
-    sources = argv[4:]
+    steady = argv[0] == "steady"
+    host, port, seconds, rate = argv[1], int(argv[2]), float(argv[3]), float(argv[4])
+    sources = argv[5:]
     rng = random.Random(9)
     socks = []
     for src in sources:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((src, 0))
         sock.setblocking(False)
-        socks.append((sock, datagrams(host, port, src, rng)))
+        socks.append((sock, datagrams(host, port, src, rng, steady=steady)))
     dest = (host, port)
     sent = errors = 0
     start = time.monotonic()
