@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,9 +47,11 @@ __all__ = [
     "Pbx",
     "ReloadResult",
     "Service",
+    "Shutdown",
     "directories_for",
     "register_service",
     "serve",
+    "stricter",
 ]
 
 log = logging.getLogger("pypbx.server")
@@ -56,6 +59,35 @@ log = logging.getLogger("pypbx.server")
 STOP_TIMEOUT = 4.0
 """Seconds all services together get to stop before the PBX exits anyway (SIGTERM → exit
 within 5 s)."""
+
+
+class Shutdown(StrEnum):
+    """How the PBX was asked to stop (Asterisk's ``core stop now|gracefully|when convenient``).
+
+    A stricter request replaces a milder one (NOW > GRACEFULLY > WHEN_CONVENIENT), never the
+    other way round: SIGTERM during a graceful wait hangs up at once.
+    """
+
+    WHEN_CONVENIENT = "when convenient"
+    """Keep accepting calls; stop as soon as no channel is left."""
+    GRACEFULLY = "gracefully"
+    """Refuse new calls (503); stop once the live ones have ended."""
+    NOW = "now"
+    """Hang up every call (BYE), unregister, stop."""
+
+
+_STRICTNESS = {Shutdown.WHEN_CONVENIENT: 0, Shutdown.GRACEFULLY: 1, Shutdown.NOW: 2}
+
+
+def stricter(current: Shutdown | None, mode: Shutdown) -> Shutdown:
+    """The shutdown that applies when ``mode`` is asked for while ``current`` is pending."""
+    if current is None or _STRICTNESS[mode] > _STRICTNESS[current]:
+        return mode
+    return current
+
+
+IDLE_POLL = 0.05
+"""Seconds between looks at the channel list while a graceful shutdown waits."""
 
 
 class AlreadyRunning(PbxError):
@@ -230,7 +262,10 @@ class Pbx:
         """Set by the call layer: the SIP service hands it INVITEs (see pypbx.sipservice)."""
         self.listening: list[str] = []
         self._stop_event: asyncio.Event | None = None
-        self._graceful = False
+        self.shutdown: Shutdown | None = None
+        """The pending shutdown (None while running normally)."""
+        self.stopping = False
+        """True once the services are being stopped: too late to abort the shutdown."""
         self._reload_lock = asyncio.Lock()
         self._astdb: AstDb | None = None
         self.globals = GlobalVars()
@@ -329,24 +364,53 @@ class Pbx:
 
     def request_stop(self, *, graceful: bool = False) -> None:
         """Ask :meth:`run` to stop (``graceful`` waits for live calls to end first)."""
-        self._graceful = graceful
-        self.accepting_calls = False
+        self.request_shutdown(Shutdown.GRACEFULLY if graceful else Shutdown.NOW)
+
+    def request_shutdown(self, mode: Shutdown) -> Shutdown:
+        """Ask :meth:`run` to stop in ``mode`` (or the stricter pending one); the mode now."""
+        self.shutdown = stricter(self.shutdown, mode)
+        self.accepting_calls = self.shutdown is Shutdown.WHEN_CONVENIENT
         if self._stop_event is not None:
             self._stop_event.set()
+        return self.shutdown
+
+    def abort_shutdown(self) -> bool:
+        """``core abort shutdown``: cancel a waiting shutdown; False when none can be."""
+        if self.shutdown is None or self.shutdown is Shutdown.NOW or self.stopping:
+            return False
+        self.shutdown = None
+        self.accepting_calls = True
+        if self._stop_event is not None:
+            self._stop_event.clear()
+        verbose(log, 0, "Shutdown aborted")
+        return True
 
     def _prepare_dirs(self) -> None:
         for d in (self.dirs.rundir, self.dirs.datadir, self.dirs.logdir):
             d.mkdir(parents=True, exist_ok=True)
 
-    async def _wait_for_calls(self) -> None:
-        while self.channels:
-            await asyncio.sleep(0.05)
+    async def _until_idle(self) -> bool:
+        """Wait, as the pending shutdown asks, until no channel is left: True to stop now,
+        False when the shutdown was aborted."""
+        announced = False
+        while True:
+            mode = self.shutdown
+            if mode is None:
+                return False
+            if mode is Shutdown.NOW or not self.channels:
+                return True
+            if not announced:
+                verbose(log, 1, "Waiting for %d channels to hang up", len(self.channels))
+                announced = True
+            await asyncio.sleep(IDLE_POLL)
 
     async def run(self) -> int:
         """Start, serve until asked to stop, stop everything; the process exit code."""
         from pypbx.control.server import ControlServer
 
         self._stop_event = asyncio.Event()
+        if self.shutdown is not None:  # asked before run() started
+            self._stop_event.set()
         self._prepare_dirs()
         control = ControlServer(self, self.dirs.control_socket)
         await control.start()  # raises AlreadyRunning before we touch the pid file
@@ -371,12 +435,16 @@ class Pbx:
             verbose(
                 log, 0, "pypbx %s ready (configuration %s)", __version__, self.config.config_dir
             )
-            await self._stop_event.wait()
-            if self._graceful:
-                verbose(log, 1, "Waiting for %d channels to hang up", len(self.channels))
-                await self._wait_for_calls()
+            while True:
+                await self._stop_event.wait()
+                if await self._until_idle():
+                    break
+            self.stopping = True
+            self.accepting_calls = False
             verbose(log, 0, "pypbx stopping")
         finally:
+            self.stopping = True
+            self.accepting_calls = False
             deadline = loop.time() + STOP_TIMEOUT
             stoppers: list[tuple[str, Callable[[], Awaitable[None]]]]
             stoppers = [(svc.name, svc.stop) for svc in reversed(started)]

@@ -20,6 +20,7 @@ from pypbx.control.commands import (
     command,
     current_console,
 )
+from pypbx.server import Shutdown, stricter
 
 if TYPE_CHECKING:
     from pypbx.server import Pbx, ReloadResult
@@ -111,15 +112,26 @@ async def set_verbose(pbx: Pbx, args: list[str]) -> str:
     return f"Verbosity was {old} and is now {new}"
 
 
-def _stop(pbx: Pbx, *, graceful: bool) -> None:
-    asyncio.get_running_loop().call_soon(lambda: pbx.request_stop(graceful=graceful))
+def _stop(pbx: Pbx, mode: Shutdown) -> Shutdown:
+    """Ask for the shutdown after this command's reply went out; the mode that applies."""
+    asyncio.get_running_loop().call_soon(pbx.request_shutdown, mode)
+    return stricter(pbx.shutdown, mode)
 
 
-@command("core stop now", summary="Shut down pypbx immediately", usage="Usage: core stop now")
+def _channels(n: int) -> str:
+    return f"{n} active channel{ess(n)}"
+
+
+@command(
+    "core stop now",
+    summary="Shut down pypbx immediately",
+    usage="Usage: core stop now\n"
+    "       Hangs up every call (BYE), unregisters from the providers and exits.",
+)
 async def stop_now(pbx: Pbx, args: list[str]) -> str:
     if args:
         raise ShowUsage
-    _stop(pbx, graceful=False)
+    _stop(pbx, Shutdown.NOW)
     return "Shutting down pypbx now (calls are hung up)."
 
 
@@ -133,8 +145,44 @@ async def stop_gracefully(pbx: Pbx, args: list[str]) -> str:
     if args:
         raise ShowUsage
     n = len(pbx.channels)
-    _stop(pbx, graceful=True)
-    return f"Shutting down pypbx gracefully: {n} active channel{ess(n)} to finish."
+    if _stop(pbx, Shutdown.GRACEFULLY) is Shutdown.NOW:
+        return "Shutting down pypbx now (calls are hung up)."
+    return f"Shutting down pypbx gracefully: {_channels(n)} to finish; new calls are refused."
+
+
+@command(
+    "core stop when convenient",
+    summary="Shut down pypbx at empty call volume",
+    usage="Usage: core stop when convenient\n"
+    "       Shuts down once no call is active; new calls are still accepted meanwhile.",
+)
+async def stop_when_convenient(pbx: Pbx, args: list[str]) -> str:
+    if args:
+        raise ShowUsage
+    n = len(pbx.channels)
+    applies = _stop(pbx, Shutdown.WHEN_CONVENIENT)
+    if applies is Shutdown.NOW:
+        return "Shutting down pypbx now (calls are hung up)."
+    if applies is Shutdown.GRACEFULLY:
+        return f"Shutting down pypbx gracefully: {_channels(n)} to finish; new calls are refused."
+    return f"Shutting down pypbx when convenient: {_channels(n)} to finish."
+
+
+@command(
+    "core abort shutdown",
+    summary="Cancel a running shutdown",
+    usage="Usage: core abort shutdown\n"
+    "       Cancels a shutdown still waiting for calls to end ('core stop gracefully' or\n"
+    "       'when convenient'): pypbx carries on and accepts calls again.",
+)
+async def abort_shutdown(pbx: Pbx, args: list[str]) -> str:
+    if args:
+        raise ShowUsage
+    if pbx.abort_shutdown():
+        return "Shutdown aborted: pypbx carries on and accepts calls again."
+    if pbx.shutdown is None:
+        raise CommandError("No shutdown is pending.")
+    raise CommandError("The shutdown is already under way: it cannot be aborted.")
 
 
 _CHAN = "{:<20.20} {:<20.20} {:<7.7} {:<30.30}"

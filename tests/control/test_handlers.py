@@ -275,7 +275,7 @@ class Chan:
 def test_core_show_channels_and_hangup(pbx: Pbx) -> None:
     a, b = Chan("SIP/1000-00000001"), Chan("SIP/1001-00000002", app="", data="")
     pbx.channels = [a, b]
-    pbx.active_calls = 1  # type: ignore[attr-defined]
+    pbx.active_calls = 1
     pbx.calls_processed = 7
     out = run(pbx, "core show channels").output.splitlines()
     assert out[1] == "SIP/1000-00000001    600@outgoing:2       Up      Playback(demo-echotest)"
@@ -378,6 +378,7 @@ def test_pbx_lifecycle_with_a_service(
 ) -> None:
     svc = FakeService()
     monkeypatch.setattr("pypbx.server.SERVICE_FACTORIES", [lambda pbx: None, lambda pbx: svc])
+    monkeypatch.setattr("pypbx.server._load_builtin_services", lambda: None)
     pbx = Pbx(load_config_dir(cfg_dir))
 
     async def scenario() -> int:
@@ -481,7 +482,12 @@ def test_no_arguments_crash_a_handler(pbx: Pbx, name: str, args: list[str]) -> N
         assert outcome.output  # a failure always says why
 
 
-def test_graceful_stop_waits_for_the_last_channel(cfg_dir: Path) -> None:
+def test_graceful_stop_waits_for_the_last_channel(
+    cfg_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no real services: the tutorial's SIP service would bind 0.0.0.0:5060
+    monkeypatch.setattr("pypbx.server.SERVICE_FACTORIES", [])
+    monkeypatch.setattr("pypbx.server._load_builtin_services", lambda: None)
     pbx = Pbx(load_config_dir(cfg_dir))
     pbx.channels = [Chan("SIP/1000-00000001")]
     order: list[str] = []
@@ -491,7 +497,9 @@ def test_graceful_stop_waits_for_the_last_channel(cfg_dir: Path) -> None:
         while not (cfg_dir / "run" / "pypbx.ctl").exists():
             await asyncio.sleep(0.01)
         out = await REGISTRY.execute(pbx, "core stop gracefully")
-        assert out.output == "Shutting down pypbx gracefully: 1 active channel to finish."
+        assert out.output == (
+            "Shutting down pypbx gracefully: 1 active channel to finish; new calls are refused."
+        )
         await asyncio.sleep(0.2)
         assert not task.done()  # still waiting for the call
         assert not pbx.accepting_calls  # the SIP layer answers new calls 503 from here on
