@@ -186,17 +186,17 @@ def test_builtin_commands_are_registered_with_usage(name: str) -> None:
 
 def test_builtin_completion_of_peer_and_context_names() -> None:
     load_commands()
-    pbx = SimpleNamespace(
+    pbx: Any = SimpleNamespace(
         sip=SimpleNamespace(peers={"1000": None, "1001": None, "flowroute": None}),
         dialplan=SimpleNamespace(contexts={"outgoing": None, "inbound": None}),
         channels=[],
     )
-    assert REGISTRY.complete(pbx, "sip show peer 10") == ["1000", "1001"]  # type: ignore[arg-type]
-    assert REGISTRY.complete(pbx, "sip set debug peer f") == ["flowroute"]  # type: ignore[arg-type]
-    assert REGISTRY.complete(pbx, "dialplan show ") == ["inbound", "outgoing"]  # type: ignore[arg-type]
-    assert REGISTRY.complete(pbx, "help sip show p") == ["peer", "peers"]  # type: ignore[arg-type]
+    assert REGISTRY.complete(pbx, "sip show peer 10") == ["1000", "1001"]
+    assert REGISTRY.complete(pbx, "sip set debug peer f") == ["flowroute"]
+    assert REGISTRY.complete(pbx, "dialplan show ") == ["inbound", "outgoing"]
+    assert REGISTRY.complete(pbx, "help sip show p") == ["peer", "peers"]
     assert REGISTRY.complete(pbx, "module reload ") == [
         "chan_sip.so",
         "pbx_config.so",
         "res_rtp_asterisk.so",
-    ]  # type: ignore[arg-type]
+    ]
