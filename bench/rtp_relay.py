@@ -1,25 +1,31 @@
 """RTP relay benchmark: G.711 calls through pypbx's relay on loopback.
 
-Run: ``.venv/bin/python bench/rtp_relay.py [--calls 50,200,500,1000] [--seconds 5]
-[--loop both|asyncio|uvloop] [--mode paced|blast] [--profile] [--micro]``.
+Run: ``.venv/bin/python bench/rtp_relay.py [--calls 50,200,500,1000] [--seconds 5 | --long]
+[--repeat 3] [--loop both|asyncio|uvloop] [--route forward|transcode|both] [--rcvbuf BYTES]
+[--profile] [--micro]``.
 
 The relay runs in a child process (``--serve``): one :class:`RelayLeg` per call leg on the
-rtp.conf tutorial range (10000-20000), legs joined by :class:`Relay`, strictrtp=yes. This
-process plays both phones of every call: each phone socket sends one 172-octet PCMU packet
-every 20 ms (``paced``: 100 packets/s per call in, 100 out), sends spread evenly over the 20 ms,
-the send time stamped in the payload. ``blast`` sends as fast as this process can, to find
-the relay's ceiling. Printed per run: offered and relayed packets/s, loss, one-way transit
-through the relay p50/p99 and added jitter (p99 - p50) as seen by the receiving phone, the
-relay process's CPU % (getrusage over the measured window), relayed packets per CPU-second
-(in + out) and this generator's own CPU %, which on a 2-core machine shares the cores and
-bounds what can be offered. ``--profile`` prints the relay's top functions (cProfile);
-``--micro`` times ``datagram_received`` in-process with a stub transport.
+rtp.conf tutorial range (10000-20000), legs joined by :class:`Relay`, strictrtp=yes; with
+``--route transcode`` the A side is PCMU and the B side PCMA, so every packet is translated.
+
+This process plays every phone with plain non-blocking sockets (no event loop): all A-side
+phones share one socket and all B-side phones another (the relay cannot tell: each leg still
+has its own port, source check and peer), which keeps the generator cheap enough to leave
+the relay a core on a 2-core machine. Each call sends one 172-octet packet per direction every
+20 ms, sends spread over 20 slots per 20 ms; the payload carries the send time. Arrival times
+are the kernel's (``SO_TIMESTAMPNS``), so the generator's own lateness in reading does not count
+as the relay's.
+
+Printed per point (medians over ``--repeat`` runs): offered and relayed packets/s, loss (not
+received at all, after a drain), the kernel's drops on the relay's sockets and on the phones'
+sockets (``/proc/net/udp``), one-way transit p50/p99, the added jitter as the spread of the
+inter-arrival time against the sender's spacing (|Δarrival - Δsend| of consecutive packets of
+one stream: median and p99), relay CPU % of one core, CPU per call and the generator's CPU %.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import cProfile
 import io
@@ -27,11 +33,14 @@ import json
 import os
 import pstats
 import resource
+import select
 import socket
+import statistics
 import struct
 import subprocess
 import sys
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +48,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pypbx.config.rtpconf import StrictRtp  # noqa: E402
+from pypbx.media.codecs import route_between  # noqa: E402
 from pypbx.media.ports import PortAllocator  # noqa: E402
 from pypbx.media.relay import LegOptions, Relay, RelayLeg  # noqa: E402
+from pypbx.sip.sdp import Codec  # noqa: E402
 
 HOST = "127.0.0.1"
 RTP_START, RTP_END = 10000, 20000
 PTIME = 0.02
 GROUPS = 20  # sends are spread over this many slots per 20 ms
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+HEADER = struct.Struct("!BBHIIq")  # RTP header + the send time (ns, CLOCK_REALTIME)
+TIMESPEC = struct.Struct("@qq")
+PCMU, PCMA = [Codec(0, "PCMU", 8000)], [Codec(8, "PCMA", 8000)]
 
 
 def _raise_nofile() -> None:
@@ -59,7 +75,9 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _new_loop(name: str) -> asyncio.AbstractEventLoop:
+def _new_loop(name: str) -> Any:
+    import asyncio
+
     if name == "uvloop":
         import uvloop
 
@@ -67,10 +85,25 @@ def _new_loop(name: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def udp_drops(ports: set[int]) -> int:
+    """The kernel's receive drops summed over the UDP sockets bound to ``ports``."""
+    total = 0
+    with contextlib.suppress(OSError), open("/proc/net/udp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            port = int(fields[1].rsplit(":", 1)[1], 16)
+            if port in ports:
+                total += int(fields[-1])
+    return total
+
+
 # --- the relay process ---------------------------------------------------------------------
 
 
 def serve(loop_name: str, profile: bool) -> None:
+    import asyncio
+
     _raise_nofile()
     config = json.loads(sys.stdin.readline())
     loop = _new_loop(loop_name)
@@ -110,15 +143,26 @@ def serve(loop_name: str, profile: bool) -> None:
                 done.set_result(None)
 
     async def main() -> None:
-        alloc = PortAllocator(RTP_START, RTP_END, HOST)
+        rcvbuf = config.get("rcvbuf")
+        alloc = PortAllocator(RTP_START, RTP_END, HOST, rcvbuf=rcvbuf)
         options = LegOptions(strict=StrictRtp.YES)
-        remotes = [tuple(r) for r in config["remotes"]]
-        for remote in remotes:
-            leg = RelayLeg(alloc.allocate(), remote=remote, options=options, on_close=alloc.release)
-            await leg.open()
-            legs.append(leg)
-        relays = [Relay(legs[i], legs[i + 1]) for i in range(0, len(legs), 2)]
-        print(json.dumps({"ports": [leg.port for leg in legs]}), flush=True)
+        a_remote, b_remote = (tuple(r) for r in config["remotes"])
+        transcode = config["route"] == "transcode"
+        for _ in range(config["calls"]):
+            for remote in (a_remote, b_remote):
+                pair = alloc.allocate()
+                leg = RelayLeg(pair, remote=remote, options=options, on_close=alloc.release)
+                await leg.open()
+                legs.append(leg)
+        relays = []
+        for i in range(0, len(legs), 2):
+            if transcode:
+                a_to_b, b_to_a = route_between(PCMU, PCMA), route_between(PCMA, PCMU)
+                relays.append(Relay(legs[i], legs[i + 1], a_to_b=a_to_b, b_to_a=b_to_a))
+            else:
+                relays.append(Relay(legs[i], legs[i + 1]))
+        bufs = {legs[0].pair.rtp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)}
+        print(json.dumps({"ports": [leg.port for leg in legs], "rcvbuf": sorted(bufs)}), flush=True)
         loop.add_reader(sys.stdin.fileno(), on_stdin)
         await done
         for relay in relays:
@@ -131,125 +175,172 @@ def serve(loop_name: str, profile: bool) -> None:
 # --- the phones ---------------------------------------------------------------------------
 
 
-class Phone(asyncio.DatagramProtocol):
-    __slots__ = ("received", "transit")
+def _phone_socket() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((HOST, 0))
+    s.setblocking(False)
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    try:  # as root: room for ~0.5 s of everything relayed to this side
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 * 1024 * 1024)
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024 * 1024)
+    return s
 
-    def __init__(self, transit: list[int]) -> None:
-        self.transit = transit
-        self.received = 0
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.received += 1
-        self.transit.append(time.monotonic_ns() - struct.unpack_from("!Q", data, 12)[0])
-
-
-def _percentile(sorted_values: list[int], q: float) -> float:
-    if not sorted_values:
+def _percentile(sorted_values: Any, q: float) -> float:
+    if not len(sorted_values):
         return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] / 1000.0
+    return float(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))])
+
+
+class Receiver:
+    """Drains one phone socket: counts per stream, transit and inter-arrival deviation (µs)."""
+
+    def __init__(self, sock: socket.socket, streams: int) -> None:
+        self.sock = sock
+        self.received = 0
+        self.transit = array("q")
+        self.spread = array("q")
+        self.last = [(0, 0, 0)] * streams  # per SSRC: (seq, send ns, arrival ns)
+
+    def drain(self) -> int:
+        sock, unpack, ts = self.sock, HEADER.unpack_from, TIMESPEC.unpack_from
+        transit, spread, last = self.transit, self.spread, self.last
+        n = 0
+        while True:
+            try:
+                data, anc, _flags, _addr = sock.recvmsg(256, 64)
+            except BlockingIOError:
+                break
+            n += 1
+            _v, _pt, seq, _ts, ssrc, sent = unpack(data)
+            if anc:
+                sec, nsec = ts(anc[0][2])
+                arrived = sec * 1_000_000_000 + nsec
+            else:
+                arrived = time.time_ns()
+            transit.append((arrived - sent) // 1000)
+            prev_seq, prev_sent, prev_arrived = last[ssrc]
+            if prev_seq and seq == (prev_seq + 1) & 0xFFFF:
+                spread.append(abs((arrived - prev_arrived) - (sent - prev_sent)) // 1000)
+            last[ssrc] = (seq, sent, arrived)
+        self.received += n
+        return n
 
 
 def run_point(
-    calls: int, seconds: float, loop_name: str, mode: str, profile: bool, gen_loop: str
+    calls: int,
+    seconds: float,
+    loop_name: str,
+    route: str,
+    profile: bool,
+    rcvbuf: int | None,
 ) -> dict[str, Any]:
-    socks = []
-    for _ in range(2 * calls):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((HOST, 0))
-        s.setblocking(False)
-        socks.append(s)
-    remotes = [s.getsockname() for s in socks]
+    a_sock, b_sock = _phone_socket(), _phone_socket()
     cmd = [sys.executable, __file__, "--serve", "--loop", loop_name]
     if profile:
         cmd.append("--profile")
     child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdin is not None
     assert child.stdout is not None
-    child.stdin.write(json.dumps({"remotes": remotes}) + "\n")
+    remotes = [a_sock.getsockname(), b_sock.getsockname()]
+    config = {"remotes": remotes, "calls": calls, "route": route, "rcvbuf": rcvbuf}
+    child.stdin.write(json.dumps(config) + "\n")
     child.stdin.flush()
-    ports = json.loads(child.stdout.readline())["ports"]
-
-    loop = _new_loop(gen_loop or loop_name)
-    transit: list[int] = []
-    phones: list[Phone] = []
-    transports: list[asyncio.DatagramTransport] = []
+    hello = json.loads(child.stdout.readline())
+    ports: list[int] = hello["ports"]
+    relay_ports, phone_ports = set(ports), {a_sock.getsockname()[1], b_sock.getsockname()[1]}
+    # stream i: call i // 2, A side (even i) sends on a_sock to leg 2k, B side on b_sock
+    socks = [a_sock if i % 2 == 0 else b_sock for i in range(2 * calls)]
+    targets = [(HOST, p) for p in ports]
+    # what arrives on the B socket was sent by the A side of the same call, and vice versa
+    receivers = [Receiver(a_sock, 2 * calls), Receiver(b_sock, 2 * calls)]
+    pt_of = [0 if (i % 2 == 0 or route != "transcode") else 8 for i in range(2 * calls)]
+    pad = bytes(160 - 8)
+    pack = HEADER.pack
+    groups = [list(range(g, 2 * calls, GROUPS)) for g in range(GROUPS)]
+    seqs = [0] * (2 * calls)
     sent = 0
 
-    async def generate() -> None:
-        nonlocal sent
-        for s in socks:
-            phone = Phone(transit)
-            t, _ = await loop.create_datagram_endpoint(lambda p=phone: p, sock=s)
-            phones.append(phone)
-            transports.append(t)
-        targets = [(HOST, p) for p in ports]
-        headers = [struct.pack("!BBHII", 0x80, 0, 0, 0, 0x1000 + i) for i in range(len(socks))]
-        pad = bytes(160 - 8)
-        pack = struct.Struct("!BBHII").pack
-        seqs = [0] * len(socks)
-        groups = [list(range(g, len(socks), GROUPS)) for g in range(GROUPS)]
-        # warm-up: one packet per phone so every leg has locked its source
-        for i, t in enumerate(transports):
-            t.sendto(headers[i] + struct.pack("!Q", time.monotonic_ns()) + pad, targets[i])
-        await asyncio.sleep(0.5)
-        transit.clear()
-        for p in phones:
-            p.received = 0
-        child.stdin.write("start\n")
-        child.stdin.flush()
-        start = loop.time()
-        end = start + seconds
-        slot = PTIME / GROUPS
-        tick = 0
-        while True:
-            due = start + tick * slot
-            if (loop.time() if mode == "blast" else due) >= end:
-                break
-            delay = due - loop.time()
-            if mode == "paced" and delay > 0:
-                await asyncio.sleep(delay)
-            elif mode == "blast":
-                await asyncio.sleep(0)
-            for i in groups[tick % GROUPS]:
-                seq = seqs[i] = (seqs[i] + 1) & 0xFFFF
-                transports[i].sendto(
-                    pack(0x80, 0, seq, seq * 160, 0x1000 + i)
-                    + struct.pack("!Q", time.monotonic_ns())
-                    + pad,
-                    targets[i],
-                )
-            sent += len(groups[tick % GROUPS])
-            tick += 1
-        child.stdin.write("stop\n")
-        child.stdin.flush()
-        await asyncio.sleep(0.3)  # stragglers
+    def send(i: int) -> None:
+        seq = seqs[i] = (seqs[i] + 1) & 0xFFFF or 1
+        socks[i].sendto(pack(0x80, pt_of[i], seq, seq * 160, i, time.time_ns()) + pad, targets[i])
 
-    cpu0, t0 = _cpu(), time.monotonic()
-    loop.run_until_complete(generate())
-    gen_cpu = (_cpu() - cpu0) / (time.monotonic() - t0)
+    def drain_all() -> int:
+        return sum(r.drain() for r in receivers)
+
+    # warm-up: every leg sees its phone once (strict RTP accepts the SDP address at once)
+    for i in range(2 * calls):
+        send(i)
+    end_warm = time.monotonic() + 0.5
+    while time.monotonic() < end_warm:
+        select.select([a_sock, b_sock], [], [], 0.05)
+        drain_all()
+    for r in receivers:
+        r.received = 0
+        r.transit = array("q")
+        r.spread = array("q")
+    drops0 = udp_drops(relay_ports), udp_drops(phone_ports)
+    child.stdin.write("start\n")
+    child.stdin.flush()
+    cpu0 = _cpu()
+    start = time.monotonic()
+    slot = PTIME / GROUPS
+    tick = 0
+    late = 0.0
+    while True:
+        due = start + tick * slot
+        if due >= start + seconds:
+            break
+        while True:
+            now = time.monotonic()
+            if now >= due:
+                break
+            select.select([a_sock, b_sock], [], [], due - now)
+            drain_all()
+        late = max(late, time.monotonic() - due)
+        for i in groups[tick % GROUPS]:
+            send(i)
+        sent += len(groups[tick % GROUPS])
+        tick += 1
+        drain_all()
+    child.stdin.write("stop\n")
+    child.stdin.flush()
+    quiet_until = time.monotonic() + 0.3
+    hard_stop = time.monotonic() + 5.0
+    while time.monotonic() < min(quiet_until, hard_stop):  # stragglers: until 0.3 s quiet
+        select.select([a_sock, b_sock], [], [], 0.05)
+        if drain_all():
+            quiet_until = time.monotonic() + 0.3
+    gen_cpu = (_cpu() - cpu0) / (time.monotonic() - start)
     report = json.loads(child.stdout.readline())
+    drops = udp_drops(relay_ports) - drops0[0], udp_drops(phone_ports) - drops0[1]
     child.stdin.close()
     child.wait(timeout=30)
-    for t in transports:
-        t.close()
-    loop.run_until_complete(asyncio.sleep(0))
-    loop.close()
-    received = sum(p.received for p in phones)
-    transit.sort()
-    p50, p99 = _percentile(transit, 0.5), _percentile(transit, 0.99)
+    a_sock.close()
+    b_sock.close()
+    received = sum(r.received for r in receivers)
+    transit = sorted(x for r in receivers for x in r.transit)
+    spread = sorted(x for r in receivers for x in r.spread)
     return {
         "loop": loop_name,
+        "route": route,
         "calls": calls,
         "offered": sent / seconds,
         "relay_in": report["in"],
         "relay_out": report["out"],
         "loss": 1 - received / sent if sent else 0.0,
-        "p50_us": p50,
-        "p99_us": p99,
-        "jitter_us": p99 - p50,
+        "relay_drops": drops[0],
+        "phone_drops": drops[1],
+        "p50_us": _percentile(transit, 0.5),
+        "p99_us": _percentile(transit, 0.99),
+        "jit50_us": _percentile(spread, 0.5),
+        "jit99_us": _percentile(spread, 0.99),
         "relay_cpu": report["cpu"],
-        "per_core": (report["in"] + report["out"]) / 2 / report["cpu"] if report["cpu"] else 0.0,
+        "cpu_per_call": report["cpu"] / calls,
         "gen_cpu": gen_cpu,
+        "gen_late_ms": late * 1000,
+        "rcvbuf": hello["rcvbuf"][0],
         "profile": report.get("profile", ""),
     }
 
@@ -266,9 +357,6 @@ class _NullTransport:
 
 
 def micro(number: int = 500_000) -> None:
-    from pypbx.media.codecs import route_between
-    from pypbx.sip.sdp import Codec
-
     alloc = PortAllocator(RTP_START, RTP_END, HOST)
     a = RelayLeg(alloc.allocate(), remote=(HOST, 4000))
     b = RelayLeg(alloc.allocate(), remote=(HOST, 4002))
@@ -277,14 +365,13 @@ def micro(number: int = 500_000) -> None:
     packet = struct.pack("!BBHII", 0x80, 0, 1, 160, 7) + bytes(160)
     src = (HOST, 4000)
     a.datagram_received(packet, src)
-    pcmu, pcma = [Codec(0, "PCMU", 8000)], [Codec(8, "PCMA", 8000)]
-    ev101 = [*pcmu, Codec(101, "telephone-event", 8000)]
-    ev96 = [*pcmu, Codec(96, "telephone-event", 8000)]
+    ev101 = [*PCMU, Codec(101, "telephone-event", 8000)]
+    ev96 = [*PCMU, Codec(96, "telephone-event", 8000)]
     event = struct.pack("!BBHII", 0x80, 101, 1, 160, 7) + bytes(4)
     cases = [
         ("forward", None, packet),
         ("pt-rewrite", route_between(ev101, ev96), event),
-        ("pcmu->pcma", route_between(pcmu, pcma), packet),
+        ("pcmu->pcma", route_between(PCMU, PCMA), packet),
     ]
     for name, route, pkt in cases:
         a.set_route(route)
@@ -298,16 +385,64 @@ def micro(number: int = 500_000) -> None:
     b.close()
 
 
+COLUMNS = [
+    ("loop", "<8", "{}"),
+    ("route", "<10", "{}"),
+    ("calls", ">6", "{}"),
+    ("offered", ">10", "{:,.0f}"),
+    ("relay_out", ">10", "{:,.0f}"),
+    ("loss", ">8", "{:.3%}"),
+    ("relay_drops", ">7", "{:.0f}"),
+    ("phone_drops", ">7", "{:.0f}"),
+    ("p50_us", ">8", "{:.0f}"),
+    ("p99_us", ">8", "{:.0f}"),
+    ("jit50_us", ">7", "{:.0f}"),
+    ("jit99_us", ">7", "{:.0f}"),
+    ("relay_cpu", ">7", "{:.1%}"),
+    ("cpu_per_call", ">8", "{:.3%}"),
+    ("gen_cpu", ">7", "{:.1%}"),
+    ("gen_late_ms", ">7", "{:.1f}"),
+]
+HEADS = {
+    "offered": "offered/s",
+    "relay_out": "relayed/s",
+    "relay_drops": "rdrops",
+    "phone_drops": "pdrops",
+    "p50_us": "p50us",
+    "p99_us": "p99us",
+    "jit50_us": "jit50",
+    "jit99_us": "jit99",
+    "relay_cpu": "relCPU",
+    "cpu_per_call": "CPU/call",
+    "gen_cpu": "genCPU",
+    "gen_late_ms": "lateMs",
+}
+
+
+def _row(r: dict[str, Any]) -> str:
+    return "".join(f"{fmt.format(r[k]):{align}}" for k, align, fmt in COLUMNS)
+
+
+def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out = dict(runs[0])
+    for key, _align, fmt in COLUMNS:
+        if fmt != "{}":
+            out[key] = statistics.median(r[key] for r in runs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--calls", default="50,200,500,1000")
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--loop", default="both", choices=["both", "asyncio", "uvloop"])
-    parser.add_argument("--mode", default="paced", choices=["paced", "blast"])
+    parser.add_argument("--long", action="store_true", help="60 s per point")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per point (medians)")
+    parser.add_argument("--loop", default="uvloop", choices=["both", "asyncio", "uvloop"])
+    parser.add_argument("--route", default="forward", choices=["forward", "transcode", "both"])
+    parser.add_argument("--rcvbuf", type=int, default=None, help="SO_RCVBUF of relay sockets")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--micro", action="store_true")
-    parser.add_argument("--gen-loop", default="", choices=["", "asyncio", "uvloop"])
     args = parser.parse_args()
     if args.serve:
         serve(args.loop, args.profile)
@@ -317,29 +452,40 @@ def main() -> None:
         print("datagram_received with a stub transport (no syscalls):")
         micro()
         return
+    seconds = 60.0 if args.long else args.seconds
     loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
     try:
         import uvloop  # noqa: F401
     except ImportError:
         loops = [name for name in loops if name != "uvloop"]
-    print(f"mode={args.mode} seconds={args.seconds} cores={os.cpu_count()}")
-    head = (
-        f"{'loop':<8}{'calls':>6}{'offered/s':>11}{'relayed/s':>11}{'loss%':>8}"
-        f"{'p50us':>8}{'p99us':>9}{'jit99us':>9}{'relayCPU%':>10}{'pkts/core-s':>12}{'genCPU%':>9}"
+    routes = ["forward", "transcode"] if args.route == "both" else [args.route]
+    print(
+        f"seconds={seconds} repeat={args.repeat} cores={os.cpu_count()} "
+        f"relay rcvbuf={args.rcvbuf or 'system default'} "
+        f"(net.core.rmem_default={Path('/proc/sys/net/core/rmem_default').read_text().strip()})"
     )
-    print(head)
+    print("".join(f"{HEADS.get(k, k):{align}}" for k, align, _fmt in COLUMNS), flush=True)
+    per_call: dict[tuple[str, int], dict[str, float]] = {}
     for loop_name in loops:
         for calls in (int(c) for c in args.calls.split(",")):
-            r = run_point(calls, args.seconds, loop_name, args.mode, args.profile, args.gen_loop)
+            for route in routes:
+                runs = [
+                    run_point(calls, seconds, loop_name, route, args.profile, args.rcvbuf)
+                    for _ in range(args.repeat)
+                ]
+                r = _median_row(runs)
+                per_call.setdefault((loop_name, calls), {})[route] = r["cpu_per_call"]
+                print(_row(r), flush=True)
+                if args.profile:
+                    print(runs[-1]["profile"])
+    if len(routes) == 2:
+        print("transcoding PCMU<->PCMA, relay CPU per call (% of one core), median of runs:")
+        for (loop_name, calls), cpu in per_call.items():
+            extra = cpu["transcode"] - cpu["forward"]
             print(
-                f"{r['loop']:<8}{r['calls']:>6}{r['offered']:>11,.0f}{r['relay_out']:>11,.0f}"
-                f"{100 * r['loss']:>8.3f}{r['p50_us']:>8.0f}{r['p99_us']:>9.0f}"
-                f"{r['jitter_us']:>9.0f}{100 * r['relay_cpu']:>10.1f}{r['per_core']:>12,.0f}"
-                f"{100 * r['gen_cpu']:>9.1f}",
-                flush=True,
+                f"  {loop_name} {calls} calls: forward {cpu['forward']:.4%}, "
+                f"transcode {cpu['transcode']:.4%} (+{extra:.4%} per call)"
             )
-            if args.profile:
-                print(r["profile"])
 
 
 if __name__ == "__main__":

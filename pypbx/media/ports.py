@@ -8,6 +8,12 @@ bind the same port, which would hide a port already used by another program (or 
 not yet closed) and split its packets between the two. The search for a free pair starts
 after the last pair handed out, so a just-released port is the last to be reused and late
 packets of a finished call do not land in the next one.
+
+``rcvbuf`` sets ``SO_RCVBUF`` on the RTP socket (the kernel caps it at
+``net.core.rmem_max``). Left at None the system default applies (``rmem_default``, commonly
+208 KiB: about 270 queued 172-octet packets, over 5 s of one stream); a larger buffer only
+helps a relay that stalls for seconds, and when the relay is short of CPU it turns loss into
+delay (see bench/rtp_relay.py).
 """
 
 from __future__ import annotations
@@ -47,7 +53,13 @@ class PortAllocator:
     """
 
     def __init__(
-        self, start: int, end: int, host: str = "0.0.0.0", *, limit: int | None = None
+        self,
+        start: int,
+        end: int,
+        host: str = "0.0.0.0",
+        *,
+        limit: int | None = None,
+        rcvbuf: int | None = None,
     ) -> None:
         first = start + (start % 2)
         if first + 1 > end:
@@ -55,6 +67,7 @@ class PortAllocator:
         self.start, self.end, self.host = first, end, host
         self.capacity = (end - first + 1) // 2
         self.limit = self.capacity if limit is None else min(limit, self.capacity)
+        self.rcvbuf = rcvbuf
         self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._in_use: set[int] = set()
         self._next = 0  # index of the pair to try first
@@ -98,6 +111,8 @@ class PortAllocator:
                 sock = socket.socket(self._family, socket.SOCK_DGRAM)
                 socks.append(sock)
                 sock.setblocking(False)
+                if self.rcvbuf is not None and p == port:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
                 sock.bind((self.host, p))
         except OSError as exc:
             for sock in socks:

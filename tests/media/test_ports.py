@@ -107,3 +107,22 @@ def test_release_is_idempotent() -> None:
     alloc.release(pair)
     alloc.release(pair)
     assert alloc.in_use == 0
+
+
+def _rcvbuf(sock: socket.socket) -> int:
+    size: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    return size
+
+
+def test_rcvbuf_is_set_on_the_rtp_socket_only() -> None:
+    default = PortAllocator(BASE, BASE + 3, "127.0.0.1")
+    plain = default.allocate()
+    sized = PortAllocator(BASE + 4, BASE + 7, "127.0.0.1", rcvbuf=65536)
+    pair = sized.allocate()
+    try:
+        assert _rcvbuf(pair.rtp) == 2 * 65536  # Linux doubles the request for its overhead
+        assert _rcvbuf(pair.rtcp) == _rcvbuf(plain.rtcp)  # RTCP keeps the system default
+        assert _rcvbuf(plain.rtp) == _rcvbuf(plain.rtcp)
+    finally:
+        sized.release(pair)
+        default.release(plain)
