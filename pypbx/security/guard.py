@@ -20,7 +20,9 @@ an unknown user; never the first challenged request) counts towards a ban
 (:mod:`pypbx.security.bans`); :meth:`Guard.auth_ok` forgets that user's failures, lets the
 source past the global rate bucket and clears its distinct-user count. Peers matched by host
 (trunks) are passed to :meth:`Guard.set_peer_hosts`: the scanner does not judge them and they
-skip the global bucket (they are still banned for failures and limited per source).
+skip the global bucket (they are still banned for failures and limited per source). A source
+that authenticated within the last hour is not judged by the user names it tries (an office
+of phones behind one NAT address boots all at once); its OPTIONS are still counted.
 
 Every ban is one log line (``on_ban``), which an external fail2ban can read too::
 
@@ -257,12 +259,13 @@ class Guard:
     # -- configuration ---------------------------------------------------------------------
 
     def reconfigure(self, config: GuardConfig, *, now: float) -> None:
-        """A reload: bans and failure counts are kept; rate buckets and scanner counts start
-        afresh under the new settings."""
+        """A reload: bans, failure counts and trusted sources are kept; rate buckets and
+        scanner counts start afresh when their settings changed."""
+        if config.scanner != self.config.scanner:
+            self.scanner = ScannerDetector(config.scanner)
         self.config = config
         self.bans.reconfigure(config.bans)
-        self.rate = RateLimiter(config.rate, now=now)
-        self.scanner = ScannerDetector(config.scanner)
+        self.rate.reconfigure(config.rate, now=now)
 
     def set_peer_hosts(self, hosts: frozenset[str] | set[str]) -> None:
         """The addresses of peers matched by host (trunks): not judged as scanners, and past
@@ -298,6 +301,8 @@ class Guard:
 
     def _scan(self, key: str, seen: Peek, now: float) -> bool:
         method = seen.method or "?"
+        if method != "OPTIONS" and self.rate.is_trusted(key, now=now):
+            return False  # it authenticated lately: many users means many phones behind NAT
         user = seen.to_user if method == "REGISTER" else seen.user
         if method == "OPTIONS":
             user = seen.target

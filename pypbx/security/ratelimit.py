@@ -186,6 +186,17 @@ class RateLimiter:
         """How many sources are trusted (at most ``max_sources``)."""
         return len(self._trusted)
 
+    def reconfigure(self, config: RateLimitConfig, *, now: float) -> None:
+        """New settings (a reload): buckets start full under the new shapes; the trusted
+        sources stay trusted (a reload must not expose phones to a flood's global bucket)."""
+        if config == self.config:
+            return
+        self.config = config
+        self._sources.clear()
+        self._total = {tc: Bucket(config.total[tc], now) for tc in TrafficClass}
+        while len(self._trusted) > config.max_sources:
+            self._trusted.popitem(last=False)
+
     def forget(self, addr: str) -> None:
         """Drop the buckets and the trust of ``addr`` (after an unban or a ban, say)."""
         key = source_key(addr)

@@ -302,3 +302,46 @@ def test_reconfigure_keeps_the_bans() -> None:
         guard.auth_failed(ATTACKER, "1000", now=float(i))
     guard.reconfigure(GuardConfig(), now=10.0)
     assert not guard.screen("UDP", msg(), ATTACKER, now=10.0)
+
+
+@pytest.mark.parametrize(
+    ("data", "burst"),
+    [
+        pytest.param(msg("INVITE"), 60, id="new-request"),
+        pytest.param(msg("INVITE", to="<sip:1@pbx>;tag=x"), 300, id="re-invite"),
+        pytest.param(msg("ACK"), 300, id="ack"),
+        pytest.param(b"SIP/2.0 180 Ringing\r\nVia: x\r\n\r\n", 300, id="response"),
+    ],
+)
+def test_in_dialog_traffic_has_its_own_larger_bucket(data: bytes, burst: int) -> None:
+    guard, _, _ = make_guard()
+    guard.auth_ok(PHONE, user="1000", now=0.0)  # not judged as a scanner
+    assert sum(guard.screen("UDP", data, PHONE, now=0.0) for _ in range(400)) == burst
+
+
+def test_a_trusted_office_nat_is_not_a_scanner_but_still_sweeps() -> None:
+    guard, bans, _ = make_guard()
+    guard.auth_ok(PHONE, user="1000", now=0.0)
+    for n in range(30):  # thirty phones behind one address boot together
+        assert guard.screen("UDP", msg(to=f"<sip:{2000 + n}@pbx>"), PHONE, now=1.0)
+    assert bans == []
+    for n in range(10):
+        guard.screen("UDP", msg("OPTIONS", ruri=f"sip:{n}@pbx"), PHONE, now=2.0)
+    assert len(bans) == 1
+    assert "options sweep 10" in bans[0]
+
+
+def test_reconfigure_keeps_trust_and_resets_buckets_only_when_changed() -> None:
+    guard, _, _ = make_guard()
+    guard.auth_ok(PHONE, user="1000", now=0.0)
+    for _ in range(60):
+        guard.screen("UDP", msg("OPTIONS"), ATTACKER, now=0.0)
+    assert not guard.screen("UDP", msg("OPTIONS"), ATTACKER, now=0.0)
+    guard.reconfigure(GuardConfig(), now=0.0)  # same settings: the empty bucket stays empty
+    assert not guard.screen("UDP", msg("OPTIONS"), ATTACKER, now=0.0)
+    text = "[general]\nratelimit=30\n"
+    guard.reconfigure(
+        GuardConfig.from_general(parse_sip_conf(parse_text(text, "sip.conf")).general), now=0.0
+    )
+    assert guard.rate.is_trusted(PHONE, now=0.0)
+    assert sum(guard.screen("UDP", msg("OPTIONS"), ATTACKER, now=0.0) for _ in range(200)) == 90

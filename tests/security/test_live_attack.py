@@ -451,3 +451,69 @@ def test_toll_fraud_attempts_never_reach_the_trunk(pbx: PbxProcess, trunk: Trunk
     assert all(status == 404 for status in injected.values()), injected  # no such extension
     assert [b for b in banned(pbx) if b in (PHONE_IP, TRUNK_IP)] == []
     assert_clean_log(pbx)
+
+
+# -- INVITE password guessing and scanners ---------------------------------------------------
+
+
+def test_invite_guessing_and_scanners_are_banned(pbx: PbxProcess) -> None:
+    """The call layer's INVITE authentication feeds the same ban counter; SIPVicious-like
+    sweeps are recognised by behaviour (distinct user names), and sooner with its UA."""
+    server = ("127.0.0.1", pbx.port)
+    guesser = RawUa("127.0.0.98", server, "1000", "not-the-password")
+    statuses = []
+    for _ in range(6):
+        final, _ = guesser.call("600", timeout=1.5)
+        statuses.append(final.status if final is not None else None)
+    guesser.close()
+
+    def sweep(ip: str, agent: str | None, count: int) -> list[int | None]:
+        ua = RawUa(ip, server)
+        answers = []
+        for n in range(count):
+            user = str(100 + n)
+            headers = [("User-Agent", agent)] if agent else []
+            data = ua.build(
+                "REGISTER",
+                f"sip:{server[0]}:{server[1]}",
+                call_id=f"svwar-{ip}-{n}",
+                cseq=1,
+                to=f"<sip:{user}@{server[0]}>",
+                from_user=user,
+                headers=headers,
+            )
+            if agent:  # the real tool's header replaces ours
+                data = data.replace(b"User-Agent: rawsip-test\r\n", b"")
+            ua.send(data)
+            reply = ua.receive(0.3)
+            answers.append(reply.status if reply is not None else None)
+        ua.close()
+        return answers
+
+    friendly = sweep("127.0.0.97", "friendly-scanner", 5)
+    plain = sweep("127.0.0.96", None, 15)
+    phone_ok = phone(pbx).register()
+    bans = banned(pbx)
+    report(
+        "invite-guess-and-scan",
+        invite_answers=statuses,
+        friendly_scanner_answers=friendly,
+        plain_sweep_answers=plain,
+        bans=len(bans),
+        false_bans=len([b for b in bans if b == PHONE_IP]),
+    )
+    # each guess: 407, then the wrong password 403; the fifth 403 bans, the sixth is unheard
+    assert statuses == [403] * 5 + [None]
+    assert friendly == [401, None, None, None, None]  # the second name convicts
+    assert plain == [401] * 9 + [None] * 6  # the tenth distinct name convicts
+    assert bans == ["127.0.0.98", "127.0.0.97", "127.0.0.96"]
+    log = pbx.log_text()
+    assert "banned 127.0.0.97 for 3600 s: scanner (distinct users 2, scanner user agent)" in log
+    assert "banned 127.0.0.96 for 3600 s: scanner (distinct users 10)" in log
+    assert phone_ok is not None
+    assert phone_ok.status == 200
+    shown = pbx.rx("sip show bans")
+    assert shown.splitlines()[-1] == "3 banned addresses"
+    assert pbx.rx("sip unban 127.0.0.96").strip() == "Unbanned 127.0.0.96"
+    assert sweep("127.0.0.96", None, 1) == [401]
+    assert_clean_log(pbx)
