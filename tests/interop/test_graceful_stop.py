@@ -225,7 +225,7 @@ def check_everyone_got_a_bye(uac: SippProcess, uas: SippProcess) -> None:
         assert byes_received(result) == CALLS, f"{name}: " + result.explain()
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "core stop now"])
+@pytest.mark.parametrize("how", ["SIGTERM", "core stop now", "gracefully, then SIGTERM"])
 def test_stop_hangs_up_20_calls_and_unregisters_within_5s(bed: Bed, how: str) -> None:
     pbx, kam = bed.pbx, bed.provider
     assert wait_until(lambda: bool(aor_contacts(kam, "acct1")), 20), (
@@ -235,8 +235,12 @@ def test_stop_hangs_up_20_calls_and_unregisters_within_5s(bed: Bed, how: str) ->
     try:
         all_calls_up(bed)
         assert pbx.proc is not None
+        if how.startswith("gracefully"):
+            assert "gracefully" in rx_ok(pbx, "core stop gracefully")
+            time.sleep(0.5)
+            assert pbx.proc.poll() is None  # still waiting for the calls
         t0 = time.monotonic()
-        if how == "SIGTERM":
+        if how.endswith("SIGTERM"):
             os.killpg(pbx.proc.pid, signal.SIGTERM)
         else:
             text = rx_ok(pbx, how)
