@@ -15,6 +15,7 @@ import random
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from pypbx.call.causes import cause_to_sip, sip_to_cause
@@ -134,8 +135,9 @@ def _event_type(sd: SessionDescription | None) -> int | None:
     return None if codec is None else codec.payload_type
 
 
-MOH_TONE = "!0/200,523/400,659/400,784/400,1047/800,0/1800"
-"""The generated default hold music when ``sounddir/moh/default`` holds no file."""
+MOH_TONE = "!0/200,!523/400,!659/400,!784/400,!1047/800,!0/1800"
+"""The generated hold music (one finite round, looped) when ``sounddir/moh/<class>`` holds
+no file."""
 
 
 class SipChannel(Channel):
@@ -383,7 +385,7 @@ class SipChannel(Channel):
                 if sound is not None:
                     out.extend(frames(sound, encoding))
         if not out:
-            out = list(tone_stream(parse_tones(MOH_TONE), encoding))
+            out = list(islice(tone_stream(parse_tones(MOH_TONE), encoding), 3000))
         return out
 
     async def media_engine(self) -> MediaEngine | None:

@@ -695,3 +695,16 @@ def test_say_skips_missing_files_without_failing() -> None:
     ex = execution(chan, "[a]\nexten => s,1,SayDigits(1)\nsame => n,Set(OK=yes)\n", "a")
     run(ex.run())
     assert ex.vars.get("OK") == "yes"
+
+
+def test_hold_music_class_from_files_else_a_generated_round(tmp_path: Path) -> None:
+    chan, leg = sip_channel(tmp_path)
+    engine = chan.media
+    assert engine is not None
+    generated = chan._moh_frames("default", engine)
+    assert len(generated) == (200 + 3 * 400 + 800 + 1800) // 20  # one finite round
+    write_wav(tmp_path / "moh" / "jazz" / "a.wav", 440, 0.1)
+    write_wav(tmp_path / "moh" / "jazz" / "b.wav", 880, 0.06)
+    assert len(chan._moh_frames("jazz", engine)) == 5 + 3
+    run(chan.music_on_hold("jazz", 0.32))
+    assert len(leg.sent) == 16

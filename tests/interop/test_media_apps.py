@@ -62,6 +62,18 @@ same => n,Verbose(1,playback status ${STATUS} then ${PLAYBACKSTATUS})
 same => n,Wait(1)
 same => n,Hangup()
 exten => 602,1,Goto(ivr,s,1)
+exten => 603,1,Progress()
+same => n,Playback(tone-1khz,noanswer)
+same => n,Hangup()
+exten => 604,1,Answer()
+same => n,PlayTones(800)
+same => n,Wait(3)
+same => n,StopPlayTones()
+same => n,Wait(1.5)
+same => n,Hangup()
+exten => 605,1,Answer()
+same => n,MusicOnHold(,3)
+same => n,Hangup()
 
 [ivr]
 exten => s,1,Answer()
@@ -114,9 +126,8 @@ def start_bed(tmp_path: Path, codec: str) -> Bed:
     return Bed(pbx, phone, port)
 
 
-@pytest.fixture(params=["PCMU", "PCMA"])
-def bed(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bed]:
-    b = start_bed(tmp_path, str(request.param))
+def running_bed(tmp_path: Path, codec: str) -> Iterator[Bed]:
+    b = start_bed(tmp_path, codec)
     try:
         b.phone.start()
         text = b.pbx.wait_for("sip show peers", lambda t: PHONE_IP in t, timeout=15)
@@ -125,6 +136,16 @@ def bed(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bed]:
     finally:
         b.phone.stop()
         b.pbx.stop()
+
+
+@pytest.fixture(params=["PCMU", "PCMA"])
+def bed(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bed]:
+    yield from running_bed(tmp_path, str(request.param))
+
+
+@pytest.fixture
+def bed_ulaw(tmp_path: Path) -> Iterator[Bed]:
+    yield from running_bed(tmp_path, "PCMU")
 
 
 def call(bed: Bed, exten: str, ctl: BaresipCtl) -> None:
@@ -177,6 +198,46 @@ def test_playback_plays_the_sound_file(bed: Bed) -> None:
     log = bed.pbx.log_text()
     assert "playback status SUCCESS then FAILED" in log, log[-3000:]
     assert "no-such-prompt" in log
+
+
+def test_progress_gives_early_media_for_playback(bed_ulaw: Bed) -> None:
+    ctl = bed_ulaw.phone.ctl()
+    try:
+        ctl.send("dial", f"sip:603@127.0.0.1:{bed_ulaw.port}")
+        closed = ctl.wait_event("CALL_CLOSED", 15)
+        assert closed is not None, "pypbx did not end the call"
+    finally:
+        ctl.close()
+    time.sleep(0.5)
+    tone = analyse(last_recording(bed_ulaw.phone))  # heard before any answer
+    assert abs(tone.dominant_hz - PROMPT_TONE) <= 15, tone
+    assert tone.active_s >= 2.5, tone
+    cdr = bed_ulaw.pbx.wait_for("cdr show last 1", lambda t: "SIP/1000" in t, timeout=5)
+    row = next(line for line in cdr.splitlines() if "SIP/1000" in line)
+    assert "ANSWERED" not in row, cdr  # the tone came as early media; nobody answered
+
+
+@pytest.mark.parametrize(
+    ("exten", "hz", "active"),
+    [
+        ("604", (800.0,), (2.5, 3.6)),  # PlayTones until StopPlayTones, then silence
+        ("605", (523.0, 659.0, 784.0, 1047.0), (2.0, 3.6)),  # the generated default class
+    ],
+    ids=["playtones", "musiconhold"],
+)
+def test_tones_and_hold_music(
+    bed_ulaw: Bed, exten: str, hz: tuple[float, ...], active: tuple[float, float]
+) -> None:
+    ctl = bed_ulaw.phone.ctl()
+    try:
+        call(bed_ulaw, exten, ctl)
+        assert ctl.wait_event("CALL_CLOSED", 15) is not None, "pypbx did not hang up"
+    finally:
+        ctl.close()
+    time.sleep(0.5)
+    tone = analyse(last_recording(bed_ulaw.phone))
+    assert min(abs(tone.dominant_hz - f) for f in hz) <= 15, tone
+    assert active[0] <= tone.active_s <= active[1], tone
 
 
 def branch_row(text: str) -> list[str]:
