@@ -201,3 +201,14 @@ def test_never_more_than_burst_plus_rate_times_span(times: list[float]) -> None:
     allowed = sum(rl.allow("10.0.0.1", now=t) for t in times)
     span = times[-1] - times[0] if times else 0.0
     assert allowed <= 3 + 10 * span + 1e-9
+
+
+def test_reconfigure_refills_under_new_shapes_and_keeps_trust() -> None:
+    limiter = RateLimiter(config(burst=3))
+    limiter.trust("192.0.2.1", now=0.0)
+    assert [limiter.allow("192.0.2.9", now=0.0) for _ in range(4)] == [True] * 3 + [False]
+    limiter.reconfigure(config(burst=3), now=0.0)  # unchanged: nothing moves
+    assert not limiter.allow("192.0.2.9", now=0.0)
+    limiter.reconfigure(config(burst=5), now=0.0)
+    assert [limiter.allow("192.0.2.9", now=0.0) for _ in range(6)] == [True] * 5 + [False]
+    assert limiter.is_trusted("192.0.2.1", now=1.0)
