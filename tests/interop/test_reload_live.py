@@ -160,6 +160,11 @@ def aor_contacts(kam: Kamailio, user: str) -> list[str]:
     return out
 
 
+def registers_seen(kam: Kamailio) -> int:
+    """REGISTER requests Kamailio has logged so far."""
+    return kam.log.read_text(errors="replace").count("RX REGISTER ")
+
+
 @dataclass
 class RtpCounter:
     """A UDP socket that timestamps every packet it receives and sends it back to its sender."""
@@ -416,7 +421,9 @@ def shows_the_call(text: str) -> bool:
 
 def test_reload_with_a_live_call(bed: Bed) -> None:
     pbx, a, b = bed.pbx, bed.provider_a, bed.provider_b
-    assert wait_until(lambda: bool(aor_contacts(a, "acct1")), 20), a.contacts()
+    assert wait_until(lambda: bool(aor_contacts(a, "acct1")), 20), (
+        a.contacts() + rx(pbx, "sip show registry")[1] + pbx.log_text()[-3000:]
+    )
     assert not aor_contacts(b, "acct2")
 
     # before: 4000 does not exist in 1000's context
@@ -500,11 +507,35 @@ def test_reload_with_a_live_call(bed: Bed) -> None:
         assert aor_contacts(b, "acct2"), b.contacts()
         t_broken = time.monotonic()
 
+        # 3. a valid file again, one more peer: what did not change stays as it was
+        registers_b = registers_seen(b)
+        pbx.write(
+            {
+                "sip.conf": sip_conf(
+                    bed.port, bed.uas_port, bed.reg_line(b, "acct2", "acct2pass"), edited=True
+                )
+                + "\n[1002]\ntype=friend\nhost=dynamic\nsecret=other\ncontext=internal2\n",
+                "extensions.conf": EXTENSIONS_EDITED,
+            }
+        )
+        text = rx_ok(pbx, "sip reload")
+        assert "Peer added: 1002" in text, text
+        assert "Registration" not in text, text
+        assert "SIP reloaded: 1 change." in text, text
+        assert "Dialplan reloaded" in rx_ok(pbx, "dialplan reload")
+        text = rx_ok(pbx, "sip show peer 1001")  # its registration survived the reload
+        assert re.search(rf"Addr->IP\s*: {re.escape(NEW_PEER_IP)}:\d+", text), text
+        assert shows_the_call(rx_ok(pbx, "core show channels"))
+        time.sleep(1.0)
+        assert aor_contacts(b, "acct2"), b.contacts()
+        assert registers_seen(b) == registers_b, "an unchanged register => line re-registered"
+        t_last = time.monotonic()
+
         # the relayed audio never stopped, before, during or after any reload
         time.sleep(0.5)
-        gap = counter.max_gap(t_up, t_broken)
+        gap = counter.max_gap(t_up, t_last)
         assert gap < MAX_GAP, f"RTP stopped for {gap:.2f} s during the reloads"
-        for since, until in ((t_up, t_reloaded), (t_reloaded, t_broken)):
+        for since, until in ((t_up, t_reloaded), (t_reloaded, t_broken), (t_broken, t_last)):
             rate = counter.count(since, until) / (until - since)
             assert rate >= 40, f"{rate:.1f} packets/s between {since:.1f} and {until:.1f}"
 
