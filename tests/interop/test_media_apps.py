@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from pypbx.media.audio import tone_frames, ulaw_encode
-from tests.interop.parties import Baresip, BaresipCtl, PbxProcess, write_tone
+from tests.interop.parties import ROOT, Baresip, BaresipCtl, PbxProcess, write_tone
 from tests.interop.sipp import free_port, run_sipp, sipp_command
 from tests.interop.tone import analyse
 
@@ -73,6 +74,15 @@ same => n,Wait(1.5)
 same => n,Hangup()
 exten => 605,1,Answer()
 same => n,MusicOnHold(,3)
+same => n,Hangup()
+exten => 606,1,Answer()
+same => n,SayDigits(42)
+same => n,SayNumber(123)
+same => n,Verbose(1,said it)
+same => n,Hangup()
+exten => 607,1,Answer()
+same => n,Read(PIN,beep,3,,,8)
+same => n,Verbose(1,pin ${PIN} status ${READSTATUS})
 same => n,Hangup()
 
 [ivr]
@@ -238,6 +248,50 @@ def test_tones_and_hold_music(
     tone = analyse(last_recording(bed_ulaw.phone))
     assert min(abs(tone.dominant_hz - f) for f in hz) <= 15, tone
     assert active[0] <= tone.active_s <= active[1], tone
+
+
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+    reason="not installed: espeak-ng/sox (the prompt set)",
+)
+def test_say_digits_and_number_with_the_generated_prompts(bed_ulaw: Bed) -> None:
+    sounds = bed_ulaw.pbx.confdir / "sounds"
+    made = subprocess.run(
+        ["sh", str(ROOT / "scripts" / "make-sounds.sh"), str(sounds)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    ctl = bed_ulaw.phone.ctl()
+    try:
+        call(bed_ulaw, "606", ctl)
+        assert ctl.wait_event("CALL_CLOSED", 20) is not None, "pypbx did not hang up"
+    finally:
+        ctl.close()
+    log = bed_ulaw.pbx.log_text()
+    assert "said it" in log, log[-3000:]
+    assert "does not exist" not in log, log[-3000:]  # four two / one hundred twenty three
+    time.sleep(0.5)
+    tone = analyse(last_recording(bed_ulaw.phone))
+    assert tone.active_s >= 1.5, tone  # speech was heard
+
+
+def test_read_collects_the_typed_digits(bed_ulaw: Bed) -> None:
+    write_tone(bed_ulaw.pbx.confdir / "sounds" / "beep.wav", 1000.0, 0.25)
+    ctl = bed_ulaw.phone.ctl()
+    try:
+        call(bed_ulaw, "607", ctl)
+        time.sleep(1.0)
+        for digit in "739":
+            ctl.send("sndcode", digit)
+            time.sleep(0.4)
+        assert ctl.wait_event("CALL_CLOSED", 15) is not None, "pypbx did not hang up"
+    finally:
+        ctl.close()
+    log = bed_ulaw.pbx.log_text()
+    assert "pin 739 status OK" in log, log[-3000:]
 
 
 def branch_row(text: str) -> list[str]:
