@@ -308,6 +308,7 @@ class Pbx:
     ) -> ReloadResult:
         async with self._reload_lock:
             new = self.config
+            notes: list[str] = []
             for name in names:
                 try:
                     if not (self.config.config_dir / name).exists():  # as chan_sip: keep the old
@@ -321,8 +322,9 @@ class Pbx:
                     )
                 for w in warnings:
                     log.warning("%s", w)
+                notes += [f"WARNING: {w}" for w in warnings]  # lines skipped, as Asterisk does
                 new = new.with_part(name, value, warnings)
-            lines = describe(new)
+            lines = [*notes, *describe(new)]
             old, self.config = self.config, new
             if new.dialplan is not None and new.dialplan is not old.dialplan:
                 self.globals.load(new.dialplan, warn=log.warning)

@@ -312,6 +312,27 @@ def test_sip_reload_reports_changes_and_refuses_errors(
     assert re.search("^1002 ", peers, re.MULTILINE)  # the last good configuration still runs
 
 
+def test_reload_prints_the_lines_it_skipped(
+    own: PbxProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line Asterisk would skip with a warning is skipped, and ``-rx`` shows it as
+    ``file:line: message`` (the rest of the file is adopted)."""
+    sip = own.config_dir / "sip.conf"
+    original = sip.read_text()
+    sip.write_text(original + "\n[1003]\ntype=friend\nthis line is broken\n")
+    code, out, _ = rx(capsys, own.config_dir, "sip reload")
+    assert code == 0
+    line = original.count("\n") + 4
+    assert f"WARNING: {sip}:{line}: no '=' (equal sign) in line: 'this line is broken'" in out
+    assert "Peer added: 1003" in out
+    ext = own.config_dir / "extensions.conf"
+    ext.write_text(ext.read_text() + "\n[late]\nexten => 5000\n")
+    code, out, _ = rx(capsys, own.config_dir, "dialplan reload")
+    assert code == 0
+    assert re.search(rf"WARNING: {re.escape(str(ext))}:\d+: Invalid priority/label ''", out), out
+    assert out.rstrip().endswith("Dialplan reloaded.")
+
+
 def test_reload_refuses_a_missing_file(own: PbxProcess, capsys: pytest.CaptureFixture[str]) -> None:
     sip = own.config_dir / "sip.conf"
     sip.rename(own.config_dir / "sip.conf.away")
