@@ -127,6 +127,41 @@ def _bad_char(c: str) -> bool:
     return (ord(c) < 0x20 and c != "\t") or c == "\x7f"
 
 
+_TCHARS_TEXT = "".join(sorted(_TCHARS))
+_NOT_PLAIN = frozenset(' \t\r\n"')
+
+
+def _split_params(rest: str) -> dict[str, str] | None:
+    """The auth-params of ``rest`` by plain splitting on commas, or None unless every item
+    is ``token = "text without quote or backslash"`` or ``token = plain`` (what phones send).
+    Anything else (a comma or escape inside quotes, a duplicate, a bad name) is left to
+    :func:`_scan_params`; ``tests/sip/test_fast_paths.py`` checks the two agree."""
+    params: dict[str, str] = {}
+    for part in rest.split(","):
+        name, eq, val = part.partition("=")
+        name = name.strip(_LWS)
+        if not eq:
+            if name:
+                return None
+            continue  # an empty item between commas, as the grammar's #rule allows
+        if not name or name.strip(_TCHARS_TEXT):
+            return None  # empty, or not all token characters
+        val = val.strip(_LWS)
+        if val[:1] == '"':
+            if len(val) < 2 or val[-1] != '"':
+                return None
+            val = val[1:-1]
+            if '"' in val or "\\" in val:
+                return None
+        elif not val or not _NOT_PLAIN.isdisjoint(val):
+            return None
+        name = name.lower()
+        if name in params:
+            return None
+        params[name] = val
+    return params
+
+
 def _scan_params(rest: str) -> dict[str, str] | None:
     """The auth-params of ``rest`` by regex, or None if they need the careful scanner
     (malformed, duplicated, control characters, text that is not UTF-8)."""
@@ -158,15 +193,30 @@ def _scan_params(rest: str) -> dict[str, str] | None:
 def _parse_params(value: str, what: str) -> dict[str, str]:
     """Split ``Digest a=b, c="d"`` into a dict of lower-cased names to unquoted values."""
     text = value.strip(_LWS)
-    i = 0
-    while i < len(text) and text[i] in _TCHARS:
-        i += 1
-    scheme, rest = text[:i], text[i:]
-    if scheme.lower() != "digest" or (rest and rest[0] not in _LWS):
-        raise AuthParseError(f"{what}: scheme is not Digest")
-    fast = _scan_params(rest)
+    if text[6:7] in _LWS and text[6:7] and text[:6].lower() == "digest":
+        rest = text[6:]  # the usual "Digest " without a scan
+    else:
+        i = 0
+        while i < len(text) and text[i] in _TCHARS:
+            i += 1
+        scheme, rest = text[:i], text[i:]
+        if scheme.lower() != "digest" or (rest and rest[0] not in _LWS):
+            raise AuthParseError(f"{what}: scheme is not Digest")
+    # printable ASCII holds no control character and encodes: skip both checks
+    if not (rest.isascii() and rest.isprintable()) and (
+        not _encodable(rest) or _BAD_CHAR_RE.search(rest) is not None
+    ):
+        return _careful_params(rest, what)
+    fast = _split_params(rest)
+    if fast is None:
+        fast = _scan_params(rest)
     if fast is not None:
         return fast
+    return _careful_params(rest, what)
+
+
+def _careful_params(rest: str, what: str) -> dict[str, str]:
+    """The character-by-character scanner: every malformation gets its own reason."""
     params: dict[str, str] = {}
     pos, end = 0, len(rest)
     while True:
@@ -461,6 +511,7 @@ class Verdict(StrEnum):
 
 
 _NONCE_LEN = 32  # 8 bytes ms timestamp, 8 bytes salt, 16 bytes HMAC-SHA-256
+_HA1_MAX = 4096
 
 
 @dataclass(slots=True)
@@ -507,6 +558,10 @@ class DigestServer:
         self._counter = 0
         self._seen: OrderedDict[str, _Seen] = OrderedDict()
         self._floor = float("-inf")
+        # (algorithm, stale) -> the challenge text before and after the nonce
+        self._templates: dict[tuple[str, bool], tuple[str, str]] = {}
+        # (username, realm, password, algorithm) -> HA1; bounded by _HA1_MAX, then cleared
+        self._ha1: dict[tuple[str, str, str, str], str] = {}
 
     # nonces
 
@@ -559,16 +614,28 @@ class DigestServer:
         return [self._challenge(nonce, stale, a) for a in self.algorithms]
 
     def _challenge(self, nonce: str, stale: bool, algorithm: str) -> str:
-        return str(
-            Challenge(
-                realm=self.realm,
-                nonce=nonce,
-                algorithm=algorithm,
-                qop=("auth",),
-                opaque=self.opaque,
-                stale=stale,
+        """``str(Challenge(...))`` for our realm, without formatting it every time: the
+        text around the nonce is worked out once per (algorithm, stale). Our nonces are
+        base64url, so they go between the quotes as they are."""
+        template = self._templates.get((algorithm, stale))
+        if template is None:
+            marker = "n"
+            text = str(
+                Challenge(
+                    realm=self.realm,
+                    nonce=marker,
+                    algorithm=algorithm,
+                    qop=("auth",),
+                    opaque=self.opaque,
+                    stale=stale,
+                )
             )
-        )
+            head = _format([("realm", self.realm, True)]) + ', nonce="'
+            if not text.startswith(head + marker + '"'):
+                raise AssertionError(f"unexpected challenge layout {text!r}")  # pragma: no cover
+            template = (head, text[len(head) + len(marker) :])
+            self._templates[algorithm, stale] = template
+        return template[0] + nonce + template[1]
 
     # verification
 
@@ -612,7 +679,7 @@ class DigestServer:
         ):
             return Verdict.BAD_NONCE
         if ha1 is None:
-            ha1 = compute_ha1(creds.username, creds.realm, password or "", algo.name)
+            ha1 = self._password_ha1(creds.username, creds.realm, password or "", algo.name)
         elif len(ha1) != len(algo.hexdigest(b"")):
             return Verdict.BAD_ALGORITHM  # e.g. an MD5 md5secret against SHA-256 credentials
         expected = compute_response(
@@ -634,6 +701,18 @@ class DigestServer:
         if creds.nc is None:
             return Verdict.OK
         return self._count(creds.nonce, creds.nc, issued, expires, now)
+
+    def _password_ha1(self, username: str, realm: str, password: str, algorithm: str) -> str:
+        """``compute_ha1`` remembered per account: a phone re-registers with the same name
+        and password. Bounded: the table is emptied when it holds ``_HA1_MAX`` entries."""
+        key = (username, realm, password, algorithm)
+        ha1 = self._ha1.get(key)
+        if ha1 is None:
+            ha1 = compute_ha1(username, realm, password, algorithm)
+            if len(self._ha1) >= _HA1_MAX:
+                self._ha1.clear()
+            self._ha1[key] = ha1
+        return ha1
 
     def _count(self, nonce: str, nc: int, issued: float, expires: float, now: float) -> Verdict:
         seen = self._seen.get(nonce)
