@@ -40,6 +40,7 @@ from pypbx.media.rtp import RtpError, parse_rtp
 from pypbx.sip.sdp import Codec
 
 __all__ = [
+    "HOLD_TUNE",
     "TONE_LISTS",
     "MediaEngine",
     "MediaFormat",
@@ -48,6 +49,7 @@ __all__ = [
     "SoundLibrary",
     "ToneSegment",
     "choose_format",
+    "hold_music",
     "info_digit",
     "parse_tones",
     "tone_stream",
@@ -255,6 +257,26 @@ def tone_stream(segments: Sequence[ToneSegment], encoding: Encoding) -> Iterator
             if segment.ms is None:
                 yield from cycle(chunk)
             yield from chunk
+
+
+HOLD_TUNE = "!0/200,!523/400,!659/400,!784/400,!1047/800,!0/1800"
+"""The generated hold music (one round, looped) of a class without files."""
+
+
+def hold_music(sounds: SoundLibrary | None, klass: str, encoding: Encoding) -> list[bytes]:
+    """One round of a music-on-hold class (res_musiconhold ``mode=files``): the files of
+    ``sounddir/moh/<class>`` in name order, else the generated :data:`HOLD_TUNE`."""
+    out: list[bytes] = []
+    if sounds is not None:
+        folder = sounds.sounddir / "moh" / klass
+        names = sorted({p.stem for p in folder.glob("*.*")}) if folder.is_dir() else []
+        for name in names:
+            sound = sounds.load(f"moh/{klass}/{name}", encoding)
+            if sound is not None:
+                out.extend(frames(sound, encoding))
+    if not out:
+        out = list(islice(tone_stream(parse_tones(HOLD_TUNE), encoding), 3000))
+    return out
 
 
 # --- the engine --------------------------------------------------------------------------------

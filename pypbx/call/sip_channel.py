@@ -15,7 +15,6 @@ import random
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import TYPE_CHECKING
 
 from pypbx.call.causes import cause_to_sip, sip_to_cause
@@ -25,13 +24,11 @@ from pypbx.call.media_ops import (
     Played,
     SoundLibrary,
     choose_format,
+    hold_music,
     info_digit,
-    parse_tones,
-    tone_stream,
 )
 from pypbx.config.sipmodel import DtmfMode, NatMode, Peer
 from pypbx.dialplan.channel_api import DialResult, DialTarget, HangupCause, Indication
-from pypbx.media.audio import frames
 from pypbx.media.relay import LegOptions, RelayLeg
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import Addr
@@ -133,11 +130,6 @@ def _event_type(sd: SessionDescription | None) -> int | None:
         return None
     codec = telephone_event(sd.media[i])
     return None if codec is None else codec.payload_type
-
-
-MOH_TONE = "!0/200,!523/400,!659/400,!784/400,!1047/800,!0/1800"
-"""The generated hold music (one finite round, looped) when ``sounddir/moh/<class>`` holds
-no file."""
 
 
 class SipChannel(Channel):
@@ -369,24 +361,8 @@ class SipChannel(Channel):
         if engine is None or engine.format is None:
             await self.sleep(seconds if seconds is not None else 86400.0)
             return
-        audio = self._moh_frames(klass or "default", engine)
+        audio = hold_music(self.env.sounds, klass or "default", engine.format.encoding)
         await engine.loop(audio, seconds)
-
-    def _moh_frames(self, klass: str, engine: MediaEngine) -> list[bytes]:
-        assert engine.format is not None
-        encoding = engine.format.encoding
-        out: list[bytes] = []
-        sounds = self.env.sounds
-        if sounds is not None:
-            folder = sounds.sounddir / "moh" / klass
-            names = sorted({p.stem for p in folder.glob("*.*")}) if folder.is_dir() else []
-            for name in names:
-                sound = sounds.load(f"moh/{klass}/{name}", encoding)
-                if sound is not None:
-                    out.extend(frames(sound, encoding))
-        if not out:
-            out = list(islice(tone_stream(parse_tones(MOH_TONE), encoding), 3000))
-        return out
 
     async def media_engine(self) -> MediaEngine | None:
         """The leg's media engine, made on first use (None: no ports or no G.711 codec)."""

@@ -25,6 +25,7 @@ from pypbx.call.media_ops import (
     SoundLibrary,
     ToneSegment,
     choose_format,
+    hold_music,
     info_digit,
     parse_tones,
     tone_stream,
@@ -701,10 +702,16 @@ def test_hold_music_class_from_files_else_a_generated_round(tmp_path: Path) -> N
     chan, leg = sip_channel(tmp_path)
     engine = chan.media
     assert engine is not None
-    generated = chan._moh_frames("default", engine)
+    lib = SoundLibrary(tmp_path)
+    generated = hold_music(lib, "default", Encoding.ULAW)
     assert len(generated) == (200 + 3 * 400 + 800 + 1800) // 20  # one finite round
+    alaw = hold_music(None, "jazz", Encoding.ALAW)  # no sounddir: generated too
+    notes = (523.0, 659.0, 784.0, 1047.0)
+    for first, note in ((10, 523.0), (30, 659.0), (50, 784.0), (70, 1047.0)):
+        heard = samples_of(b"".join(alaw[first : first + 20]), Encoding.ALAW)
+        assert dominant(heard, notes) == note
     write_wav(tmp_path / "moh" / "jazz" / "a.wav", 440, 0.1)
     write_wav(tmp_path / "moh" / "jazz" / "b.wav", 880, 0.06)
-    assert len(chan._moh_frames("jazz", engine)) == 5 + 3
+    assert len(hold_music(lib, "jazz", Encoding.ULAW)) == 5 + 3
     run(chan.music_on_hold("jazz", 0.32))
     assert len(leg.sent) == 16
