@@ -134,3 +134,12 @@ def test_play_nothing_or_one(frames: int) -> None:
     )
     assert result.sent == frames == len(leg.sent)
     assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(("samples", "step"), [(None, 160), (80, 80), (240, 240)])
+def test_packetizer_advances_by_the_bounced_length(samples: int | None, step: int) -> None:
+    p = Packetizer(5, 0, timestamp=1000)
+    first = rtp.parse_rtp(p.packet(b"\xff" * (samples or 160), samples=samples))
+    second = rtp.parse_rtp(p.packet(b"\xff" * 160))
+    assert (first.timestamp, second.timestamp) == (1000, 1000 + step)
+    assert second.sequence == first.sequence + 1
