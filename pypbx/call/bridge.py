@@ -37,8 +37,9 @@ def rtp_timeout(chan: SipChannel) -> int:
 @dataclass(frozen=True, slots=True)
 class BridgeEnd:
     """How a bridge ended: ``callee_hung_up`` is True when the called leg ended first;
-    ``limit_reached`` when Dial's ``L`` time limit ended it: the callee is hung up, and
-    Dial's caller ends too (as after any hangup that is not the callee's)."""
+    ``limit_reached`` when Dial's ``L`` time limit ended it: the callee is hung up and the
+    caller left in the dial plan, which goes on only with Dial's ``g`` (app_dial's bridge
+    time limit ends the caller's side of the bridge and dissolves it)."""
 
     callee_hung_up: bool
     cause: int

@@ -131,7 +131,7 @@ class Dialer:
             dialed_time=int(self.loop_time() - start),
             answered_time=int(self.loop_time() - answered_at),
             peer=winner.name,
-            peer_hung_up=end.callee_hung_up,
+            peer_hung_up=end.callee_hung_up or end.limit_reached,
         )
 
     def _count(self, leg: SipChannel) -> bool:

@@ -16,7 +16,7 @@ from pypbx.config.conf import parse_text
 from pypbx.dialplan.apps.dial import DurationLimit, parse_duration_limit
 from pypbx.dialplan.parser import parse_dialplan
 from pypbx.sip.events import SessionAnswered, SessionProgressed, SessionTerminated
-from tests.call.loopback import Bed, run_bed
+from tests.call.loopback import Bed, last_cdr, run_bed
 from tests.call.test_limits import call
 
 
@@ -63,7 +63,10 @@ def with_plan(bed: Bed, text: str) -> None:
 LIMITED = """
 [internal]
 exten => _1NXXNXXXXXX,1,Dial(SIP/trunk/${EXTEN},5,L(800:500:200))
+same => n,Playback(not-without-g)
 exten => 2000,1,Dial(SIP/2000,5,rtT)
+exten => 3000,1,Dial(SIP/trunk/18005551234,5,gL(500))
+same => n,Playback(after-the-limit)
 """
 
 
@@ -83,8 +86,9 @@ def test_time_limit_hangs_up_both_legs(tmp_path: Path, caplog: pytest.LogCapture
         seen["elapsed"] = time.monotonic() - t0
         await asyncio.sleep(0.1)
 
-    run_bed(tmp_path, body)
+    bed = run_bed(tmp_path, body)
     assert 0.6 <= seen["elapsed"] <= 2.5, seen
+    assert last_cdr(bed).lastapp == "Dial"  # without g the plan ends with the call
     text = caplog.text
     assert "Dial time limit" in text
     warnings = [r for r in caplog.records if "left of the Dial time limit" in r.getMessage()]
@@ -115,3 +119,25 @@ def test_transfer_options_are_refused_with_a_warning(
     lines = [r.getMessage() for r in caplog.records]
     assert any("option 't'" in m and "not supported" in m for m in lines), lines
     assert any("option 'T'" in m and "not supported" in m for m in lines), lines
+
+
+def test_time_limit_with_g_goes_on_in_the_dial_plan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The callee is hung up at the limit; with ``g`` the caller's plan continues."""
+    caplog.set_level(logging.INFO)
+
+    async def body(bed: Bed) -> None:
+        with_plan(bed, LIMITED)
+        session = call(bed, "3000")
+        await bed.caller.wait_for(SessionAnswered, where=lambda ev: ev.session is session)
+        await bed.trunk.wait_for(SessionTerminated, timeout=5)
+        caller_end = await bed.caller.wait_for(SessionTerminated, timeout=5)
+        assert isinstance(caller_end, SessionTerminated)
+
+    bed = run_bed(tmp_path, body)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("Dial time limit" in m for m in lines), lines
+    cdr = last_cdr(bed)
+    assert (cdr.lastapp, cdr.lastdata) == ("Playback", "after-the-limit")
+    assert cdr.disposition == "ANSWERED"
