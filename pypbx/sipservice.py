@@ -77,6 +77,7 @@ from pypbx.sipshow import SipStatus
 from pypbx.transport.addr import hostport
 from pypbx.transport.natwire import NatGlue
 from pypbx.transport.stack import SipStack, StackConfig
+from pypbx.transport.tcp import TcpConfig
 
 if TYPE_CHECKING:
     from pypbx.control.sip import PeerStatus, RegistrationStatus
@@ -188,6 +189,7 @@ class SipService:
                 tcp=general.tcpenable,
                 user_agent=general.useragent,
                 max_transactions=self.max_transactions,
+                tcp_limits=TcpConfig(max_message_size=general.maxmessagesize),
             ),
             self._dispatch,
             rng=self.rng,

@@ -721,3 +721,19 @@ def test_auth_failed_hook_counts_for_other_layers(tmp_path: Path) -> None:
         assert svc.guard.rate.is_trusted("192.0.2.6", now=clk.now)
 
     run(tmp_path, body)
+
+
+def test_maxmessagesize_bounds_tcp_messages_and_the_guard(tmp_path: Path) -> None:
+    async def body(svc: SipService, client: SipStack, dest: tuple[str, int], clk: Clock) -> None:
+        assert svc.stack is not None
+        assert svc.stack.tcp is not None
+        assert svc.stack.tcp.config.max_message_size == 2048
+        assert svc.guard.config.max_message_size == 2048
+        big = request(client, dest, "OPTIONS")
+        big.headers.add("X-Pad", "x" * 3000)
+        with pytest.raises(TimeoutError):  # dropped before parsing
+            await asyncio.wait_for(client.request(big, dest), 0.5)
+        resp = await client.request(request(client, dest, "OPTIONS"), dest)
+        assert resp.status == 200
+
+    run(tmp_path, body, general="tcpenable=yes\nmaxmessagesize=2048")
