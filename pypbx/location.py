@@ -97,7 +97,7 @@ def _intern(text: str) -> str:
 class Location:
     """AOR → contact URI → :class:`Binding`, with a (ip, port) → AOR index of sources."""
 
-    __slots__ = ("_bindings", "_by_source", "max_contacts", "on_change")
+    __slots__ = ("_bindings", "_by_source", "_soonest", "max_contacts", "on_change")
 
     def __init__(
         self, *, max_contacts: int = DEFAULT_MAX_CONTACTS, on_change: Listener | None = None
@@ -108,6 +108,9 @@ class Location:
         self.on_change = on_change
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._by_source: dict[Addr, list[tuple[str, str]]] = {}
+        # no binding expires before this (a lower bound: refreshes and removals leave it
+        # early), so the sweep every second looks at the bindings only when one may be due
+        self._soonest = math.inf
 
     def __len__(self) -> int:
         return sum(len(c) for c in self._bindings.values())
@@ -209,13 +212,19 @@ class Location:
         return [c for c in (self._remove(aor, k) for k in list(self._bindings.get(aor, {}))) if c]
 
     def expire(self, now: float) -> list[Change]:
-        """Drop every binding whose time is up."""
-        dead = [
-            (aor, b.contact)
-            for aor, contacts in self._bindings.items()
-            for b in contacts.values()
-            if b.expired(now)
-        ]
+        """Drop every binding whose time is up (a no-op until the soonest may be due)."""
+        if now < self._soonest:
+            return []
+        dead: list[tuple[str, str]] = []
+        soonest = math.inf
+        for aor, contacts in self._bindings.items():
+            for b in contacts.values():
+                at = b.expires_at
+                if at <= now:
+                    dead.append((aor, b.contact))
+                elif at < soonest:
+                    soonest = at
+        self._soonest = soonest
         return [c for c in (self._remove(aor, k) for aor, k in dead) if c]
 
     def load(self, bindings: Iterable[Binding], now: float) -> int:
@@ -236,6 +245,8 @@ class Location:
         if old is not None:
             self._unindex(old)
         contacts[binding.contact] = binding
+        if binding.expires_at < self._soonest:
+            self._soonest = binding.expires_at
         if binding.received is not None:
             self._by_source.setdefault(binding.received, []).append((binding.aor, binding.contact))
 

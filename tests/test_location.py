@@ -201,3 +201,38 @@ def test_change_log_replays_to_the_same_state(
     live_sources = {b.received for b in loc.all_bindings()}
     for src in [("1.1.1.1", 1), ("2.2.2.2", 2)]:
         assert (loc.aor_at(src) is not None) == (src in live_sources)
+
+
+# (seconds later, contact number, expires; 0 removes) or an expiry sweep (None)
+_STEPS = st.lists(
+    st.one_of(st.none(), st.tuples(st.integers(0, 40), st.integers(0, 4), st.integers(0, 60))),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_STEPS)
+def test_expire_with_its_soonest_bound_drops_exactly_the_due_bindings(steps: list) -> None:
+    """The sweep skips its walk while no binding can be due; what it drops and keeps is
+    what a full walk finds (a model of the live bindings checks both)."""
+    loc = Location(max_contacts=100)
+    model: dict[str, float] = {}  # contact -> expires_at
+    now, cseq = T0, 0
+    for step in steps:
+        if step is None:
+            removed = {c.binding.contact for c in loc.expire(now)}
+            due = {k for k, at in model.items() if at <= now}
+            assert removed == due
+            model = {k: at for k, at in model.items() if at > now}
+            continue
+        later, n, expires = step
+        now += later
+        cseq += 1
+        add(loc, f"sip:{n}@x", expires=expires, cseq=cseq, now=now)
+        if expires:
+            model[f"sip:{n}@x"] = now + expires
+        else:
+            model.pop(f"sip:{n}@x", None)
+    now += 1
+    loc.expire(now)
+    assert {b.contact for b in loc.all_bindings()} == {k for k, at in model.items() if at > now}
