@@ -281,14 +281,19 @@ class Bed:
 
 @pytest.fixture
 def bed(tmp_path: Path) -> Iterator[Bed]:
+    ports = [free_port(PROVIDER_IP)]
+    for _ in range(50):  # two Kamailios on one port would steal each other's REGISTERs
+        if (other := free_port(PROVIDER_IP)) != ports[0]:
+            ports.append(other)
+            break
     providers = [
         Kamailio(
             tmp_path / f"kam{i}",
             ip=PROVIDER_IP,
-            port=free_port(PROVIDER_IP),
+            port=kport,
             defines={"TRUNK_USER": user, "TRUNK_PASS": f"{user}pass"},
         )
-        for i, user in ((1, "acct1"), (2, "acct2"))
+        for i, user, kport in ((1, "acct1", ports[0]), (2, "acct2", ports[1]))
     ]
     port = free_port("127.0.0.1")
     b = Bed(
