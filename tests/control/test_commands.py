@@ -151,6 +151,8 @@ REQUIRED = [
     "core set verbose",
     "core stop now",
     "core stop gracefully",
+    "core stop when convenient",
+    "core abort shutdown",
     "core reload",
     "sip show peers",
     "sip show peer",
