@@ -152,9 +152,10 @@ class General:
     pypbx's own abuse guards (issue 9; see :mod:`pypbx.security.guard`): ``banfailures``
     failed authentications within ``banwindow`` seconds ban a source for ``bantime`` seconds
     (None: pypbx.conf ``[security]``, else 5 / 600 / 3600); ``banallow`` networks are never
-    banned; ``ratelimit`` out-of-dialog requests per second per source (0: no limit; None:
-    the default 20); ``maxheaders`` header lines and ``maxmessagesize`` bytes per message;
-    ``registrationlimit`` live contacts per peer.
+    banned, judged as scanners or rate-limited; ``ratelimit`` out-of-dialog requests per
+    second per source (0: no rate limit at all; None: the default 20); ``maxheaders`` header
+    lines and ``maxmessagesize`` bytes per message; ``registrationlimit`` live contacts per
+    peer.
     """
 
     bindaddr: str = "0.0.0.0"

@@ -37,9 +37,9 @@ Configuration, sip.conf ``[general]`` (pypbx's own keys; chan_sip has none of th
 ``banfailures``        5          failed authentications that ban a source ...
 ``banwindow``          600        ... within this many seconds
 ``bantime``            3600       seconds a ban lasts
-``banallow``           (none)     network never counted nor banned (repeat the line)
-``ratelimit``          20         out-of-dialog requests per second per source (burst 3x);
-                                  0 turns the per-source limit off
+``banallow``           (none)     network never banned, judged or rate-limited (repeat)
+``ratelimit``          20         out-of-dialog requests per second per source (burst 3x;
+                                  a source that authenticated gets 50x); 0: no rate limit
 ``maxheaders``         64         header lines in one message (chan_sip's SIP_MAX_HEADERS)
 ``maxmessagesize``     65535      bytes in one datagram or TCP message
 ``registrationlimit``  10         live contacts per peer (the registrar answers 503)
@@ -166,6 +166,7 @@ def peek(data: bytes) -> Peek:
 
 
 _IN_DIALOG_METHODS: Final = (b"ACK ", b"CANCEL ", b"BYE ")
+_UNLIMITED: Final = BucketSpec(rate=1e12, burst=1e12)
 
 
 def _head(data: bytes) -> bytes:
@@ -210,14 +211,13 @@ class GuardConfig:
             ban_time=float(general.bantime or base.ban_time),
             allow=tuple(general.banallow) + tuple(base.allow),
         )
-        rate = RateLimitConfig()
-        if general.ratelimit is not None:
-            per_source = dict(rate.per_source)
-            if general.ratelimit == 0:
-                per_source[TrafficClass.INITIAL] = BucketSpec(rate=1e9, burst=1e9)
-            else:
-                r = float(general.ratelimit)
-                per_source[TrafficClass.INITIAL] = BucketSpec(rate=r, burst=3 * r)
+        rate = RateLimitConfig(exempt=bans.allow)
+        if general.ratelimit == 0:  # no rate limit at all
+            open_bucket = {tc: _UNLIMITED for tc in TrafficClass}
+            rate = replace(rate, per_source=open_bucket, total=dict(open_bucket))
+        elif general.ratelimit is not None:
+            r = float(general.ratelimit)
+            per_source = {**rate.per_source, TrafficClass.INITIAL: BucketSpec(rate=r, burst=3 * r)}
             rate = replace(rate, per_source=per_source)
         return cls(
             bans=bans,

@@ -18,8 +18,10 @@ bounds. Time only moves forward here: a ``now`` earlier than the last one refill
 A flood from many addresses empties the global bucket, and then legitimate requests would be
 dropped with the flood. So the glue marks a source that has just authenticated as *trusted*
 (:meth:`RateLimiter.trust`, for ``ttl`` seconds, at most ``max_sources`` of them): a trusted
-source keeps its own per-source bucket but skips the global one. Only a correct password
-earns that, so a flood cannot.
+source skips the global bucket, and its own buckets are ``trusted_factor`` times larger (an
+SBC, a trunk or an office behind one NAT address sends far more than one phone). Only a
+correct password (or being a peer matched by host) earns that, so a flood cannot; a flood
+spoofing a trusted address is still bounded by the larger bucket.
 """
 
 from __future__ import annotations
@@ -83,17 +85,19 @@ def _global() -> dict[TrafficClass, BucketSpec]:
 class RateLimitConfig:
     """Bucket shapes per traffic class, per source and in total; the table bound; exemptions.
 
-    ``exempt`` networks are never limited (nothing is exempt by default).
+    ``exempt`` networks are never limited (nothing is exempt by default); a trusted source's
+    buckets are ``trusted_factor`` times the ``per_source`` ones.
     """
 
     per_source: dict[TrafficClass, BucketSpec] = field(default_factory=_per_source)
     total: dict[TrafficClass, BucketSpec] = field(default_factory=_global)
     max_sources: int = 10_000
     exempt: tuple[Network, ...] = ()
+    trusted_factor: float = 50.0
 
     def __post_init__(self) -> None:
-        if self.max_sources < 1:
-            raise ValueError("max_sources must be at least 1")
+        if self.max_sources < 1 or not self.trusted_factor >= 1:
+            raise ValueError("max_sources and trusted_factor must be at least 1")
         for table in (self.per_source, self.total):
             missing = set(TrafficClass) - set(table)
             if missing:
@@ -131,9 +135,18 @@ class RateLimiter:
         self.config = config or RateLimitConfig()
         self._sources: OrderedDict[str, dict[TrafficClass, Bucket]] = OrderedDict()
         self._total = {tc: Bucket(self.config.total[tc], now) for tc in TrafficClass}
+        self._trusted_specs = self._scaled(self.config)
         self._trusted: OrderedDict[str, float] = OrderedDict()  # key -> until
         self.allowed = 0
         self.denied = 0
+
+    @staticmethod
+    def _scaled(config: RateLimitConfig) -> dict[TrafficClass, BucketSpec]:
+        k = config.trusted_factor
+        return {
+            tc: BucketSpec(rate=spec.rate * k, burst=spec.burst * k)
+            for tc, spec in config.per_source.items()
+        }
 
     def __len__(self) -> int:
         """How many sources have buckets (at most ``max_sources``)."""
@@ -156,10 +169,15 @@ class RateLimiter:
                 self._sources.popitem(last=False)
         else:
             self._sources.move_to_end(key)
+        trusted = self.is_trusted(key, now=now)
+        spec = self._trusted_specs[traffic] if trusted else cfg.per_source[traffic]
         bucket = buckets.get(traffic)
-        if bucket is None:
-            bucket = buckets[traffic] = Bucket(cfg.per_source[traffic], now)
-        total = None if self.is_trusted(key, now=now) else self._total[traffic]
+        if bucket is None or bucket.spec is not spec:  # new, or trust began or ended
+            old = bucket
+            bucket = buckets[traffic] = Bucket(spec, now)
+            if old is not None and not trusted:
+                bucket.tokens = min(spec.burst, old.tokens)
+        total = None if trusted else self._total[traffic]
         if not (bucket.has_token(now) and (total is None or total.has_token(now))):
             self.denied += 1
             return False
@@ -194,6 +212,7 @@ class RateLimiter:
         self.config = config
         self._sources.clear()
         self._total = {tc: Bucket(config.total[tc], now) for tc in TrafficClass}
+        self._trusted_specs = self._scaled(config)
         while len(self._trusted) > config.max_sources:
             self._trusted.popitem(last=False)
 

@@ -250,6 +250,9 @@ def test_allow_listed_sources_are_never_banned() -> None:
     for i in range(20):
         guard.auth_failed(ATTACKER, "1000", now=float(i))
     assert bans == []
+    sweep = [msg("OPTIONS", ruri=f"sip:{n}@pbx", agent="friendly-scanner") for n in range(500)]
+    assert all(guard.screen("UDP", data, ATTACKER, now=30.0) for data in sweep)  # nor limited
+    assert bans == []
 
 
 def test_config_from_sip_conf_general() -> None:
@@ -286,6 +289,8 @@ def test_ratelimit_zero_turns_the_per_source_limit_off() -> None:
     general = parse_sip_conf(parse_text("[general]\nratelimit=0\n", "sip.conf")).general
     guard, _, _ = make_guard(GuardConfig.from_general(general))
     assert all(guard.screen("UDP", msg("OPTIONS"), ATTACKER, now=0.0) for _ in range(1000))
+    sources = [f"10.0.{n // 200}.{n % 200}" for n in range(5000)]  # past the global burst too
+    assert all(guard.screen("UDP", msg("OPTIONS"), src, now=0.0) for src in sources)
 
 
 def test_bad_config_values_warn_and_keep_the_default() -> None:
@@ -315,8 +320,9 @@ def test_reconfigure_keeps_the_bans() -> None:
 )
 def test_in_dialog_traffic_has_its_own_larger_bucket(data: bytes, burst: int) -> None:
     guard, _, _ = make_guard()
-    guard.auth_ok(PHONE, user="1000", now=0.0)  # not judged as a scanner
-    assert sum(guard.screen("UDP", data, PHONE, now=0.0) for _ in range(400)) == burst
+    assert sum(guard.screen("UDP", data, ATTACKER, now=0.0) for _ in range(400)) == burst
+    guard.auth_ok(PHONE, user="1000", now=0.0)  # trusted: fifty times the bucket
+    assert sum(guard.screen("UDP", data, PHONE, now=0.0) for _ in range(20_000)) == burst * 50
 
 
 def test_a_trusted_office_nat_is_not_a_scanner_but_still_sweeps() -> None:

@@ -21,12 +21,18 @@ BIG = BucketSpec(rate=1e6, burst=1e6)
 
 
 def config(
-    rate: float = 10, burst: float = 3, *, total: BucketSpec = BIG, max_sources: int = 100
+    rate: float = 10,
+    burst: float = 3,
+    *,
+    total: BucketSpec = BIG,
+    max_sources: int = 100,
+    trusted_factor: float = 1.0,
 ) -> RateLimitConfig:
     return RateLimitConfig(
         per_source={INITIAL: BucketSpec(rate, burst), IN_DIALOG: BucketSpec(rate * 10, burst)},
         total={INITIAL: total, IN_DIALOG: BIG},
         max_sources=max_sources,
+        trusted_factor=trusted_factor,
     )
 
 
@@ -212,3 +218,13 @@ def test_reconfigure_refills_under_new_shapes_and_keeps_trust() -> None:
     limiter.reconfigure(config(burst=5), now=0.0)
     assert [limiter.allow("192.0.2.9", now=0.0) for _ in range(6)] == [True] * 5 + [False]
     assert limiter.is_trusted("192.0.2.1", now=1.0)
+
+
+def test_a_trusted_source_has_larger_buckets_until_trust_ends() -> None:
+    rl = RateLimiter(config(rate=0, burst=2, trusted_factor=10))
+    assert [rl.allow("10.0.0.9", now=0) for _ in range(3)] == [True, True, False]
+    rl.trust("10.0.0.9", now=0, ttl=10)
+    assert sum(rl.allow("10.0.0.9", now=1) for _ in range(30)) == 20  # a fresh, larger bucket
+    assert sum(rl.allow("10.0.0.9", now=11) for _ in range(30)) == 0  # back, nothing left
+    with pytest.raises(ValueError, match="trusted_factor"):
+        config(trusted_factor=0.5)
