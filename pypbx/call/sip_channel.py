@@ -29,6 +29,7 @@ from pypbx.call.media_ops import (
 )
 from pypbx.config.sipmodel import DtmfMode, NatMode, Peer
 from pypbx.dialplan.channel_api import DialResult, DialTarget, HangupCause, Indication
+from pypbx.media.player import Packetizer, send_digits_in_stream
 from pypbx.media.relay import LegOptions, RelayLeg
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import Addr
@@ -167,6 +168,9 @@ class SipChannel(Channel):
         self.on_end: Callable[[SipChannel], None] | None = None
         self.media: MediaEngine | None = None
         self.priority = 1  # where the dial plan runs (``core show channels``)
+        self._events_out: Packetizer | None = None  # RFC 4733 events relayed from the other leg
+        self._sending: set[asyncio.Task[None]] = set()
+        self._events_lock = asyncio.Lock()
         self.early_digits: list[str] = []  # INFO digits before the media engine exists
 
     # -- ChannelApi properties ---------------------------------------------------------
@@ -403,7 +407,10 @@ class SipChannel(Channel):
         200, or 415 for a body pypbx does not understand (chan_sip)."""
         digit = info_digit(content_type, body)
         if digit is not None:
-            if self.media is not None:
+            other = self.bridged
+            if isinstance(other, SipChannel) and not other.hung_up:
+                other.send_digit(digit, source=self.leg)
+            elif self.media is not None:
                 self.media.push_digit(digit)
             elif len(self.early_digits) < 64:
                 self.early_digits.append(digit)
@@ -411,6 +418,44 @@ class SipChannel(Channel):
         kind = content_type.partition(";")[0].strip().lower()
         known = ("application/dtmf-relay", "application/dtmf", "application/media_control+xml")
         return 200 if not body or kind in known else 415
+
+    def send_digit(self, digit: str, *, source: RelayLeg | None = None) -> bool:
+        """Send a digit heard on the bridged leg the way this leg takes DTMF: SIP INFO
+        (``dtmfmode=info``) or an RFC 4733 event train on its negotiated payload type, inside
+        the stream ``source`` (the bridged leg's relay leg) sends it. False when this leg has
+        neither (inband generation is not done)."""
+        session = self.session
+        if self.dtmfmode in (DtmfMode.INFO, DtmfMode.SHORTINFO):
+            if session is None:
+                return False
+            body = f"Signal={digit}\r\nDuration=100\r\n".encode()
+            with suppress(ValueError, IllegalTransition):
+                session.request(
+                    "INFO",
+                    body=body,
+                    content_type="application/dtmf-relay",
+                    now=self.env.loop_time(),
+                )
+                self.env.flush()
+                return True
+            return False
+        pt = _event_type(self.remote_sdp)
+        leg = self.leg
+        if pt is None or leg is None or leg.closed:
+            return False
+        if self._events_out is None:
+            self._events_out = Packetizer(self.env.ssrc(), pt)
+        task = asyncio.get_running_loop().create_task(self._send_events(digit, source, leg, pt))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        return True
+
+    async def _send_events(
+        self, digit: str, source: RelayLeg | None, leg: RelayLeg, pt: int
+    ) -> None:
+        assert self._events_out is not None
+        async with self._events_lock:  # one digit after the other
+            await send_digits_in_stream(digit, source, leg, pt, self._events_out)
 
     async def dial(
         self,
@@ -464,6 +509,8 @@ class SipChannel(Channel):
             self.set_state(ChannelState.HUNGUP)
         if self.media is not None:
             self.media.close()
+        for task in self._sending:
+            task.cancel()
         if self.leg is not None:
             st = self.leg.stats()
             totals = self.env.relayed

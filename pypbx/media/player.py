@@ -16,9 +16,17 @@ from typing import Protocol
 
 from pypbx.media.dtmf import digit_packets
 from pypbx.media.relay import RelayLeg
-from pypbx.media.rtp import RtpPacket
+from pypbx.media.rtp import RtpError, RtpPacket, parse_rtp
 
-__all__ = ["Packetizer", "PlayResult", "Sender", "echo", "play", "send_digits"]
+__all__ = [
+    "Packetizer",
+    "PlayResult",
+    "Sender",
+    "echo",
+    "play",
+    "send_digits",
+    "send_digits_in_stream",
+]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -115,13 +123,17 @@ async def send_digits(
     *,
     duration: float = 0.1,
     gap: float = 0.05,
+    interval: float = 0.05,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
 ) -> None:
-    """Send RFC 4733 event trains for ``digits``, paced as the trains plan them."""
+    """Send RFC 4733 event trains for ``digits``, paced as the trains plan them (an update
+    every ``interval``)."""
     for digit in digits:
         start = clock()
-        train = digit_packets(digit, timestamp=packetizer.timestamp, duration=duration)
+        train = digit_packets(
+            digit, timestamp=packetizer.timestamp, duration=duration, interval=interval
+        )
         for planned in train:
             wait = start + planned.offset - clock()
             if wait > 0:
@@ -136,6 +148,86 @@ async def send_digits(
             packetizer.timestamp + round((duration + gap) * packetizer.samples / 0.02)
         ) & 0xFFFFFFFF
         await sleep(gap)
+
+
+def _after(a: int, b: int) -> bool:
+    """Whether sequence number ``a`` comes after ``b`` (RFC 3550 §A.1 16-bit serial order)."""
+    return 0 < (a - b) & 0xFFFF < 0x8000
+
+
+async def send_digits_in_stream(
+    digits: str,
+    source: RelayLeg | None,
+    target: RelayLeg,
+    payload_type: int,
+    fallback: Packetizer,
+    *,
+    duration: float = 0.12,
+    interval: float = 0.02,
+    learn: float = 0.2,
+    settle: float = 0.5,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> bool:
+    """Send RFC 4733 events for ``digits`` to ``target``'s far end *inside* the RTP stream that
+    ``source`` relays to it (an RTP translator, RFC 3550 §7.1, must not start a second source
+    that a receiver's jitter buffer would take as an SSRC change).
+
+    The voice from ``source`` is held back meanwhile, as Asterisk mutes voice while it sends a
+    digit: its next packet gives the stream's SSRC, sequence number and timestamp, the events
+    continue that numbering, and relaying resumes once the source's own numbering has passed
+    the events' (at most ``settle`` seconds later). With no packet from ``source`` within
+    ``learn`` seconds the events go out on ``fallback``'s own stream. Returns whether the
+    relayed stream was used.
+    """
+    if source is None or source.peer is not target:
+        await send_digits(
+            digits, target, fallback, payload_type, duration=duration, gap=0.0,
+            interval=interval, clock=clock, sleep=sleep,
+        )  # fmt: skip
+        return False
+    heard: list[RtpPacket] = []
+
+    def tap(data: bytes) -> None:
+        try:
+            heard[:] = [parse_rtp(data)]
+        except RtpError:
+            return
+
+    saved_sink = source.sink
+    source.peer, source.sink = None, tap
+    try:
+        deadline = clock() + learn
+        while not heard and clock() < deadline:
+            await sleep(0.005)
+        if not heard:
+            await send_digits(
+                digits, target, fallback, payload_type, duration=duration, gap=0.0,
+                interval=interval, clock=clock, sleep=sleep,
+            )  # fmt: skip
+            return False
+        last = heard[0]
+        stream = Packetizer(
+            last.ssrc,
+            payload_type,
+            sequence=last.sequence + 1,
+            timestamp=last.timestamp + len(last.payload),
+        )
+        await send_digits(
+            digits, target, stream, payload_type, duration=duration, gap=0.0,
+            interval=interval, clock=clock, sleep=sleep,
+        )  # fmt: skip
+        ours = (stream.sequence - 1) & 0xFFFF
+        deadline = clock() + settle
+        while not _after(heard[0].sequence, ours) and clock() < deadline:
+            await sleep(0.005)
+        return True
+    finally:
+        if source.sink is tap:
+            source.sink = saved_sink
+        # rejoin only if the bridge still stands (target still relays to source)
+        if source.peer is None and target.peer is source and not source.closed:
+            source.peer = target
 
 
 def echo(leg: RelayLeg) -> Callable[[], None]:

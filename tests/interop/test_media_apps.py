@@ -1,11 +1,18 @@
-"""Media applications with a real phone (issue 7, points 1 and 3): baresip as extension 1000
-calls pypbx (a real process) and
+"""Media applications and DTMF with real parties (issue 7, points 1 and 3).
 
-- the Echo extension: it hears its own 440 Hz tone back;
-- a Playback extension: it hears the 1 kHz WAV the test wrote into ``sounddir``, in the
-  codec it negotiated (PCMU or PCMA);
-- an IVR menu (Background + WaitExten): it types ``5`` (RFC 4733 telephone-event, baresip's
-  ``sndcode``) and lands in the ``5`` branch, as the CDR's destination and context show.
+baresip as extension 1000 calls pypbx (a real process):
+
+- Echo: it hears its own 440 Hz tone back;
+- Playback: it hears the 1 kHz WAV the test wrote into ``sounddir``, in the codec it
+  negotiated (PCMU or PCMA); a missing file sets ``PLAYBACKSTATUS=FAILED``;
+- Progress + Playback(,noanswer): the tone comes as early media, unanswered;
+- PlayTones/StopPlayTones, MusicOnHold (the generated default class), SayDigits/SayNumber
+  with the prompts ``scripts/make-sounds.sh`` makes, Read;
+- an IVR menu (Background + WaitExten): it types ``5`` (RFC 4733, baresip's ``sndcode``) and
+  the channel moves to ``5@ivr`` (``core show channels verbose``).
+
+SIPp sends DTMF by SIP INFO and as inband G.711 tones to a menu, and by INFO to a caller
+bridged to baresip, which must receive it as RFC 4733 events.
 
 Loopback only, free ports, every wait bounded.
 """
@@ -36,7 +43,7 @@ PROMPT_TONE = 1000.0
 MENU_TONE = 600.0
 
 
-def sip_conf(port: int) -> str:
+def sip_conf(port: int, extra: str = "") -> str:
     return f"""[general]
 bindaddr=127.0.0.1
 bindport={port}
@@ -49,7 +56,7 @@ secret=mysecretpassword
 context=internal
 disallow=all
 allow=ulaw,alaw
-"""
+{extra}"""
 
 
 EXTENSIONS = """[internal]
@@ -106,13 +113,13 @@ class Bed:
     port: int
 
 
-def start_bed(tmp_path: Path, codec: str) -> Bed:
+def start_bed(tmp_path: Path, codec: str, *, sip: str = "", ext: str = "") -> Bed:
     port = free_port("127.0.0.1")
     pbx = PbxProcess(tmp_path / "pbx", port)
     pbx.write(
         {
-            "sip.conf": sip_conf(port),
-            "extensions.conf": EXTENSIONS,
+            "sip.conf": sip_conf(port, sip),
+            "extensions.conf": EXTENSIONS + ext,
             "rtp.conf": "[general]\nrtpstart=10000\nrtpend=20000\n",
         }
     )
@@ -136,8 +143,8 @@ def start_bed(tmp_path: Path, codec: str) -> Bed:
     return Bed(pbx, phone, port)
 
 
-def running_bed(tmp_path: Path, codec: str) -> Iterator[Bed]:
-    b = start_bed(tmp_path, codec)
+def running_bed(tmp_path: Path, codec: str, *, sip: str = "", ext: str = "") -> Iterator[Bed]:
+    b = start_bed(tmp_path, codec, sip=sip, ext=ext)
     try:
         b.phone.start()
         text = b.pbx.wait_for("sip show peers", lambda t: PHONE_IP in t, timeout=15)
@@ -457,9 +464,9 @@ def write_ulaw_wav(path: Path, pcm: bytes) -> Path:
     return path
 
 
-def dtmf_audio(key_freqs: tuple[float, float], *, lead: float, tone: float, tail: float) -> bytes:
+def tone_audio(freqs: tuple[float, ...], *, lead: float, tone: float, tail: float) -> bytes:
     silence = b"\0\0"
-    frames = tone_frames(key_freqs, amplitude=7000)
+    frames = tone_frames(freqs, amplitude=7000)
     n = round(tone / 0.02)
     return (
         silence * round(8000 * lead)
@@ -518,7 +525,7 @@ def test_sipp_dtmf_by_info_and_inband_picks_the_branch(tmp_path: Path, mode: str
     if mode == "info":
         scenario, caller = info_scenario(), "3000"
     else:
-        audio = dtmf_audio((770.0, 1336.0), lead=1.5, tone=0.2, tail=0.5)
+        audio = tone_audio((770.0, 1336.0), lead=1.5, tone=0.2, tail=0.5)
         scenario, caller = inband_scenario(write_ulaw_wav(work / "five.wav", audio)), "3001"
     path = work / f"dtmf_{mode}.xml"
     path.write_text(scenario)
@@ -542,3 +549,82 @@ def test_sipp_dtmf_by_info_and_inband_picks_the_branch(tmp_path: Path, mode: str
     assert result.ok, result.explain() + log[-3000:]
     assert f"dtmf choice five from {caller}" in log, log[-3000:]
     assert "dtmf timeout" not in log
+
+
+BRIDGE_SIP = """
+[3000]
+type=friend
+host=dynamic
+context=bridgetest
+dtmfmode=info
+disallow=all
+allow=ulaw
+"""
+BRIDGE_EXT = """
+[bridgetest]
+exten => 800,1,Dial(SIP/1000,20)
+"""
+_SIPP_BYE = """
+  <pause milliseconds="1000"/>
+  <send retrans="500">
+    <![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      Max-Forwards: 70
+      From: <sip:[caller]@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 9 BYE
+      Contact: <sip:[caller]@[local_ip]:[local_port]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+@pytest.fixture
+def bridge_bed(tmp_path: Path) -> Iterator[Bed]:
+    yield from running_bed(tmp_path, "PCMU", sip=BRIDGE_SIP, ext=BRIDGE_EXT)
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="not installed: sipp")
+def test_info_digit_reaches_the_bridged_phone_as_rfc4733(bridge_bed: Bed, tmp_path: Path) -> None:
+    """A dtmfmode=info caller's INFO ``Signal=5`` → an RFC 4733 event to baresip, called by
+    Dial (issue 7 point 1: DTMF converted to the other leg's mode). The caller sends voice
+    all along, so the events must ride inside the relayed stream: baresip's jitter buffer
+    drops packets of a second SSRC."""
+    work = tmp_path / "sipp"
+    work.mkdir()
+    voice = write_ulaw_wav(work / "tone.wav", tone_audio((440.0,), lead=0, tone=6, tail=0))
+    middle = f'  <nop><action><exec rtp_stream="{voice},1,0"/></action></nop>\n'
+    middle += '  <pause milliseconds="2000"/>\n'
+    middle += _SIPP_INFO.format(
+        cseq=2, ctype="application/dtmf-relay", body="Signal=5\nDuration=160", status=200
+    )
+    path = work / "bridge_info.xml"
+    path.write_text(_SIPP_HEAD.format(name="bridge_info") + middle + _SIPP_BYE)
+    ctl = bridge_bed.phone.ctl()
+    try:
+        result = run_sipp(
+            sipp_command(
+                path,
+                f"127.0.0.1:{bridge_bed.port}",
+                workdir=work,
+                local_ip=SIPP_IP,
+                local_port=free_port(SIPP_IP),
+                timeout=25,
+                keys={"caller": "3000"},
+                extra=["-s", "800"],
+            )
+        )
+        assert result.ok, result.explain() + bridge_bed.pbx.log_text()[-3000:]
+        event = ctl.wait_event("CALL_DTMF_START", 5)
+    finally:
+        ctl.close()
+    assert event is not None, "baresip heard no DTMF"
+    assert event.get("param") == "5", event

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 
 from pypbx.media import dtmf, rtp
-from pypbx.media.player import Packetizer, echo, play, send_digits
+from pypbx.media.player import Packetizer, echo, play, send_digits, send_digits_in_stream
 from pypbx.media.ports import PortAllocator
 from pypbx.media.relay import RelayLeg
 
@@ -143,3 +145,112 @@ def test_packetizer_advances_by_the_bounced_length(samples: int | None, step: in
     second = rtp.parse_rtp(p.packet(b"\xff" * 160))
     assert (first.timestamp, second.timestamp) == (1000, 1000 + step)
     assert second.sequence == first.sequence + 1
+
+
+class StreamLeg:
+    """A relay leg stand-in: ``peer``/``sink`` as RelayLeg has them, ``send`` recorded."""
+
+    def __init__(self, clock: FakeTime) -> None:
+        self.clock = clock
+        self.peer: StreamLeg | None = None
+        self.sink: Callable[[bytes], None] | None = None
+        self.closed = False
+        self.sent: list[rtp.RtpPacket] = []
+
+    def send(self, data: bytes) -> bool:
+        self.sent.append(rtp.parse_rtp(data))
+        return True
+
+
+def joined(clock: FakeTime) -> tuple[StreamLeg, StreamLeg]:
+    source, target = StreamLeg(clock), StreamLeg(clock)
+    source.peer, target.peer = target, source
+    return source, target
+
+
+def voice(seq: int) -> bytes:
+    return rtp.RtpPacket(
+        0, seq & 0xFFFF, 16000 + 160 * (seq - 100), 0xAAAA, b"\x55" * 160
+    ).to_bytes()
+
+
+def run_in_stream(
+    source: StreamLeg, target: StreamLeg, clock: FakeTime, hooks: dict[int, Callable[[], None]]
+) -> bool:
+    """Run send_digits_in_stream("5"); ``hooks[k]`` runs after the k-th sleep."""
+    count = 0
+
+    async def sleeps(seconds: float) -> None:
+        nonlocal count
+        count += 1
+        await clock.sleep(seconds)
+        hook = hooks.get(count)
+        if hook is not None:
+            hook()
+
+    return asyncio.run(
+        send_digits_in_stream(
+            "5", cast(Any, source), cast(Any, target), 101, Packetizer(0xBBBB, 101),
+            clock=clock, sleep=sleeps,
+        )
+    )  # fmt: skip
+
+
+def hears(source: StreamLeg, seq: int) -> Callable[[], None]:
+    def hook() -> None:
+        if source.sink is not None:  # held back: the tap sees it
+            source.sink(voice(seq))
+
+    return hook
+
+
+def test_digits_go_inside_the_relayed_stream_and_voice_resumes_after() -> None:
+    clock = FakeTime()
+    source, target = joined(clock)
+    # the first voice packet (seq 100) while learning; later ones still below the events'
+    # numbering are held back; seq 110 passes the last event (109) and relaying resumes.
+    feed = {1: 100, 5: 104, 20: 108, 30: 109, 40: 110, 50: 111}
+    used = run_in_stream(source, target, clock, {k: hears(source, q) for k, q in feed.items()})
+    assert used
+    events = target.sent
+    assert len(events) == 6 + 3  # 120 ms of updates every 20 ms, three end packets
+    assert {(p.ssrc, p.payload_type) for p in events} == {(0xAAAA, 101)}
+    assert [p.sequence for p in events] == list(range(101, 110))
+    assert {p.timestamp for p in events} == {16160}  # the event starts after the last voice
+    assert [p.marker for p in events] == [True] + [False] * 8
+    assert source.peer is target  # rejoined
+    assert source.sink is None
+    assert len(clock.sleeps) == 40  # resumed as soon as seq 110 was heard
+    rx = dtmf.DtmfReceiver()
+    got = [e for p in events for e in rx.receive(p.payload, p.timestamp)]
+    assert [e.digit for e in got if isinstance(e, dtmf.DtmfBegan)] == ["5"]
+
+
+def test_no_voice_from_the_source_uses_our_own_stream() -> None:
+    clock = FakeTime()
+    source, target = joined(clock)
+    assert not run_in_stream(source, target, clock, {})
+    assert {p.ssrc for p in target.sent} == {0xBBBB}
+    assert len(target.sent) == 9
+    assert source.peer is target
+
+
+def test_a_bridge_that_ends_meanwhile_is_not_rejoined() -> None:
+    clock = FakeTime()
+    source, target = joined(clock)
+
+    def end_bridge() -> None:
+        target.peer = None
+
+    assert run_in_stream(source, target, clock, {1: hears(source, 100), 3: end_bridge})
+    assert source.peer is None
+    assert source.sink is None
+
+
+def test_an_unjoined_source_is_left_alone() -> None:
+    clock = FakeTime()
+    source, target = joined(clock)
+    source.peer = None
+    assert not run_in_stream(source, target, clock, {1: hears(source, 100)})
+    assert source.peer is None
+    assert {p.ssrc for p in target.sent} == {0xBBBB}
