@@ -7,8 +7,10 @@
         provider           pbxnat (MASQUERADE)       phonenat (MASQUERADE)
      198.51.100.10     wan0 203.0.113.2              wan0 203.0.113.3
                        lan0 192.168.50.1             lan0 192.168.60.1
+                      (lan1 192.168.51.1)                 │
                             │                             │
                            pbx 192.168.50.10            phone 192.168.60.10
+                     (lanphone 192.168.51.10)
 
 The public ranges are TEST-NET-2/3 (RFC 5737): they exist only inside these namespaces.
 Every link is a veth pair created between two of our namespaces; nothing touches the root
@@ -16,6 +18,9 @@ namespace's interfaces, and no namespace has a route out, so no packet can leave
 
 The NAT routers behave like home routers: LAN → WAN is masqueraded, WAN → LAN passes only
 for established flows and for the port forwards a test adds (:meth:`Topology.port_forward`).
+
+``topology(lan_phone=True)`` adds a second LAN behind pbxnat with a ``lanphone`` host: a phone
+at the PBX's site (routed, not masqueraded, between the two LANs), for "several localnet" tests.
 
 Root only. :func:`unavailable` says why a host cannot run these tests; :func:`topology` builds
 and always tears down (namespaces deleted, processes started with :meth:`Topology.popen`
@@ -36,6 +41,7 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -51,6 +57,8 @@ PBX = "pbx"
 PHONENAT = "phonenat"
 PHONE = "phone"
 ROLES = (WAN, PROVIDER, PBXNAT, PBX, PHONENAT, PHONE)
+LANPHONE = "lanphone"
+"""The optional host on pbxnat's second LAN (``topology(lan_phone=True)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,9 @@ _LINKS = (
     Link(Iface(PBXNAT, "lan0", "192.168.50.1/24"), Iface(PBX, "eth0", "192.168.50.10/24")),
     Link(Iface(PHONENAT, "lan0", "192.168.60.1/24"), Iface(PHONE, "eth0", "192.168.60.10/24")),
 )
+_LAN_PHONE_LINK = Link(
+    Iface(PBXNAT, "lan1", "192.168.51.1/24"), Iface(LANPHONE, "eth0", "192.168.51.10/24")
+)
 _WAN_BRIDGE_ADDRS = ("203.0.113.1/24", "198.51.100.1/24")
 _GATEWAYS = {
     PROVIDER: "198.51.100.1",
@@ -90,8 +101,10 @@ _GATEWAYS = {
     PHONENAT: "203.0.113.1",
     PBX: "192.168.50.1",
     PHONE: "192.168.60.1",
+    LANPHONE: "192.168.51.1",
 }
 _ROUTERS = (WAN, PBXNAT, PHONENAT)
+_LAN_IFACE = {LANPHONE: "lan1"}
 _NATS = (PBXNAT, PHONENAT)
 
 # The address each host has in its own namespace, and the one the internet sees.
@@ -102,9 +115,11 @@ ADDRESSES = {
     PBX: "192.168.50.10",
     PHONENAT: "203.0.113.3",
     PHONE: "192.168.60.10",
+    LANPHONE: "192.168.51.10",
 }
 LANS = {PBXNAT: "192.168.50.0/24", PHONENAT: "192.168.60.0/24"}
-_BEHIND = {PBX: PBXNAT, PHONE: PHONENAT}
+LAN_PHONE_NET = "192.168.51.0/24"
+_BEHIND = {PBX: PBXNAT, PHONE: PHONENAT, LANPHONE: PBXNAT}
 
 
 class TopologyError(RuntimeError):
@@ -207,20 +222,45 @@ class Packet:
 
 @dataclass
 class Capture:
-    """A running capture (see :meth:`Topology.capture`); :meth:`stop` returns the packets."""
+    """A running capture (see :meth:`Topology.capture`); :meth:`stop` returns the packets.
+
+    A thread drains the sniffer's output as it comes: a full pipe would stall the sniffer
+    and the kernel would drop what it could not queue (a call's RTP is 100 packets/s)."""
 
     proc: subprocess.Popen[Any]
+    lines: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    def start_reading(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        self._reader = threading.Thread(
+            target=lambda: self.lines.extend(iter(stdout.readline, "")), daemon=True
+        )
+        self._reader.start()
 
     def stop(self) -> list[Packet]:
         """Stop capturing (bounded wait) and return what was seen, in order."""
         if self.proc.poll() is None:
             self.proc.kill()
         try:
-            out, _ = self.proc.communicate(timeout=TIMEOUT)
+            self.proc.wait(timeout=TIMEOUT)
         except subprocess.TimeoutExpired as exc:
             raise TopologyError("capture did not stop") from exc
+        if self._reader is not None:
+            self._reader.join(TIMEOUT)
+            if self._reader.is_alive():
+                raise TopologyError("capture output not drained")
+        elif self.proc.stdout is not None:
+            self.lines.extend(self.proc.stdout.read().splitlines())
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         packets = []
-        for line in out.splitlines():
+        for line in self.lines:
+            if not line.strip():
+                continue
             d = json.loads(line)
             packets.append(
                 Packet(
@@ -299,11 +339,12 @@ class Topology:
             raise ValueError(f"{role} is not behind {router}")
         to = self.addr(role)
         dest = ports.replace(":", "-")
+        lan = _LAN_IFACE.get(role, "lan0")
         for rule in (
             ["-t", "nat", "-A", "PREROUTING", "-i", "wan0", "-p", proto, "--dport", ports,
              "-j", "DNAT", "--to-destination", f"{to}:{dest}"],
-            ["-A", "FORWARD", "-i", "wan0", "-o", "lan0", "-p", proto, "-d", to,
-             "--dport", ports, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
+            ["-A", "FORWARD", "-i", "wan0", "-o", lan, "-p", proto, "-d", to, "--dport", ports,
+             "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
         ):  # fmt: skip
             self.run(router, ["iptables", *rule])
 
@@ -322,7 +363,9 @@ class Topology:
         if not ready or proc.stdout.readline().strip() != "ready":
             proc.kill()
             raise TopologyError(f"capture on {role}/{iface} did not start")
-        return Capture(proc)
+        capture = Capture(proc)
+        capture.start_reading()
+        return capture
 
     def kill_processes(self) -> None:
         """Kill what :meth:`popen` started (each by its own pid), waiting a bounded time."""
@@ -352,13 +395,14 @@ def _sysctl(topo: Topology, role: str, key: str, value: str) -> None:
 def _build(topo: Topology) -> None:
     for name in topo.namespaces.values():
         _cmd(["ip", "netns", "add", name])
-    for role in ROLES:
+    for role in topo.namespaces:
         topo.run(role, ["ip", "link", "set", "lo", "up"])
     topo.run(WAN, ["ip", "link", "add", "br0", "type", "bridge", "forward_delay", "0"])
     for cidr in _WAN_BRIDGE_ADDRS:
         topo.run(WAN, ["ip", "addr", "add", cidr, "dev", "br0"])
     topo.run(WAN, ["ip", "link", "set", "br0", "up"])
-    for link in _LINKS:
+    lan_phone = LANPHONE in topo.namespaces
+    for link in (*_LINKS, _LAN_PHONE_LINK) if lan_phone else _LINKS:
         a, b = link.a, link.b
         _cmd(["ip", "-n", topo.ns(a.role), "link", "add", a.name, "type", "veth",
               "peer", "name", b.name, "netns", topo.ns(b.role)])  # fmt: skip
@@ -369,7 +413,8 @@ def _build(topo: Topology) -> None:
         if link.a_bridge:
             topo.run(a.role, ["ip", "link", "set", a.name, "master", "br0"])
     for role, gateway in _GATEWAYS.items():
-        topo.run(role, ["ip", "route", "add", "default", "via", gateway])
+        if role in topo.namespaces:
+            topo.run(role, ["ip", "route", "add", "default", "via", gateway])
     for role in _ROUTERS:
         _sysctl(topo, role, "net.ipv4.ip_forward", "1")
     for role in _NATS:
@@ -381,20 +426,29 @@ def _build(topo: Topology) -> None:
              "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
         ):  # fmt: skip
             topo.run(role, ["iptables", *rule])
+    if lan_phone:  # the two LANs of the PBX site talk to each other without NAT
+        for rule in (
+            ["-A", "FORWARD", "-i", "lan0", "-o", "lan1", "-j", "ACCEPT"],
+            ["-A", "FORWARD", "-i", "lan1", "-o", "lan0", "-j", "ACCEPT"],
+            ["-A", "FORWARD", "-i", "lan1", "-o", "wan0", "-j", "ACCEPT"],
+        ):
+            topo.run(PBXNAT, ["iptables", *rule])
 
 
 @contextmanager
-def topology(prefix: str | None = None) -> Iterator[Topology]:
+def topology(prefix: str | None = None, *, lan_phone: bool = False) -> Iterator[Topology]:
     """Build the topology, yield it, and tear it down whatever happens.
 
-    ``prefix`` defaults to ``pypbx-<pid>-<n>-`` (unique per process and call). Stale
+    ``prefix`` defaults to ``pypbx-<pid>-<n>-`` (unique per process and call);
+    ``lan_phone`` adds the ``lanphone`` host on a second LAN behind pbxnat. Stale
     namespaces of dead processes are swept first. Raises :class:`TopologyError` when a
     build step fails (after cleaning up what was built).
     """
     sweep_stale()
     if prefix is None:
         prefix = f"{PREFIX}{os.getpid()}-{next(_counter)}-"
-    topo = Topology(prefix, {role: prefix + role for role in ROLES})
+    roles = (*ROLES, LANPHONE) if lan_phone else ROLES
+    topo = Topology(prefix, {role: prefix + role for role in roles})
     try:
         _build(topo)
         yield topo
