@@ -5,11 +5,16 @@ the bindings the registrar now holds, so they are on disk before the phone hears
 The store is :class:`pypbx.location_store.LocationStore` (SQLite WAL); a failed write is
 logged (one line with the count) and the answers still go out, as chan_sip does when astdb
 cannot be written.
+
+Commits are at least ``min_interval`` (2 ms) apart: a commit costs about three binding
+writes, so under a registration burst the changes of a few ticks share one, while a lone
+REGISTER is still written and answered in the tick after it arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -26,16 +31,24 @@ log = logging.getLogger("pypbx.sip")
 
 Send = Callable[[ServerTxnKey, Response, Addr], None]
 
+MIN_INTERVAL = 0.002
+"""Seconds between two commits (the delay a 200 OK may take in a burst)."""
+
 
 class BindingWriter:
     """Queues changes and answers; :meth:`flush` commits then sends (scheduled per tick)."""
 
-    def __init__(self, store: LocationStore | None, send: Send) -> None:
+    def __init__(
+        self, store: LocationStore | None, send: Send, *, min_interval: float = MIN_INTERVAL
+    ) -> None:
         self.store = store
         self.send = send
+        self.min_interval = min_interval
+        self.commits = 0
         self._pending: list[Change] = []
         self._held: list[tuple[ServerTxnKey, Response, Addr]] = []
         self._scheduled = False
+        self._last = float("-inf")  # loop time of the last flush
 
     def add(self, change: Change) -> None:
         """A binding was added, refreshed or removed."""
@@ -52,16 +65,25 @@ class BindingWriter:
             return
         self._scheduled = True
         try:
-            asyncio.get_running_loop().call_soon(self.flush)
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # no running loop (start-up, shutdown): write now
             self.flush()
+            return
+        wait = self._last + self.min_interval - loop.time()
+        if wait > 0:
+            loop.call_later(wait, self.flush)
+        else:
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Commit the queued changes in one transaction, then send the held answers."""
         self._scheduled = False
+        with contextlib.suppress(RuntimeError):
+            self._last = asyncio.get_running_loop().time()
         batch, self._pending = self._pending, []
         held, self._held = self._held, []
         if batch and self.store is not None:
+            self.commits += 1
             try:
                 self.store.apply(batch)
             except sqlite3.Error as exc:

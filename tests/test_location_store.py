@@ -175,3 +175,59 @@ def test_binding_memory_is_under_2_kib() -> None:
     per = used / n
     print(f"\nmemory per binding: {per:.0f} bytes ({used / 1024 / 1024:.1f} MiB for {n})")
     assert per <= 2048
+
+
+# -- the glue that batches the writes (pypbx.sipservice_store) --------------------------
+
+
+def test_binding_writer_commits_a_burst_in_few_transactions_answers_after_commit(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from pypbx.sip.events import ServerTxnKey
+    from pypbx.sip.message import Response
+    from pypbx.sipservice_store import BindingWriter
+
+    store = LocationStore(tmp_path / "l.sqlite3")
+    sent: list[tuple[int, int]] = []  # (answer number, rows on disk when it was sent)
+
+    def send(key: ServerTxnKey, response: Response, source: tuple[str, int]) -> None:
+        sent.append((int(key.branch), store.count()))
+
+    async def burst() -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        writer = BindingWriter(store, send, min_interval=0.05)
+        started = loop.time()
+        for i in range(40):  # one change per tick, as REGISTERs arriving one by one
+            writer.add(Change(ChangeKind.ADDED, binding(i)))
+            writer.hold(ServerTxnKey(str(i), "h", None, "REGISTER"), Response(200), ("h", 1))
+            await asyncio.sleep(0)
+        while len(sent) < 40 and loop.time() - started < 5:
+            await asyncio.sleep(0.01)
+        return writer.commits, loop.time() - started
+
+    commits, _ = asyncio.run(burst())
+    assert [n for n, _ in sent] == list(range(40))  # every answer, in order
+    assert all(rows >= n + 1 for n, rows in sent)  # each one after its binding was saved
+    assert commits <= 3  # 40 ticks: the first alone, the rest in one or two more
+    assert store.count() == 40
+    store.close()
+
+
+def test_binding_writer_lone_change_is_written_in_the_next_tick(tmp_path: Path) -> None:
+    import asyncio
+
+    from pypbx.sipservice_store import BindingWriter
+
+    store = LocationStore(tmp_path / "l.sqlite3")
+
+    async def one() -> int:
+        writer = BindingWriter(store, lambda *a: None, min_interval=10.0)
+        writer.add(Change(ChangeKind.ADDED, binding(1)))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return store.count()
+
+    assert asyncio.run(one()) == 1  # no wait for the first commit
+    store.close()
