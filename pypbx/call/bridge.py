@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pypbx.call.sip_channel import SipChannel
 from pypbx.dialplan.apps.dial import DurationLimit
 from pypbx.dialplan.channel_api import HangupCause
-from pypbx.media.codecs import LegFormats, leg_formats, route_between
+from pypbx.media.codecs import LegFormats, Route, leg_formats, route_between
 from pypbx.media.relay import Relay
 from pypbx.sip.sdp import is_hold
 
-__all__ = ["Bridge", "BridgeEnd", "join_media", "rtp_timeout"]
+__all__ = ["Bridge", "BridgeEnd", "formats", "join_media", "routes", "rtp_timeout"]
 
 log = logging.getLogger("pypbx.call")
 
@@ -51,22 +51,23 @@ def formats(chan: SipChannel) -> LegFormats:
     ``codecs`` attribute leaves telephone-event out); ``codecs`` before both SDPs exist."""
     if chan.local_sdp is None or chan.remote_sdp is None:
         return LegFormats(chan.codecs, chan.codecs)
-    found = leg_formats(chan.local_sdp, chan.remote_sdp, local_offered=chan.outgoing)
+    found = leg_formats(chan.local_sdp, chan.remote_sdp)
     return LegFormats(found.receive or chan.codecs, found.send or chan.codecs)
 
 
+def routes(a: SipChannel, b: SipChannel) -> tuple[Route, Route]:
+    """(a → b, b → a): payload types mapped by codec name (RFC 4733 events included) and
+    G.711 laws transcoded, from each leg's last SDPs."""
+    fa, fb = formats(a), formats(b)
+    return route_between(fa.receive, fb.send), route_between(fb.receive, fa.send)
+
+
 def join_media(a: SipChannel, b: SipChannel) -> Relay | None:
-    """Relay RTP between the legs (None until both have a relay leg): each direction maps
-    payload types by codec name (RFC 4733 events included) and transcodes G.711 laws."""
+    """Relay RTP between the legs (None until both have a relay leg)."""
     if a.leg is None or b.leg is None or a.leg.closed or b.leg.closed:
         return None
-    fa, fb = formats(a), formats(b)
-    return Relay(
-        a.leg,
-        b.leg,
-        a_to_b=route_between(fa.receive, fb.send),
-        b_to_a=route_between(fb.receive, fa.send),
-    )
+    a_to_b, b_to_a = routes(a, b)
+    return Relay(a.leg, b.leg, a_to_b=a_to_b, b_to_a=b_to_a)
 
 
 class Bridge:
@@ -90,6 +91,26 @@ class Bridge:
         self.limit = limit
         self.warned: list[float] = []
         """Seconds left at each time-limit warning given (the sounds are not played)."""
+        self._sdps: tuple[object, ...] = ()
+
+    def _sdp_state(self) -> tuple[object, ...]:
+        a, b = self.caller, self.callee
+        return (a.local_sdp, a.remote_sdp, b.local_sdp, b.remote_sdp)
+
+    def refresh_routes(self) -> bool:
+        """Recompute the relay's routes when a leg's SDP changed since the last look (a
+        re-INVITE may renumber payload types or change the codec); True if they changed."""
+        state = self._sdp_state()
+        seen = self._sdps
+        if self.relay is None or (
+            len(seen) == len(state) and all(x is y for x, y in zip(state, seen, strict=True))
+        ):
+            return False
+        self._sdps = state
+        a_to_b, b_to_a = routes(self.caller, self.callee)
+        self.relay.a.set_route(a_to_b)
+        self.relay.b.set_route(b_to_a)
+        return True
 
     def dead_leg(self, now: float) -> SipChannel | None:
         """A leg whose peer's ``rtptimeout`` (``rtpholdtimeout`` while held) passed without
@@ -104,6 +125,7 @@ class Bridge:
         a, b = self.caller, self.callee
         a.bridged, b.bridged = b, a
         self.relay = join_media(a, b)
+        self._sdps = self._sdp_state()
         start = self.clock()
         end_at = start + self.limit.limit if self.limit is not None else None
         warn_at = [start + t for t in self.limit.warnings()] if self.limit is not None else []
@@ -121,6 +143,7 @@ class Bridge:
                 )
                 if done:
                     break
+                self.refresh_routes()
                 now = self.clock()
                 while warn_at and now >= warn_at[0]:
                     warn_at.pop(0)

@@ -99,17 +99,16 @@ def _audio(sd: SessionDescription) -> list[Codec]:
     return [] if m is None else codecs(m)
 
 
-def leg_formats(
-    local: SessionDescription, remote: SessionDescription, *, local_offered: bool
-) -> LegFormats:
-    """The agreed codecs of a leg whose SDPs are ``local`` (ours) and ``remote`` (theirs).
+def leg_formats(local: SessionDescription, remote: SessionDescription) -> LegFormats:
+    """The agreed codecs of a leg whose last SDPs are ``local`` (ours) and ``remote`` (theirs).
 
-    The answer (``remote`` when ``local_offered``) decides what was agreed; an offer may list
-    more. Codecs are matched by name and clock rate, so the numbers may differ per side.
+    An answer lists a subset of its offer (RFC 3264 §6), so the codecs in both are the agreed
+    ones whichever side offered (a re-INVITE may turn the roles). Codecs are matched by name
+    and clock rate, so the numbers may differ per side.
     """
-    answer = remote if local_offered else local
-    agreed = {_key(c) for c in _audio(answer)}
+    mine, theirs = _audio(local), _audio(remote)
+    agreed = {_key(c) for c in mine} & {_key(c) for c in theirs}
     return LegFormats(
-        [c for c in _audio(local) if _key(c) in agreed],
-        [c for c in _audio(remote) if _key(c) in agreed],
+        [c for c in mine if _key(c) in agreed],
+        [c for c in theirs if _key(c) in agreed],
     )

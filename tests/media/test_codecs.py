@@ -88,29 +88,29 @@ CALLEE_ANSWER = sdp(
 
 
 def test_leg_formats_answerer_side_keeps_only_what_was_agreed() -> None:
-    f = leg_formats(PYPBX_ANSWER, CALLER_OFFER, local_offered=False)
+    f = leg_formats(PYPBX_ANSWER, CALLER_OFFER)
     assert [(c.payload_type, c.name) for c in f.receive] == [(0, "PCMU"), (96, "telephone-event")]
     # PCMA was offered but not answered: pypbx must not send it to the caller
     assert [(c.payload_type, c.name) for c in f.send] == [(0, "PCMU"), (96, "telephone-event")]
 
 
 def test_leg_formats_offerer_side_receives_in_its_numbers_sends_in_theirs() -> None:
-    f = leg_formats(PYPBX_OFFER, CALLEE_ANSWER, local_offered=True)
+    f = leg_formats(PYPBX_OFFER, CALLEE_ANSWER)
     assert [(c.payload_type, c.name) for c in f.receive] == [(8, "PCMA"), (101, "telephone-event")]
     assert [(c.payload_type, c.name) for c in f.send] == [(8, "PCMA"), (100, "telephone-event")]
 
 
 def test_leg_formats_without_audio_are_empty() -> None:
     video = sdp(0, "a=rtpmap:0 PCMU/8000", formats="0")
-    f = leg_formats(video, CALLER_OFFER, local_offered=False)
+    f = leg_formats(video, CALLER_OFFER)
     assert f.receive == []
     assert f.send == []
 
 
 def test_routes_between_two_negotiated_legs_transcode_and_renumber_events() -> None:
     """Caller: PCMU + events 96; callee: PCMA + events 100 (pypbx offered them as 101)."""
-    caller = leg_formats(PYPBX_ANSWER, CALLER_OFFER, local_offered=False)
-    callee = leg_formats(PYPBX_OFFER, CALLEE_ANSWER, local_offered=True)
+    caller = leg_formats(PYPBX_ANSWER, CALLER_OFFER)
+    callee = leg_formats(PYPBX_OFFER, CALLEE_ANSWER)
     forward = route_between(caller.receive, callee.send)
     assert forward.outgoing_type(0) == 8
     assert forward.payload == {0: audio.ULAW_TO_ALAW}
@@ -150,3 +150,17 @@ def test_transcoding_route_keeps_length_and_header(data: bytes, pcma: bool) -> N
     assert out[1] == (0 if pcma else 8)
     table = audio.ALAW_TO_ULAW if pcma else audio.ULAW_TO_ALAW
     assert out[12:] == packet[12:].translate(table)
+
+
+def test_leg_formats_do_not_depend_on_who_offered() -> None:
+    """A re-INVITE turns the roles: the far end's offer lists PCMU and PCMA, pypbx answered
+    PCMA only; pypbx must not send PCMU to it, whichever side offered first."""
+    reoffer = sdp(
+        5000, "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", "a=rtpmap:97 telephone-event/8000",
+        formats="0 8 97",
+    )  # fmt: skip
+    answer = sdp(10002, "a=rtpmap:8 PCMA/8000", "a=rtpmap:97 telephone-event/8000", formats="8 97")
+    f = leg_formats(answer, reoffer)
+    assert [c.name for c in f.send] == ["PCMA", "telephone-event"]
+    assert [c.payload_type for c in f.receive] == [8, 97]
+    assert leg_formats(reoffer, answer) == type(f)(f.send, f.receive)  # symmetric

@@ -23,7 +23,13 @@ from pypbx.media.codecs import route_between
 from pypbx.media.ports import PortAllocator
 from pypbx.media.relay import LegOptions, Relay, RelayLeg, SourceState
 from pypbx.media.rtp import RtpPacket
-from pypbx.sip.events import SessionAnswered, SessionOffered, SessionTerminated
+from pypbx.sip.events import (
+    ReinviteAnswered,
+    ReinviteReceived,
+    SessionAnswered,
+    SessionOffered,
+    SessionTerminated,
+)
 from pypbx.sip.sdp import Codec, parse_sdp
 from tests.call.loopback import Bed, rtp_packet, run_bed
 from tests.call.test_limits import call
@@ -503,3 +509,59 @@ def test_call_transcodes_pcmu_to_pcma_and_renumbers_dtmf_events(tmp_path: Path) 
         b.translate(audio.ALAW_TO_ULAW) for b in back
     ]
     assert [(p.payload_type, p.marker) for p in at_caller if p.payload_type != 0] == [(96, True)]
+
+
+TRUNK_REOFFER_EV97 = (
+    "v=0\r\no=- 2 2 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+    "m=audio {port} RTP/AVP 8 97\r\na=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:97 telephone-event/8000\r\na=fmtp:97 0-16\r\na=sendrecv\r\n"
+)
+
+
+def test_reinvite_renumbering_events_updates_the_routes(tmp_path: Path) -> None:
+    """Mid-call the trunk re-offers with telephone-event as 97; pypbx passes the re-offer to
+    the caller (who now answers events as 101). The bridge notices the new SDPs: the trunk's
+    97 events reach the caller as 101 (before: 101 → 96)."""
+    seen: dict[str, Any] = {}
+
+    async def body(bed: Bed) -> None:
+        caller, trunk = bed.caller, bed.trunk
+        offer = CALLER_OFFER_EV96.format(ip=caller.ip, port=caller.rtp_port).encode()
+        session = call(bed, "18005551234", body=offer)
+        await caller.wait_for(SessionAnswered, where=lambda ev: ev.session is session)
+        offered = await trunk.wait_for(SessionOffered)
+        assert isinstance(offered, SessionOffered)
+        to_trunk_leg = media_address(parse_sdp(offered.request.body))
+        assert to_trunk_leg is not None
+        assert trunk.rtp.transport is not None
+        event = dtmf.TelephoneEvent(dtmf.event_of("7"), duration=160).to_bytes()
+        trunk.rtp.transport.sendto(rtp_packet(1, event, pt=101), to_trunk_leg)
+        for _ in range(200):
+            if caller.rtp.received:
+                break
+            await asyncio.sleep(0.01)
+        seen["before"] = [rtp.parse_rtp(d).payload_type for d, _ in caller.rtp.received]
+        caller.rtp.received.clear()
+        reoffer = TRUNK_REOFFER_EV97.format(ip=trunk.ip, port=trunk.rtp_port).encode()
+        trunk.incoming[0].reinvite(body=reoffer, content_type="application/sdp", now=trunk.now())
+        assert trunk.stack is not None
+        trunk.stack.flush()
+        await trunk.wait_for(ReinviteAnswered)
+        await caller.wait_for(ReinviteReceived)
+        for seq in range(2, 300):  # until the bridge has looked at the new SDPs (<= 1 s)
+            trunk.rtp.transport.sendto(rtp_packet(seq, event, pt=97), to_trunk_leg)
+            await asyncio.sleep(0.01)
+            got = [rtp.parse_rtp(d).payload_type for d, _ in caller.rtp.received]
+            if 101 in got:
+                break
+        seen["after"] = [rtp.parse_rtp(d).payload_type for d, _ in caller.rtp.received]
+        session.bye(now=caller.now())
+        assert caller.stack is not None
+        caller.stack.flush()
+        await trunk.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body, trunk_extra="disallow=all\nallow=alaw", rtp_range=(BASE, BASE + 79))
+    assert seen["before"] == [96]
+    after: list[int] = seen["after"]
+    assert after[-1] == 101, after
+    assert set(after) <= {97, 101}, after  # 97 passed unchanged only until the refresh
