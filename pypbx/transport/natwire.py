@@ -191,8 +191,10 @@ class NatGlue:
         return None if iface is None else (iface, None)
 
     def _iface_hosts(self, dest_ip: str) -> tuple[str, ...]:
-        iface = self._ifaces.get(dest_ip) if self._wildcard else None
-        return (iface,) if iface else ()
+        """The interface address toward ``dest_ip`` when bound to a wildcard (glue such as
+        qualify writes it where the stack would write its placeholder)."""
+        target = self._wildcard_for(dest_ip)
+        return (target[0],) if target is not None else ()
 
     def _rewrite(self, transport: str, data: bytes, dest: Addr) -> bytes:
         target = self._external_for(dest[0])

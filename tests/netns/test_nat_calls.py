@@ -189,6 +189,7 @@ allow=ulaw
 type=friend
 host=dynamic
 nat=yes
+qualify=yes
 secret=phone1000pw
 context=internal
 disallow=all
@@ -490,6 +491,12 @@ def test_natted_phone_is_reached_at_its_public_source(world: World) -> None:
     local = re.search(r"Registered SIP '2000' at ([\d.]+):(\d+)", world.log())
     assert local is not None
     assert local.group(1) == LAN_PHONE_IP  # no NAT inside the site
+
+
+def test_natted_phone_is_qualified_through_its_nat(world: World) -> None:
+    # the OPTIONS go to the REGISTER's source (phonenat's mapping) and the answer comes back
+    wait_until("qualify of 1000", lambda: "Peer '1000' is now Reachable" in world.log())
+    assert "Peer '1000' is now UNREACHABLE" not in world.log()
 
 
 def test_natted_phone_calls_the_provider(world: World) -> None:

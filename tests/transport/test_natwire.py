@@ -303,6 +303,16 @@ def test_wildcard_bind_with_externip_outside_uses_external() -> None:
     assert addresses(inside)[0] == f"{LAN_IP}:5060"
 
 
+def test_wildcard_bind_outside_remaps_the_interface_address_in_from() -> None:
+    # glue such as qualify writes the interface address itself (not the placeholder)
+    gen = dataclasses.replace(TUTORIAL, bindaddr="0.0.0.0")
+    glue = NatGlue(gen, local_ip=lambda ip: LAN_IP)
+    assert glue.rewrite is not None
+    out = parsed(glue.rewrite("UDP", invite(host=LAN_IP), NATTED_PHONE))
+    assert out.headers.get("From") == f"<sip:acct1@{EXTERN}>;tag=a1"
+    assert addresses(bytes(out))[:2] == (f"{EXTERN}:5060", f"{EXTERN}:5060")
+
+
 def test_wildcard_bind_without_route_leaves_message() -> None:
     glue = NatGlue(general(bindaddr="0.0.0.0"), local_ip=lambda ip: None)
     assert glue.rewrite is not None
