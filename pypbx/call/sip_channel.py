@@ -328,7 +328,7 @@ class SipChannel(Channel):
         self, files: list[str], *, stop_digits: str = "", keep_going: bool = False
     ) -> Played:
         """Playback/Background/Say*: ``files`` from ``sounddir`` in the leg's codec."""
-        engine = await self.media_engine()
+        engine = await self._sending_engine()
         if engine is None:
             if files:
                 log.warning("%s: no media to play %s on", self.name, "&".join(files))
@@ -343,14 +343,14 @@ class SipChannel(Channel):
         return await engine.read_digits(max_digits, timeout, terminator=terminator)
 
     async def echo(self) -> None:
-        engine = await self.media_engine()
+        engine = await self._sending_engine()
         if engine is None:
             await self.ended.wait()
             return
         await engine.echo()
 
     async def play_tones(self, tones: str) -> None:
-        engine = await self.media_engine()
+        engine = await self._sending_engine()
         if engine is not None:
             engine.start_tones(tones)
 
@@ -361,12 +361,20 @@ class SipChannel(Channel):
     async def music_on_hold(self, klass: str, seconds: float | None) -> None:
         """Hold music of ``klass`` (files in ``sounddir/moh/<class>``, else a generated tune)
         for ``seconds`` (None: until hangup)."""
-        engine = await self.media_engine()
+        engine = await self._sending_engine()
         if engine is None or engine.format is None:
             await self.sleep(seconds if seconds is not None else 86400.0)
             return
         audio = hold_music(self.env.sounds, klass or "default", engine.format.encoding)
         await engine.loop(audio, seconds)
+
+    async def _sending_engine(self) -> MediaEngine | None:
+        """The engine, about to send audio: on a ringing incoming leg the audio goes as early
+        media, so a 183 with our SDP goes first (once; chan_sip ``sip_write``)."""
+        engine = await self.media_engine()
+        if engine is not None and not self.outgoing and self.state is ChannelState.RING:
+            self.ring(early_media=True)
+        return engine
 
     async def media_engine(self) -> MediaEngine | None:
         """The leg's media engine, made on first use (None: no ports or no G.711 codec)."""

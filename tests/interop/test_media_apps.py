@@ -73,6 +73,8 @@ exten => 602,1,Goto(ivr,s,1)
 exten => 603,1,Progress()
 same => n,Playback(tone-1khz,noanswer)
 same => n,Hangup()
+exten => 608,1,Playback(tone-1khz,noanswer)
+same => n,Hangup()
 exten => 604,1,Answer()
 same => n,PlayTones(800)
 same => n,Wait(3)
@@ -217,10 +219,13 @@ def test_playback_plays_the_sound_file(bed: Bed) -> None:
     assert "no-such-prompt" in log
 
 
-def test_progress_gives_early_media_for_playback(bed_ulaw: Bed) -> None:
+@pytest.mark.parametrize("exten", ["603", "608"], ids=["progress", "implicit-183"])
+def test_playback_before_the_answer_is_early_media(bed_ulaw: Bed, exten: str) -> None:
+    """``Progress()`` then ``Playback(,noanswer)``; or the Playback alone, which sends the 183
+    itself as chan_sip does when audio goes out before the answer."""
     ctl = bed_ulaw.phone.ctl()
     try:
-        ctl.send("dial", f"sip:603@127.0.0.1:{bed_ulaw.port}")
+        ctl.send("dial", f"sip:{exten}@127.0.0.1:{bed_ulaw.port}")
         closed = ctl.wait_event("CALL_CLOSED", 15)
         assert closed is not None, "pypbx did not end the call"
     finally:
