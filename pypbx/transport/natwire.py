@@ -259,7 +259,7 @@ class NatGlue:
         if transport.upper() != "UDP" or data.startswith(b"SIP/2.0"):
             return data
         top = _top_via_value(data)
-        if top is None or b"rport" in top.lower():
+        if top is None or _asks_rport(top):
             return data  # it asked for rport itself (or has no Via: the endpoint says 400)
         try:
             msg = parse_message(data)
@@ -278,6 +278,14 @@ class NatGlue:
         new = Via(via.transport, via.host, via.port, (*via.params, ("rport", None)), via.protocol)
         msg.headers.replace_first("Via", str(new))
         return bytes(msg)
+
+
+def _asks_rport(via_value: bytes) -> bool:
+    """Whether a Via value carries an ``rport`` parameter (not just the letters somewhere,
+    as in ``branch=z9hG4bKnorport``)."""
+    return any(
+        param.split(b"=", 1)[0].strip().lower() == b"rport" for param in via_value.split(b";")[1:]
+    )
 
 
 def _top_via_value(data: bytes) -> bytes | None:

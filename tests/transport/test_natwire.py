@@ -402,7 +402,9 @@ def test_resolved_externhost_wins_over_externip() -> None:
 # --- inbound force_rport -----------------------------------------------------------------------
 
 
-def phone_register(via_host: str = "192.168.60.10", rport: bool = False) -> bytes:
+def phone_register(
+    via_host: str = "192.168.60.10", rport: bool = False, branch: str = "z9hG4bKph"
+) -> bytes:
     req = make_request(
         "REGISTER",
         "sip:203.0.113.2",
@@ -410,7 +412,7 @@ def phone_register(via_host: str = "192.168.60.10", rport: bool = False) -> byte
         to="<sip:1000@203.0.113.2>",
         call_id="p1@phone",
         cseq=1,
-        via=f"SIP/2.0/UDP {via_host}:5060;branch=z9hG4bKph" + (";rport" if rport else ""),
+        via=f"SIP/2.0/UDP {via_host}:5060;branch={branch}" + (";RPort" if rport else ""),
         contact=f"<sip:1000@{via_host}:5060>",
     )
     return bytes(req)
@@ -456,6 +458,14 @@ def test_inbound_force_rport_adds_rport(
 )
 def test_inbound_leaves_other_messages(transport: str, data: bytes) -> None:
     assert NatGlue(general(nat=frozenset({FR}))).inbound(transport, data, NATTED_PHONE) is data
+
+
+def test_inbound_is_not_fooled_by_rport_letters_elsewhere() -> None:
+    glue = NatGlue(general(nat=frozenset({FR})))
+    data = phone_register(branch="z9hG4bKnorport1")
+    via = parsed(glue.inbound("UDP", data, NATTED_PHONE)).top_via
+    assert via.has_rport
+    assert via.branch == "z9hG4bKnorport1"
 
 
 def test_inbound_uses_the_peer_nat_setting() -> None:
