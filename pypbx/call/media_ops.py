@@ -35,13 +35,15 @@ from pypbx.media.audio import (
     tone_frames,
 )
 from pypbx.media.dtmf import DtmfBegan, DtmfError, DtmfReceiver, digit_of
-from pypbx.media.player import Packetizer, Sender, play
+from pypbx.media.player import Packetizer, Sender, play, send_digits_in_stream
+from pypbx.media.relay import RelayLeg
 from pypbx.media.rtp import RtpError, parse_rtp
 from pypbx.sip.sdp import Codec
 
 __all__ = [
     "HOLD_TUNE",
     "TONE_LISTS",
+    "EventSender",
     "MediaEngine",
     "MediaFormat",
     "Played",
@@ -50,7 +52,9 @@ __all__ = [
     "ToneSegment",
     "choose_format",
     "hold_music",
+    "info_body",
     "info_digit",
+    "info_status",
     "parse_tones",
     "tone_stream",
 ]
@@ -109,6 +113,20 @@ def _signal_digit(text: str) -> str | None:
         event = int(value)
     digit = digit_of(event)
     return None if digit is None or digit == "!" else digit
+
+
+_INFO_KINDS = ("application/dtmf-relay", "application/dtmf", "application/media_control+xml")
+
+
+def info_status(content_type: str, body: bytes) -> int:
+    """The answer to an INFO: 200 when empty or of a kind chan_sip takes, else 415."""
+    kind = content_type.partition(";")[0].strip().lower()
+    return 200 if not body or kind in _INFO_KINDS else 415
+
+
+def info_body(digit: str, duration_ms: int = 100) -> tuple[str, bytes]:
+    """The (content type, body) of an INFO that sends ``digit`` (chan_sip ``dtmfmode=info``)."""
+    return "application/dtmf-relay", f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode()
 
 
 def info_digit(content_type: str, body: bytes) -> str | None:
@@ -277,6 +295,33 @@ def hold_music(sounds: SoundLibrary | None, klass: str, encoding: Encoding) -> l
     if not out:
         out = list(islice(tone_stream(parse_tones(HOLD_TUNE), encoding), 3000))
     return out
+
+
+class EventSender:
+    """RFC 4733 digits for one leg, one after the other, inside the stream relayed to it
+    (:func:`~pypbx.media.player.send_digits_in_stream`), else on our own stream."""
+
+    def __init__(self, ssrc: int) -> None:
+        self.ssrc = ssrc
+        self._own: Packetizer | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    def send(self, digit: str, source: RelayLeg | None, target: RelayLeg, pt: int) -> None:
+        if self._own is None:
+            self._own = Packetizer(self.ssrc, pt)
+        task = asyncio.get_running_loop().create_task(self._send(digit, source, target, pt))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, digit: str, source: RelayLeg | None, target: RelayLeg, pt: int) -> bool:
+        assert self._own is not None
+        async with self._lock:
+            return await send_digits_in_stream(digit, source, target, pt, self._own)
+
+    def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
 
 
 # --- the engine --------------------------------------------------------------------------------

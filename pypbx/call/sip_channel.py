@@ -20,16 +20,18 @@ from typing import TYPE_CHECKING
 from pypbx.call.causes import cause_to_sip, sip_to_cause
 from pypbx.call.channel import Channel, ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.media_ops import (
+    EventSender,
     MediaEngine,
     Played,
     SoundLibrary,
     choose_format,
     hold_music,
+    info_body,
     info_digit,
+    info_status,
 )
 from pypbx.config.sipmodel import DtmfMode, NatMode, Peer
 from pypbx.dialplan.channel_api import DialResult, DialTarget, HangupCause, Indication
-from pypbx.media.player import Packetizer, send_digits_in_stream
 from pypbx.media.relay import LegOptions, RelayLeg
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import Addr
@@ -168,9 +170,7 @@ class SipChannel(Channel):
         self.on_end: Callable[[SipChannel], None] | None = None
         self.media: MediaEngine | None = None
         self.priority = 1  # where the dial plan runs (``core show channels``)
-        self._events_out: Packetizer | None = None  # RFC 4733 events relayed from the other leg
-        self._sending: set[asyncio.Task[None]] = set()
-        self._events_lock = asyncio.Lock()
+        self.events = EventSender(env.ssrc())  # digits from the bridged leg, as RFC 4733
         self.early_digits: list[str] = []  # INFO digits before the media engine exists
 
     # -- ChannelApi properties ---------------------------------------------------------
@@ -422,10 +422,7 @@ class SipChannel(Channel):
                 self.media.push_digit(digit)
             elif len(self.early_digits) < 64:
                 self.early_digits.append(digit)
-            return 200
-        kind = content_type.partition(";")[0].strip().lower()
-        known = ("application/dtmf-relay", "application/dtmf", "application/media_control+xml")
-        return 200 if not body or kind in known else 415
+        return info_status(content_type, body)
 
     def send_digit(self, digit: str, *, source: RelayLeg | None = None) -> bool:
         """Send a digit heard on the bridged leg the way this leg takes DTMF: SIP INFO
@@ -436,14 +433,9 @@ class SipChannel(Channel):
         if self.dtmfmode in (DtmfMode.INFO, DtmfMode.SHORTINFO):
             if session is None:
                 return False
-            body = f"Signal={digit}\r\nDuration=100\r\n".encode()
+            kind, body = info_body(digit)
             with suppress(ValueError, IllegalTransition):
-                session.request(
-                    "INFO",
-                    body=body,
-                    content_type="application/dtmf-relay",
-                    now=self.env.loop_time(),
-                )
+                session.request("INFO", body=body, content_type=kind, now=self.env.loop_time())
                 self.env.flush()
                 return True
             return False
@@ -451,19 +443,8 @@ class SipChannel(Channel):
         leg = self.leg
         if pt is None or leg is None or leg.closed:
             return False
-        if self._events_out is None:
-            self._events_out = Packetizer(self.env.ssrc(), pt)
-        task = asyncio.get_running_loop().create_task(self._send_events(digit, source, leg, pt))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        self.events.send(digit, source, leg, pt)
         return True
-
-    async def _send_events(
-        self, digit: str, source: RelayLeg | None, leg: RelayLeg, pt: int
-    ) -> None:
-        assert self._events_out is not None
-        async with self._events_lock:  # one digit after the other
-            await send_digits_in_stream(digit, source, leg, pt, self._events_out)
 
     async def dial(
         self,
@@ -517,8 +498,7 @@ class SipChannel(Channel):
             self.set_state(ChannelState.HUNGUP)
         if self.media is not None:
             self.media.close()
-        for task in self._sending:
-            task.cancel()
+        self.events.close()
         if self.leg is not None:
             st = self.leg.stats()
             totals = self.env.relayed

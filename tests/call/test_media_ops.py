@@ -26,7 +26,9 @@ from pypbx.call.media_ops import (
     ToneSegment,
     choose_format,
     hold_music,
+    info_body,
     info_digit,
+    info_status,
     parse_tones,
     tone_stream,
 )
@@ -715,3 +717,23 @@ def test_hold_music_class_from_files_else_a_generated_round(tmp_path: Path) -> N
     assert len(hold_music(lib, "jazz", Encoding.ULAW)) == 5 + 3
     run(chan.music_on_hold("jazz", 0.32))
     assert len(leg.sent) == 16
+
+
+@pytest.mark.parametrize("digit", list("0123456789*#ABCD"))
+def test_info_body_round_trips(digit: str) -> None:
+    kind, body = info_body(digit)
+    assert info_digit(kind, body) == digit
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [
+        ("application/dtmf-relay", b"Signal=1", 200),
+        ("application/DTMF; x=y", b"1", 200),
+        ("application/media_control+xml", b"<media_control/>", 200),
+        ("", b"", 200),
+        ("text/plain", b"hi", 415),
+    ],
+)
+def test_info_status(content_type: str, body: bytes, status: int) -> None:
+    assert info_status(content_type, body) == status
