@@ -21,10 +21,10 @@ Printed per point (medians over ``--repeat`` runs): offered and relayed packets/
 received at all, after a drain), the kernel's drops on the relay's sockets and on the phones'
 sockets (``/proc/net/udp``), one-way transit p50/p99, the added jitter as the spread of the
 inter-arrival time against the sender's spacing (|Δarrival - Δsend| of consecutive packets of
-one stream: median and p99), relay CPU % of one core, relay CPU µs per relayed packet and,
-from it, CPU per call at 100 packets/s (robust when other processes take the cores), the
-generator's CPU % and how late its sends fell behind the 20 ms schedule (the offered rate is
-measured over the real sending time, so a starved generator shows a lower rate).
+one stream: median and p99), relay CPU % of one core and the kernel's share of it, relay CPU
+µs per relayed packet and, from it, CPU per call at 100 packets/s (robust when other processes
+take the cores), the generator's CPU % and how late its sends fell behind the 20 ms schedule
+(the offered rate is measured over the real sending time: a starved generator shows less).
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _sys_cpu() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def _new_loop(name: str) -> Any:
     import asyncio
 
@@ -125,6 +129,7 @@ def serve(loop_name: str, profile: bool) -> None:
         line = sys.stdin.readline().strip()
         if line == "start":
             marks["cpu0"], marks["t0"], marks["c0"] = _cpu(), time.monotonic(), counters()
+            marks["sys0"] = _sys_cpu()
             if profiler is not None:
                 profiler.enable()
         elif line in ("stop", ""):
@@ -134,6 +139,9 @@ def serve(loop_name: str, profile: bool) -> None:
             wall = now - marks.get("t0", now) or 1e-9
             report = {
                 "cpu": (cpu - marks.get("cpu0", cpu)) / wall,
+                "sys_share": (_sys_cpu() - marks.get("sys0", 0.0)) / (cpu - marks["cpu0"])
+                if cpu > marks.get("cpu0", cpu)
+                else 0.0,
                 "in": (pin - marks.get("c0", (0, 0))[0]) / wall,
                 "out": (pout - marks.get("c0", (0, 0))[1]) / wall,
                 "dropped": sum(leg.dropped_strict + leg.dropped_learning for leg in legs),
@@ -242,12 +250,19 @@ def run_point(
     route: str,
     profile: bool,
     rcvbuf: int | None,
+    nice: int = 0,
 ) -> dict[str, Any]:
     a_sock, b_sock = _phone_socket(), _phone_socket()
     cmd = [sys.executable, __file__, "--serve", "--loop", loop_name]
     if profile:
         cmd.append("--profile")
-    child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,
+    )
     assert child.stdin is not None
     assert child.stdout is not None
     remotes = [a_sock.getsockname(), b_sock.getsockname()]
@@ -349,6 +364,7 @@ def run_point(
         "jit50_us": _percentile(spread, 0.5),
         "jit99_us": _percentile(spread, 0.99),
         "relay_cpu": report["cpu"],
+        "sys_share": report["sys_share"],
         "us_per_pkt": 1e6 * report["cpu"] / report["out"] if report["out"] else float("nan"),
         # at the nominal 100 packets/s per call (50 each way), from the CPU cost per packet:
         # unlike CPU % of wall time, this holds when other processes starve the relay
@@ -414,6 +430,7 @@ COLUMNS = [
     ("jit50_us", ">7", "{:.0f}"),
     ("jit99_us", ">7", "{:.0f}"),
     ("relay_cpu", ">8", "{:.1%}"),
+    ("sys_share", ">5", "{:.0%}"),
     ("us_per_pkt", ">7", "{:.1f}"),
     ("cpu_per_call", ">9", "{:.3%}"),
     ("gen_cpu", ">8", "{:.1%}"),
@@ -430,6 +447,7 @@ HEADS = {
     "jit99_us": "jit99",
     "relay_cpu": "relCPU",
     "us_per_pkt": "us/pkt",
+    "sys_share": "sys",
     "cpu_per_call": "CPU/call",
     "gen_cpu": "genCPU",
     "gen_late_ms": "lateMs",
@@ -458,6 +476,9 @@ def main() -> None:
     parser.add_argument("--loop", default="uvloop", choices=["both", "asyncio", "uvloop"])
     parser.add_argument("--route", default="forward", choices=["forward", "transcode", "both"])
     parser.add_argument("--rcvbuf", type=int, default=None, help="SO_RCVBUF of relay sockets")
+    parser.add_argument(
+        "--relay-nice", type=int, default=0, help="nice value of the relay (root for < 0)"
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--micro", action="store_true")
     args = parser.parse_args()
@@ -478,7 +499,7 @@ def main() -> None:
     routes = ["forward", "transcode"] if args.route == "both" else [args.route]
     print(
         f"seconds={seconds} repeat={args.repeat} cores={os.cpu_count()} "
-        f"relay rcvbuf={args.rcvbuf or 'system default'} "
+        f"relay rcvbuf={args.rcvbuf or 'system default'} relay nice={args.relay_nice} "
         f"(net.core.rmem_default={Path('/proc/sys/net/core/rmem_default').read_text().strip()})"
     )
     print("".join(f"{HEADS.get(k, k):{align}}" for k, align, _fmt in COLUMNS), flush=True)
@@ -487,7 +508,15 @@ def main() -> None:
         for calls in (int(c) for c in args.calls.split(",")):
             for route in routes:
                 runs = [
-                    run_point(calls, seconds, loop_name, route, args.profile, args.rcvbuf)
+                    run_point(
+                        calls,
+                        seconds,
+                        loop_name,
+                        route,
+                        args.profile,
+                        args.rcvbuf,
+                        args.relay_nice,
+                    )
                     for _ in range(args.repeat)
                 ]
                 r = _median_row(runs)
