@@ -14,7 +14,7 @@ from pypbx.config.netaddr import Network, parse_network
 from pypbx.config.sipconf import General, NatMode, SipConfig, parse_sip_conf
 from pypbx.sip.events import Addr
 from pypbx.sip.headers import Via, parse_via
-from pypbx.sip.message import Request, Response, make_request
+from pypbx.sip.message import Request, Response, build_response, make_request
 from pypbx.sip.parse import parse_message
 from pypbx.sip.sdp import parse_sdp
 from pypbx.sip.uri import SipUri
@@ -27,8 +27,10 @@ from pypbx.transport.nat import (
     media_target,
     nat_detected,
     nat_label,
+    remap_message,
     response_target,
     rewrite_contact,
+    rewrite_from_host,
     rewrite_message,
     rewrite_sdp,
     rewrite_via,
@@ -488,3 +490,54 @@ def test_effective_nat_only_plain_modes(modes: frozenset[NatMode], src: str, por
         wanted = natted if auto in modes else plain in modes
         assert (plain in out) is wanted
     assert out <= {FR, CO}
+
+
+# --- remap_message: what chan_sip remaps in one outgoing message ---------------------------------
+
+
+def test_remap_message_keeps_ports_when_none_and_reports_change() -> None:
+    req = invite()
+    req.set("Via", "SIP/2.0/UDP 192.168.50.2:5080;branch=z9hG4bK77;rport")
+    req.set("Contact", "<sip:pbx@192.168.50.2:5080>")
+    assert remap_message(req, EXTERN)
+    assert req.top_via.sent_by == (EXTERN, 5080)
+    assert str(req.contact[0]) == f"<sip:pbx@{EXTERN}:5080>"
+    assert parse_sdp(req.body).origin.address == EXTERN
+    assert req.get("From") == "<sip:pbx@192.168.50.2>;tag=a"  # not named ours: kept
+    assert not remap_message(req, EXTERN)  # a second pass changes nothing
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "contact_kept"),
+    [
+        (200, "REGISTER", True),  # the registrar lists the UA's bindings
+        (302, "INVITE", True),  # redirect targets
+        (200, "INVITE", False),  # our Contact in a 2xx to INVITE
+        (180, "INVITE", False),
+    ],
+)
+def test_remap_message_leaves_contacts_that_are_not_ours(
+    status: int, method: str, contact_kept: bool
+) -> None:
+    req = invite()
+    req.set("CSeq", f"1 {method}")
+    resp = build_response(req, status, to_tag="t", body=b"")
+    resp.add("Contact", "<sip:1000@192.168.60.10:5060>")
+    remap_message(resp, EXTERN, 5099)
+    kept = str(resp.contact[0]) == "<sip:1000@192.168.60.10:5060>"
+    assert kept is contact_kept
+    assert resp.top_via.host == "192.168.50.2"  # a response's Via is the peer's
+
+
+@pytest.mark.parametrize(
+    ("ours", "expected"),
+    [
+        (("192.168.50.2",), f"<sip:pbx@{EXTERN}>;tag=a"),
+        (("127.0.0.1",), "<sip:pbx@192.168.50.2>;tag=a"),
+        ((), "<sip:pbx@192.168.50.2>;tag=a"),
+    ],
+)
+def test_rewrite_from_host_only_ours(ours: tuple[str, ...], expected: str) -> None:
+    req = invite()
+    rewrite_from_host(req, EXTERN, ours)
+    assert req.get("From") == expected
