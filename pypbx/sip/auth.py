@@ -558,8 +558,9 @@ class DigestServer:
         self._counter = 0
         self._seen: OrderedDict[str, _Seen] = OrderedDict()
         self._floor = float("-inf")
-        # (algorithm, stale) -> the challenge text before and after the nonce
-        self._templates: dict[tuple[str, bool], tuple[str, str]] = {}
+        # (realm, opaque, algorithm, stale) -> the challenge text before and after the nonce
+        self._templates: dict[tuple[str, str | None, str, bool], tuple[str, str]] = {}
+        self._hmac: tuple[str, hmac.HMAC] | None = None  # (realm, keyed HMAC)
         # (username, realm, password, algorithm) -> HA1; bounded by _HA1_MAX, then cleared
         self._ha1: dict[tuple[str, str, str, str], str] = {}
 
@@ -579,8 +580,15 @@ class DigestServer:
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
     def _mac(self, head: bytes) -> bytes:
-        msg = b"pypbx-digest-nonce\0" + _b(self.realm) + b"\0" + head
-        return hmac.digest(self._secret, msg, "sha256")[:16]  # one-shot C HMAC
+        keyed = self._hmac
+        if keyed is None or keyed[0] != self.realm:
+            # keyed once, with the constant prefix: each nonce copies it
+            base = hmac.new(self._secret, digestmod=hashlib.sha256)
+            base.update(b"pypbx-digest-nonce\0" + _b(self.realm) + b"\0")
+            keyed = self._hmac = (self.realm, base)
+        mac = keyed[1].copy()
+        mac.update(head)
+        return mac.digest()[:16]
 
     def nonce_issued(self, nonce: str) -> float | None:
         """The time a nonce of ours was issued, or None if it is not ours."""
@@ -617,7 +625,8 @@ class DigestServer:
         """``str(Challenge(...))`` for our realm, without formatting it every time: the
         text around the nonce is worked out once per (algorithm, stale). Our nonces are
         base64url, so they go between the quotes as they are."""
-        template = self._templates.get((algorithm, stale))
+        key = (self.realm, self.opaque, algorithm, stale)
+        template = self._templates.get(key)
         if template is None:
             marker = "n"
             text = str(
@@ -634,7 +643,9 @@ class DigestServer:
             if not text.startswith(head + marker + '"'):
                 raise AssertionError(f"unexpected challenge layout {text!r}")  # pragma: no cover
             template = (head, text[len(head) + len(marker) :])
-            self._templates[algorithm, stale] = template
+            if len(self._templates) >= 64:
+                self._templates.clear()
+            self._templates[key] = template
         return template[0] + nonce + template[1]
 
     # verification

@@ -6,6 +6,8 @@ path either declines (None) or gives exactly what the general path gives.
 
 from __future__ import annotations
 
+import hmac
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -149,3 +151,31 @@ def test_ha1_table_is_bounded() -> None:
         server._password_ha1(f"u{i}", "r", "p", "MD5")
     assert len(server._ha1) <= auth._HA1_MAX
     assert server._password_ha1("u1", "r", "p", "MD5") == auth.compute_ha1("u1", "r", "p")
+
+
+@EQUIV
+@given(
+    secret=st.binary(min_size=1, max_size=40),
+    realm=st.text(max_size=10),
+    heads=st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=3),
+)
+def test_nonce_mac_from_the_keyed_copy_is_the_one_shot_hmac(
+    secret: bytes, realm: str, heads: list[bytes]
+) -> None:
+    server = DigestServer(secret, realm)
+    prefix = b"pypbx-digest-nonce\0" + realm.encode("utf-8", "surrogateescape") + b"\0"
+    for head in heads:
+        assert server._mac(head) == hmac.digest(secret, prefix + head, "sha256")[:16]
+
+
+def test_cached_texts_follow_a_changed_realm_and_opaque() -> None:
+    server = DigestServer(b"k", "one")
+    first = server.challenge(5.0)
+    assert 'realm="one"' in first
+    server.realm, server.opaque = "two", "op"
+    second = server.challenge(5.0)
+    assert second.startswith('Digest realm="two"')
+    assert 'opaque="op"' in second
+    nonce = auth.parse_challenge(second).nonce
+    assert server.nonce_issued(nonce) == 5.0
+    assert DigestServer(b"k", "one").nonce_issued(nonce) is None  # the MAC covers the realm
