@@ -1,7 +1,8 @@
 """The B2BUA bridge: two answered legs joined, RTP relayed between their relay legs with
-per-direction payload-type routes (RFC 3550 §7: pypbx acts as an RTP translator), hold
-re-INVITEs passed across (RFC 3264 §8.4, done by the legs), and the first hangup ending both
-(Asterisk ``ast_bridge_call`` with a native two-party bridge).
+per-direction payload-type routes (RFC 3550 §7: pypbx acts as an RTP translator; RFC 4733
+events renumbered, G.711 laws transcoded), routes recomputed after a re-INVITE changed an SDP
+(hold re-INVITEs are passed across by the legs, RFC 3264 §8.4), Dial's ``L`` time limit, and
+the first hangup ending both (Asterisk ``ast_bridge_call`` with a two-party bridge).
 """
 
 from __future__ import annotations
@@ -149,7 +150,9 @@ class Bridge:
                     warn_at.pop(0)
                     self._warn(a, (end_at or now) - now)
                 if end_at is not None and now >= end_at:
-                    log.info("%s: Dial time limit of %gs reached, hanging up", a.name, now - start)
+                    log.info(
+                        "%s: Dial time limit of %gs reached, hanging up", a.name, end_at - start
+                    )
                     limit_reached = True
                     break
                 dead = self.dead_leg(now)
