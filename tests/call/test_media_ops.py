@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pypbx.call.channel import ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.media_ops import (
@@ -737,3 +739,23 @@ def test_info_body_round_trips(digit: str) -> None:
 )
 def test_info_status(content_type: str, body: bytes, status: int) -> None:
     assert info_status(content_type, body) == status
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["application/dtmf-relay", "application/dtmf", "text/x"]), st.binary())
+def test_info_digit_takes_any_body(content_type: str, body: bytes) -> None:
+    digit = info_digit(content_type, body)
+    assert digit is None or (len(digit) == 1 and digit in "0123456789*#ABCD")
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=300), st.sampled_from([0, 8, 101, 13]))
+def test_engine_receive_takes_any_packet(tmp_path: Path, payload: bytes, pt: int) -> None:
+    engine, leg, _ = make_engine(tmp_path, inband=True)
+    engine.echoing = True
+    engine.receive(payload)
+    engine.receive(rtp(pt, 1, 160, payload))
+    assert all(d in "0123456789*#ABCD" for d in engine.digits)
+    assert len(leg.sent) <= 1
