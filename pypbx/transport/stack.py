@@ -396,8 +396,11 @@ class SipStack:
             self._dirty = True
 
     def _arm_timer(self) -> None:
-        deadlines = [d for t in self.endpoints if (d := self._driver(t).next_timer()) is not None]
-        deadline = min(deadlines) if deadlines else None
+        deadline: float | None = None
+        for transport in self.endpoints:  # one or two: no list built after every input
+            d = self._driver(transport).next_timer()
+            if d is not None and (deadline is None or d < deadline):
+                deadline = d
         if deadline == self._deadline and (deadline is None or self._timer is not None):
             return
         if self._timer is not None:
