@@ -168,22 +168,32 @@ class SoundLibrary:
         self.keep = keep
         self._cache: OrderedDict[tuple[Path, int, int], Sound] = OrderedDict()
 
-    def find(self, name: str, encoding: Encoding = Encoding.ULAW) -> Path | None:
+    def find(
+        self, name: str, encoding: Encoding = Encoding.ULAW, language: str = ""
+    ) -> Path | None:
         """The file for ``name``: itself when it has a known extension, else the first of
-        ``name.<ext>`` to exist, native formats first."""
-        base = Path(name) if name.startswith("/") else self.sounddir / name
-        ext = base.name.rpartition(".")[2].lower() if "." in base.name else ""
-        if ext in _KNOWN and base.is_file():
-            return base
-        for candidate in _PREFERRED[encoding]:
-            path = base.with_name(f"{base.name}.{candidate}")
-            if path.is_file():
-                return path
+        ``name.<ext>`` to exist, native formats first; ``sounddir/<language>/`` is looked in
+        before ``sounddir/`` (Asterisk's language folders)."""
+        if name.startswith("/"):
+            bases = [Path(name)]
+        else:
+            bases = [self.sounddir / language / name] if language else []
+            bases.append(self.sounddir / name)
+        for base in bases:
+            ext = base.name.rpartition(".")[2].lower() if "." in base.name else ""
+            if ext in _KNOWN and base.is_file():
+                return base
+            for candidate in _PREFERRED[encoding]:
+                path = base.with_name(f"{base.name}.{candidate}")
+                if path.is_file():
+                    return path
         return None
 
-    def load(self, name: str, encoding: Encoding = Encoding.ULAW) -> Sound | None:
+    def load(
+        self, name: str, encoding: Encoding = Encoding.ULAW, language: str = ""
+    ) -> Sound | None:
         """The sound ``name`` (None when no file exists or it cannot be read as 8 kHz audio)."""
-        path = self.find(name, encoding)
+        path = self.find(name, encoding, language)
         if path is None:
             return None
         try:
@@ -339,6 +349,7 @@ class MediaEngine:
         sounds: SoundLibrary | None = None,
         inband: bool = False,
         name: str = "",
+        language: str = "",
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -346,6 +357,7 @@ class MediaEngine:
         self.format = fmt
         self.sounds = sounds
         self.name = name
+        self.language = language
         self.clock = clock
         self.sleep = sleep
         pt = fmt.payload_type if fmt is not None else 0
@@ -382,7 +394,7 @@ class MediaEngine:
             except DtmfError:
                 return
             for ev in events:
-                if isinstance(ev, DtmfBegan):
+                if isinstance(ev, DtmfBegan) and ev.digit != "!":  # flash is no digit
                     self.push_digit(ev.digit)
             return
         if pt != fmt.payload_type:
@@ -462,7 +474,11 @@ class MediaEngine:
             if self.closed:
                 break
             fmt = self.format
-            sound = self.sounds.load(name, fmt.encoding) if self.sounds and fmt else None
+            sound = (
+                self.sounds.load(name, fmt.encoding, self.language)
+                if self.sounds is not None and fmt is not None
+                else None
+            )
             if sound is None or fmt is None:
                 log.warning("%s: File %s does not exist in any format", self.name, name)
                 missing = missing or name

@@ -402,6 +402,7 @@ class SipChannel(Channel):
             sounds=self.env.sounds,
             inband=inband,
             name=self.name,
+            language=self.peer.language if self.peer is not None else "",
         )
         leg.sink = engine.receive
         self.media = engine

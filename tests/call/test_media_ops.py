@@ -215,6 +215,21 @@ def test_sound_lookup_with_and_without_extension(tmp_path: Path) -> None:
     assert sound.samples == 800
 
 
+def test_language_folder_first(tmp_path: Path) -> None:
+    (tmp_path / "fr").mkdir()
+    (tmp_path / "fr" / "hello.ulaw").write_bytes(b"\x01" * 160)
+    (tmp_path / "hello.ulaw").write_bytes(b"\x02" * 160)
+    (tmp_path / "bye.ulaw").write_bytes(b"\x03" * 160)
+    lib = SoundLibrary(tmp_path)
+    assert lib.find("hello", Encoding.ULAW, "fr") == tmp_path / "fr" / "hello.ulaw"
+    assert lib.find("hello", Encoding.ULAW, "") == tmp_path / "hello.ulaw"
+    assert lib.find("bye", Encoding.ULAW, "fr") == tmp_path / "bye.ulaw"  # falls back
+    engine, leg, _ = make_engine(tmp_path)
+    engine.language = "fr"
+    run(engine.play(["hello", "bye"]))
+    assert [p.payload[0] for _, p in leg.sent] == [1, 3]
+
+
 def test_unreadable_sound_is_missing(tmp_path: Path) -> None:
     (tmp_path / "bad.wav").write_bytes(b"RIFF0000WAVEjunk")
     assert SoundLibrary(tmp_path).load("bad") is None
@@ -337,6 +352,13 @@ def test_rfc4733_events_become_digits_once_each(tmp_path: Path) -> None:
         engine.receive(packet)
     assert list(engine.digits) == ["1", "2", "#"]
     assert run(engine.read_digits(5, 0.0, terminator="#")) == "12"
+
+
+def test_flash_event_is_not_a_digit(tmp_path: Path) -> None:
+    engine, _, _ = make_engine(tmp_path)
+    engine.receive(rtp(101, 1, 800, bytes([16, 0x8A, 0, 160])))
+    engine.receive(rtp(101, 2, 960, bytes([5, 0x8A, 0, 160])))
+    assert list(engine.digits) == ["5"]
 
 
 def test_events_on_another_payload_type_are_not_digits(tmp_path: Path) -> None:
