@@ -194,7 +194,7 @@ class Dialer:
                 elif item.kind == "progress":
                     if item.sdp is not None:
                         await _early_media(caller, item.leg)
-                    else:
+                    elif item.status > 100:  # 100 Trying is hop-by-hop: no ringing
                         caller.ring()
             return None
         finally:

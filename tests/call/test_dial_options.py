@@ -141,3 +141,37 @@ def test_time_limit_with_g_goes_on_in_the_dial_plan(
     cdr = last_cdr(bed)
     assert (cdr.lastapp, cdr.lastdata) == ("Playback", "after-the-limit")
     assert cdr.disposition == "ANSWERED"
+
+
+RINGING_PLAN = """
+[internal]
+exten => 18005550001,1,Dial(SIP/trunk/${EXTEN},1,r)
+exten => 18005550002,1,Dial(SIP/trunk/${EXTEN},1)
+"""
+
+
+@pytest.mark.parametrize(("number", "rings"), [("18005550001", True), ("18005550002", False)])
+def test_r_rings_the_caller_before_the_callee_says_anything(
+    tmp_path: Path, number: str, rings: bool
+) -> None:
+    """The trunk answers only 183 with SDP: with ``r`` the caller still gets a 180 at once."""
+    statuses: list[int] = []
+
+    async def body(bed: Bed) -> None:
+        with_plan(bed, RINGING_PLAN)
+        session = call(bed, number)
+        early = await bed.caller.wait_for(
+            SessionProgressed,
+            where=lambda ev: isinstance(ev, SessionProgressed) and ev.response.status == 183,
+        )
+        assert isinstance(early, SessionProgressed)
+        await asyncio.sleep(0.1)
+        statuses.extend(
+            ev.response.status
+            for ev in bed.caller.events
+            if isinstance(ev, SessionProgressed) and ev.session is session
+        )
+
+    run_bed(tmp_path, body, trunk_answer="183")
+    assert (180 in statuses) is rings, statuses
+    assert 183 in statuses
