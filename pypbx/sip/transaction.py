@@ -372,6 +372,7 @@ class Transaction:
             raise ValueError("release needs the wire bytes of the last response")
         self._request = None
         self.last_response = None
+        self.intervals.clear()  # J does not back off: only its deadline is left
 
     def end_wait(self, now: float) -> None:
         """Make the armed Timer J due at ``now``: the TU asked for no absorption of request

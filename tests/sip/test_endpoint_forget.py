@@ -140,6 +140,7 @@ def test_release_drops_request_and_response_keeps_wire_and_timer() -> None:
     with pytest.raises(LookupError):
         _ = txn.request
     assert txn.deadlines == {Timer.J: 32.0}
+    assert txn.intervals == {}
     assert txn.step(Input.REQUEST, now=1.0) == (Action.RESEND_RESPONSE,)
 
 
