@@ -16,47 +16,48 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import cycle, islice
 from pathlib import Path
 
 from pypbx.media.audio import (
-    FRAME_SAMPLES,
     AudioError,
     DtmfDetector,
     Encoding,
     Sound,
-    encode,
+    dtmf_tone,
     frames,
     load_sound,
+    parse_tones,
     samples_of,
-    tone_frames,
+    tone_stream,
 )
 from pypbx.media.dtmf import DtmfBegan, DtmfError, DtmfReceiver, digit_of
-from pypbx.media.player import Packetizer, Sender, play, send_digits_in_stream
+from pypbx.media.player import (
+    Packetizer,
+    Sender,
+    play,
+    send_digits_in_stream,
+    send_in_stream,
+)
 from pypbx.media.relay import RelayLeg
 from pypbx.media.rtp import RtpError, parse_rtp
 from pypbx.sip.sdp import Codec
 
 __all__ = [
     "HOLD_TUNE",
-    "TONE_LISTS",
     "EventSender",
     "MediaEngine",
     "MediaFormat",
     "Played",
     "Sender",
     "SoundLibrary",
-    "ToneSegment",
     "choose_format",
     "hold_music",
     "info_body",
     "info_digit",
     "info_status",
-    "parse_tones",
-    "tone_stream",
 ]
 
 log = logging.getLogger("pypbx.call")
@@ -213,80 +214,6 @@ class SoundLibrary:
         return sound
 
 
-# --- indication tones (Asterisk indications.conf, country "us") -------------------------------
-
-TONE_LISTS: dict[str, str] = {
-    "dial": "350+440",
-    "busy": "480+620/500,0/500",
-    "ring": "440+480/2000,0/4000",
-    "congestion": "480+620/250,0/250",
-    "callwaiting": "440/300,0/10000",
-    "dialrecall": "!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440",
-    "record": "1400/500,0/15000",
-    "info": "!950/330,!1400/330,!1800/330,0",
-    "stutter": "!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ToneSegment:
-    """One part of a tone list: the summed frequencies (none = silence), its length in ms
-    (None = until stopped) and whether it plays once only (``!``)."""
-
-    frequencies: tuple[float, ...]
-    ms: int | None
-    once: bool = False
-
-
-def parse_tones(spec: str) -> list[ToneSegment]:
-    """A tone name (``busy``) or list (``!950/330,440+480/2000,0/4000``) → segments.
-
-    ``f1*f2`` (modulation) is played as ``f1+f2``. Raises ValueError on a malformed list.
-    """
-    text = TONE_LISTS.get(spec.strip().lower(), spec)
-    out: list[ToneSegment] = []
-    for part in text.split(","):
-        item = part.strip()
-        if not item:
-            continue
-        once = item.startswith("!")
-        freqs, _, length = item.lstrip("!").partition("/")
-        ms = int(length) if length.strip() else None
-        values = tuple(float(f) for f in freqs.replace("*", "+").split("+") if f.strip())
-        if (ms is not None and ms < 0) or any(not 0 <= f < 4000 for f in values):
-            raise ValueError(f"bad tone segment {item!r}")
-        out.append(ToneSegment(tuple(f for f in values if f > 0), ms or None, once))
-    if not out:
-        raise ValueError(f"empty tone list {spec!r}")
-    return out
-
-
-@lru_cache(maxsize=64)
-def _segment_frames(segment: ToneSegment, encoding: Encoding) -> tuple[bytes, ...]:
-    """The frames of one segment (one second of them when it lasts until stopped)."""
-    count = 50 if segment.ms is None else max(1, -(-segment.ms // 20))
-    if not segment.frequencies:
-        return (_SILENCE[encoding] * FRAME_SAMPLES,) * count
-    amplitude = 6000 // len(segment.frequencies)
-    pcm = islice(tone_frames(segment.frequencies, amplitude=amplitude), count)
-    return tuple(encode(f, encoding) for f in pcm)
-
-
-def tone_stream(segments: Sequence[ToneSegment], encoding: Encoding) -> Iterator[bytes]:
-    """20 ms frames of a tone list: the parts in order, then again from the first part
-    without ``!``; a part without a length plays forever; all-``!`` lists end."""
-    repeat = next((i for i, s in enumerate(segments) if not s.once), None)
-    first = True
-    while first or repeat is not None:
-        start = 0 if first else (repeat or 0)
-        first = False
-        for segment in segments[start:]:
-            chunk = _segment_frames(segment, encoding)
-            if segment.ms is None:
-                yield from cycle(chunk)
-            yield from chunk
-
-
 HOLD_TUNE = "!0/200,!523/400,!659/400,!784/400,!1047/800,!0/1800"
 """The generated hold music (one round, looped) of a class without files."""
 
@@ -308,26 +235,66 @@ def hold_music(sounds: SoundLibrary | None, klass: str, encoding: Encoding) -> l
 
 
 class EventSender:
-    """RFC 4733 digits for one leg, one after the other, inside the stream relayed to it
-    (:func:`~pypbx.media.player.send_digits_in_stream`), else on our own stream."""
+    """Digits for one leg, one after the other, inside the stream relayed to it
+    (:func:`~pypbx.media.player.send_in_stream`), else on our own stream: RFC 4733 events, or
+    the keys' tones for a leg that takes DTMF inband."""
 
-    def __init__(self, ssrc: int) -> None:
+    def __init__(
+        self, ssrc: int, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+    ) -> None:
         self.ssrc = ssrc
+        self.clock, self.sleep = clock, sleep
         self._own: Packetizer | None = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[bool]] = set()
 
     def send(self, digit: str, source: RelayLeg | None, target: RelayLeg, pt: int) -> None:
-        if self._own is None:
-            self._own = Packetizer(self.ssrc, pt)
-        task = asyncio.get_running_loop().create_task(self._send(digit, source, target, pt))
+        """RFC 4733 events on payload type ``pt``."""
+        self._start(self._events(digit, source, target, pt))
+
+    def send_inband(
+        self, digit: str, source: RelayLeg | None, target: RelayLeg, fmt: MediaFormat
+    ) -> None:
+        """The key's tones in the leg's G.711 codec."""
+        self._start(self._tones(digit, source, target, fmt))
+
+    def _start(self, job: Coroutine[object, object, bool]) -> asyncio.Task[bool]:
+        task = asyncio.get_running_loop().create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _send(self, digit: str, source: RelayLeg | None, target: RelayLeg, pt: int) -> bool:
-        assert self._own is not None
+    async def drain(self) -> None:
+        """Wait until every digit queued so far has gone out."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def _own_stream(self, pt: int) -> Packetizer:
+        if self._own is None:
+            self._own = Packetizer(self.ssrc, pt)
+        self._own.payload_type = pt
+        return self._own
+
+    async def _events(self, digit: str, source: RelayLeg | None, target: RelayLeg, pt: int) -> bool:
         async with self._lock:
-            return await send_digits_in_stream(digit, source, target, pt, self._own)
+            own = self._own_stream(pt)
+            return await send_digits_in_stream(
+                digit, source, target, pt, own, clock=self.clock, sleep=self.sleep
+            )
+
+    async def _tones(
+        self, digit: str, source: RelayLeg | None, target: RelayLeg, fmt: MediaFormat
+    ) -> bool:
+        frames_out = dtmf_tone(digit, fmt.encoding)
+
+        async def tones(packetizer: Packetizer) -> None:
+            await play(frames_out, target, packetizer, clock=self.clock, sleep=self.sleep)
+
+        async with self._lock:
+            own = self._own_stream(fmt.payload_type)
+            return await send_in_stream(
+                source, target, fmt.payload_type, own, tones, clock=self.clock, sleep=self.sleep
+            )
 
     def close(self) -> None:
         for task in list(self._tasks):

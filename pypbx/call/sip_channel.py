@@ -427,9 +427,10 @@ class SipChannel(Channel):
 
     def send_digit(self, digit: str, *, source: RelayLeg | None = None) -> bool:
         """Send a digit heard on the bridged leg the way this leg takes DTMF: SIP INFO
-        (``dtmfmode=info``) or an RFC 4733 event train on its negotiated payload type, inside
-        the stream ``source`` (the bridged leg's relay leg) sends it. False when this leg has
-        neither (inband generation is not done)."""
+        (``dtmfmode=info``), the key's tones (``inband``, or ``auto`` without
+        telephone-event) or an RFC 4733 event train on its negotiated payload type; tones and
+        events go inside the stream ``source`` (the bridged leg's relay leg) sends it. False
+        when it cannot be sent."""
         session = self.session
         if self.dtmfmode in (DtmfMode.INFO, DtmfMode.SHORTINFO):
             if session is None:
@@ -440,9 +441,17 @@ class SipChannel(Channel):
                 self.env.flush()
                 return True
             return False
-        pt = _event_type(self.remote_sdp)
         leg = self.leg
-        if pt is None or leg is None or leg.closed:
+        if leg is None or leg.closed:
+            return False
+        pt = _event_type(self.remote_sdp)
+        if self.dtmfmode is DtmfMode.INBAND or (self.dtmfmode is DtmfMode.AUTO and pt is None):
+            fmt = choose_format(self.codecs)
+            if fmt is None:
+                return False
+            self.events.send_inband(digit, source, leg, fmt)
+            return True
+        if pt is None:
             return False
         self.events.send(digit, source, leg, pt)
         return True

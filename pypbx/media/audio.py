@@ -1,6 +1,7 @@
 """Audio samples: ITU-T G.711 µ-law/A-law (tables built once), the PCMU↔PCMA transcoding tables,
-WAV and raw sound files for Playback, tone generation, and Goertzel DTMF detection (ITU-T Q.24
-frequencies) for ``dtmfmode=inband``.
+WAV and raw sound files for Playback, tone generation with Asterisk's indications.conf tone
+lists (``440+480/2000,0/4000``, ``!`` parts played once), DTMF key tones, and Goertzel DTMF
+detection (ITU-T Q.24 frequencies) for ``dtmfmode=inband``.
 
 Linear audio ("slin", as Asterisk calls it) is signed 16-bit little-endian at 8 kHz. Sound files
 follow Asterisk's formats: ``.wav`` (RIFF, 8 kHz mono, 16-bit PCM or G.711), ``.ulaw``/``.pcm``,
@@ -16,7 +17,8 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
+from itertools import cycle, islice
 
 from pypbx.errors import PbxError
 
@@ -28,6 +30,7 @@ __all__ = [
     "DTMF_ROWS",
     "FRAME_SAMPLES",
     "SAMPLE_RATE",
+    "TONE_LISTS",
     "ULAW_DECODE",
     "ULAW_SILENCE",
     "ULAW_TO_ALAW",
@@ -35,19 +38,24 @@ __all__ = [
     "DtmfDetector",
     "Encoding",
     "Sound",
+    "ToneSegment",
     "alaw_decode",
     "alaw_encode",
     "alaw_to_linear",
     "decode",
+    "dtmf_frequencies",
+    "dtmf_tone",
     "encode",
     "frames",
     "goertzel_power",
     "linear_to_alaw",
     "linear_to_ulaw",
     "load_sound",
+    "parse_tones",
     "read_wav",
     "samples_of",
     "tone_frames",
+    "tone_stream",
     "ulaw_decode",
     "ulaw_encode",
     "ulaw_to_linear",
@@ -57,6 +65,7 @@ SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 ULAW_SILENCE = 0xFF
 ALAW_SILENCE = 0xD5
+_SILENCE = {"slin": b"\0\0", "ulaw": b"\xff", "alaw": b"\xd5"}  # one sample, by encoding
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -337,12 +346,104 @@ def tone_frames(
         yield frame.tobytes()
 
 
+# --- indication tones (Asterisk indications.conf, country "us") ---------------------------
+
+TONE_LISTS: dict[str, str] = {
+    "dial": "350+440",
+    "busy": "480+620/500,0/500",
+    "ring": "440+480/2000,0/4000",
+    "congestion": "480+620/250,0/250",
+    "callwaiting": "440/300,0/10000",
+    "dialrecall": "!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440",
+    "record": "1400/500,0/15000",
+    "info": "!950/330,!1400/330,!1800/330,0",
+    "stutter": "!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ToneSegment:
+    """One part of a tone list: the summed frequencies (none = silence), its length in ms
+    (None = until stopped) and whether it plays once only (``!``)."""
+
+    frequencies: tuple[float, ...]
+    ms: int | None
+    once: bool = False
+
+
+def parse_tones(spec: str) -> list[ToneSegment]:
+    """A tone name (``busy``) or list (``!950/330,440+480/2000,0/4000``) → segments.
+
+    ``f1*f2`` (modulation) is played as ``f1+f2``. Raises ValueError on a malformed list.
+    """
+    text = TONE_LISTS.get(spec.strip().lower(), spec)
+    out: list[ToneSegment] = []
+    for part in text.split(","):
+        item = part.strip()
+        if not item:
+            continue
+        once = item.startswith("!")
+        freqs, _, length = item.lstrip("!").partition("/")
+        ms = int(length) if length.strip() else None
+        values = tuple(float(f) for f in freqs.replace("*", "+").split("+") if f.strip())
+        if (ms is not None and ms < 0) or any(not 0 <= f < 4000 for f in values):
+            raise ValueError(f"bad tone segment {item!r}")
+        out.append(ToneSegment(tuple(f for f in values if f > 0), ms or None, once))
+    if not out:
+        raise ValueError(f"empty tone list {spec!r}")
+    return out
+
+
+@lru_cache(maxsize=64)
+def _segment_frames(segment: ToneSegment, encoding: Encoding) -> tuple[bytes, ...]:
+    """The frames of one segment (one second of them when it lasts until stopped)."""
+    count = 50 if segment.ms is None else max(1, -(-segment.ms // 20))
+    if not segment.frequencies:
+        return (_SILENCE[encoding] * FRAME_SAMPLES,) * count
+    amplitude = 6000 // len(segment.frequencies)
+    pcm = islice(tone_frames(segment.frequencies, amplitude=amplitude), count)
+    return tuple(encode(f, encoding) for f in pcm)
+
+
+def tone_stream(segments: Sequence[ToneSegment], encoding: Encoding) -> Iterator[bytes]:
+    """20 ms frames of a tone list: the parts in order, then again from the first part
+    without ``!``; a part without a length plays forever; all-``!`` lists end."""
+    repeat = next((i for i, s in enumerate(segments) if not s.once), None)
+    first = True
+    while first or repeat is not None:
+        start = 0 if first else (repeat or 0)
+        first = False
+        for segment in segments[start:]:
+            chunk = _segment_frames(segment, encoding)
+            if segment.ms is None:
+                yield from cycle(chunk)
+            yield from chunk
+
+
+def dtmf_tone(digit: str, encoding: Encoding, *, ms: int = 120, gap_ms: int = 40) -> list[bytes]:
+    """20 ms frames of a DTMF key's two tones for ``ms``, then ``gap_ms`` of silence
+    (``dtmfmode=inband``; -9 dBm0-ish per tone as Asterisk's generator)."""
+    tone = tone_frames(dtmf_frequencies(digit), amplitude=5000)
+    out = [encode(f, encoding) for f in islice(tone, max(1, ms // 20))]
+    return out + [_SILENCE[encoding] * FRAME_SAMPLES] * (gap_ms // 20)
+
+
 # --- DTMF detection (Goertzel) ----------------------------------------------------------------
 
 DTMF_ROWS = (697.0, 770.0, 852.0, 941.0)
 DTMF_COLS = (1209.0, 1336.0, 1477.0, 1633.0)
 _KEYS = ("123A", "456B", "789C", "*0#D")
 _BLOCK = 205  # the classic 8 kHz DTMF block: bins fall close to the eight frequencies
+
+
+def dtmf_frequencies(digit: str) -> tuple[float, float]:
+    """The (row, column) frequencies of a DTMF key (ITU-T Q.23); ValueError if not a key."""
+    key = digit.upper()
+    for r, row in enumerate(_KEYS):
+        c = row.find(key) if len(key) == 1 else -1
+        if c >= 0:
+            return DTMF_ROWS[r], DTMF_COLS[c]
+    raise ValueError(f"not a DTMF key: {digit!r}")
 
 
 def goertzel_power(samples: Sequence[float], frequency: float, rate: int = SAMPLE_RATE) -> float:

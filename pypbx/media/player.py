@@ -26,6 +26,7 @@ __all__ = [
     "play",
     "send_digits",
     "send_digits_in_stream",
+    "send_in_stream",
 ]
 
 Clock = Callable[[], float]
@@ -155,36 +156,32 @@ def _after(a: int, b: int) -> bool:
     return 0 < (a - b) & 0xFFFF < 0x8000
 
 
-async def send_digits_in_stream(
-    digits: str,
+async def send_in_stream(
     source: RelayLeg | None,
     target: RelayLeg,
     payload_type: int,
     fallback: Packetizer,
+    send: Callable[[Packetizer], Awaitable[object]],
     *,
-    duration: float = 0.12,
-    interval: float = 0.02,
     learn: float = 0.2,
     settle: float = 0.5,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
 ) -> bool:
-    """Send RFC 4733 events for ``digits`` to ``target``'s far end *inside* the RTP stream that
-    ``source`` relays to it (an RTP translator, RFC 3550 §7.1, must not start a second source
-    that a receiver's jitter buffer would take as an SSRC change).
+    """Run ``send(packetizer)`` to put packets to ``target``'s far end *inside* the RTP stream
+    that ``source`` relays to it (an RTP translator, RFC 3550 §7.1, should not start a second
+    source that a receiver's jitter buffer takes as an SSRC change).
 
     The voice from ``source`` is held back meanwhile, as Asterisk mutes voice while it sends a
-    digit: its next packet gives the stream's SSRC, sequence number and timestamp, the events
-    continue that numbering, and relaying resumes once the source's own numbering has passed
-    the events' (at most ``settle`` seconds later). With no packet from ``source`` within
-    ``learn`` seconds the events go out on ``fallback``'s own stream. Returns whether the
-    relayed stream was used.
+    digit: its next packet gives the stream's SSRC, sequence number and timestamp (advanced by
+    that packet's length: one octet a sample, as G.711), the packetizer continues that
+    numbering with ``payload_type``, and relaying resumes once the source's own numbering has
+    passed ours (at most ``settle`` seconds later). When ``source`` does not relay to
+    ``target``, or sends nothing within ``learn`` seconds, ``fallback`` (our own stream) is
+    used. Returns whether the relayed stream was used.
     """
     if source is None or source.peer is not target:
-        await send_digits(
-            digits, target, fallback, payload_type, duration=duration, gap=0.0,
-            interval=interval, clock=clock, sleep=sleep,
-        )  # fmt: skip
+        await send(fallback)
         return False
     heard: list[RtpPacket] = []
 
@@ -201,10 +198,7 @@ async def send_digits_in_stream(
         while not heard and clock() < deadline:
             await sleep(0.005)
         if not heard:
-            await send_digits(
-                digits, target, fallback, payload_type, duration=duration, gap=0.0,
-                interval=interval, clock=clock, sleep=sleep,
-            )  # fmt: skip
+            await send(fallback)
             return False
         last = heard[0]
         stream = Packetizer(
@@ -213,10 +207,7 @@ async def send_digits_in_stream(
             sequence=last.sequence + 1,
             timestamp=last.timestamp + len(last.payload),
         )
-        await send_digits(
-            digits, target, stream, payload_type, duration=duration, gap=0.0,
-            interval=interval, clock=clock, sleep=sleep,
-        )  # fmt: skip
+        await send(stream)
         ours = (stream.sequence - 1) & 0xFFFF
         deadline = clock() + settle
         while not _after(heard[0].sequence, ours) and clock() < deadline:
@@ -228,6 +219,35 @@ async def send_digits_in_stream(
         # rejoin only if the bridge still stands (target still relays to source)
         if source.peer is None and target.peer is source and not source.closed:
             source.peer = target
+
+
+async def send_digits_in_stream(
+    digits: str,
+    source: RelayLeg | None,
+    target: RelayLeg,
+    payload_type: int,
+    fallback: Packetizer,
+    *,
+    duration: float = 0.12,
+    interval: float = 0.02,
+    learn: float = 0.2,
+    settle: float = 0.5,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> bool:
+    """RFC 4733 events for ``digits`` inside the stream ``source`` relays to ``target``
+    (:func:`send_in_stream`), an update every ``interval``."""
+
+    async def events(packetizer: Packetizer) -> None:
+        await send_digits(
+            digits, target, packetizer, payload_type, duration=duration, gap=0.0,
+            interval=interval, clock=clock, sleep=sleep,
+        )  # fmt: skip
+
+    return await send_in_stream(
+        source, target, payload_type, fallback, events,
+        learn=learn, settle=settle, clock=clock, sleep=sleep,
+    )  # fmt: skip
 
 
 def echo(leg: RelayLeg) -> Callable[[], None]:

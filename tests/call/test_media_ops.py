@@ -20,19 +20,16 @@ from hypothesis import strategies as st
 
 from pypbx.call.channel import ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.media_ops import (
-    TONE_LISTS,
+    EventSender,
     MediaEngine,
     MediaFormat,
     Played,
     SoundLibrary,
-    ToneSegment,
     choose_format,
     hold_music,
     info_body,
     info_digit,
     info_status,
-    parse_tones,
-    tone_stream,
 )
 from pypbx.call.sip_channel import CallEnv, SipChannel
 from pypbx.config.conf import parse_text
@@ -40,6 +37,7 @@ from pypbx.dialplan.channel_api import RecordingChannel
 from pypbx.dialplan.interpreter import Execution
 from pypbx.dialplan.parser import parse_dialplan
 from pypbx.media.audio import (
+    DtmfDetector,
     Encoding,
     alaw_encode,
     goertzel_power,
@@ -47,7 +45,7 @@ from pypbx.media.audio import (
     tone_frames,
     ulaw_encode,
 )
-from pypbx.media.dtmf import digit_packets
+from pypbx.media.dtmf import DtmfBegan, DtmfReceiver, digit_packets
 from pypbx.media.rtp import RtpPacket, parse_rtp
 from pypbx.sip.sdp import Codec
 
@@ -481,60 +479,6 @@ def test_echo_returns_audio_on_our_stream_until_pound(tmp_path: Path) -> None:
 # --- tones ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("spec", "segments"),
-    [
-        ("busy", [ToneSegment((480.0, 620.0), 500), ToneSegment((), 500)]),
-        ("Ring", [ToneSegment((440.0, 480.0), 2000), ToneSegment((), 4000)]),
-        ("dial", [ToneSegment((350.0, 440.0), None)]),
-        ("!950/330,0", [ToneSegment((950.0,), 330, True), ToneSegment((), None)]),
-        ("425*50/1000", [ToneSegment((425.0, 50.0), 1000)]),
-    ],
-)
-def test_parse_tones(spec: str, segments: list[ToneSegment]) -> None:
-    assert parse_tones(spec) == segments
-
-
-@pytest.mark.parametrize("spec", ["", "abc", "440/-5", "9000/100", "440/x"])
-def test_parse_tones_rejects(spec: str) -> None:
-    with pytest.raises(ValueError, match=r"."):
-        parse_tones(spec)
-
-
-def test_every_named_tone_parses() -> None:
-    for name in TONE_LISTS:
-        assert parse_tones(name)
-
-
-def test_busy_cadence_frames() -> None:
-    frames = [
-        samples_of(f, Encoding.ULAW)
-        for f in _take(tone_stream(parse_tones("busy"), Encoding.ULAW), 100)
-    ]
-    loud = [max(abs(s) for s in f) > 1000 for f in frames]
-    assert loud == ([True] * 25 + [False] * 25) * 2
-    first = [s for f in frames[:25] for s in f]
-    powers = {hz: goertzel_power(first, hz) for hz in (350.0, 480.0, 620.0, 1000.0)}
-    assert min(powers[480.0], powers[620.0]) > 100 * max(powers[350.0], powers[1000.0])
-
-
-def test_once_only_parts_do_not_repeat() -> None:
-    stream = tone_stream(parse_tones("!1000/100,!0/40"), Encoding.ALAW)
-    assert len(list(stream)) == 5 + 2
-    repeating = _take(tone_stream(parse_tones("!1000/40,0/20"), Encoding.ULAW), 6)
-    loud = [max(abs(s) for s in samples_of(f, Encoding.ULAW)) > 1000 for f in repeating]
-    assert loud == [True, True, False, False, False, False]
-
-
-def _take(stream: Any, n: int) -> list[bytes]:
-    out = []
-    for frame in stream:
-        out.append(frame)
-        if len(out) == n:
-            break
-    return out
-
-
 def test_play_tones_runs_in_background_until_stopped(tmp_path: Path) -> None:
     engine, leg, clock = make_engine(tmp_path)
 
@@ -781,3 +725,47 @@ def test_engine_receive_takes_any_packet(tmp_path: Path, payload: bytes, pt: int
     engine.receive(rtp(pt, 1, 160, payload))
     assert all(d in "0123456789*#ABCD" for d in engine.digits)
     assert len(leg.sent) <= 1
+
+
+# --- digits sent to a leg -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", [ULAW, ALAW], ids=["pcmu", "pcma"])
+def test_event_sender_plays_inband_keys_in_the_legs_codec(fmt: MediaFormat) -> None:
+    clock = FakeTime()
+    leg = FakeLeg(clock)
+    sender = EventSender(0x77, clock=clock, sleep=clock.sleep)
+
+    async def go() -> None:
+        sender.send_inband("5", None, cast(Any, leg), fmt)
+        sender.send_inband("#", None, cast(Any, leg), fmt)
+        await sender.drain()
+
+    run(go())
+    packets = [p for _, p in leg.sent]
+    assert len(packets) == 2 * (6 + 2)
+    assert {(p.ssrc, p.payload_type) for p in packets} == {(0x77, fmt.payload_type)}
+    assert [p.sequence for p in packets] == list(range(16))
+    heard = samples_of(b"".join(p.payload for p in packets), fmt.encoding)
+    assert DtmfDetector().feed(heard) == ["5", "#"]
+    times = [round(t - 100.0, 6) for t, _ in leg.sent]
+    assert times[:8] == [round(0.02 * k, 6) for k in range(8)]
+
+
+def test_event_sender_sends_rfc4733_one_digit_after_the_other() -> None:
+    clock = FakeTime()
+    leg = FakeLeg(clock)
+    sender = EventSender(0x77, clock=clock, sleep=clock.sleep)
+
+    async def go() -> None:
+        for digit in "12":
+            sender.send(digit, None, cast(Any, leg), 96)
+        await sender.drain()
+
+    run(go())
+    packets = [p for _, p in leg.sent]
+    assert {p.payload_type for p in packets} == {96}
+    assert [p.sequence for p in packets] == list(range(len(packets)))
+    rx = DtmfReceiver()
+    got = [e for p in packets for e in rx.receive(p.payload, p.timestamp)]
+    assert [e.digit for e in got if isinstance(e, DtmfBegan)] == ["1", "2"]

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 
-from pypbx.media.audio import tone_frames, ulaw_encode
+from pypbx.media.audio import DtmfDetector, tone_frames, ulaw_encode
 from tests.interop.parties import ROOT, Baresip, BaresipCtl, PbxProcess, write_tone
 from tests.interop.sipp import free_port, run_sipp, sipp_command
-from tests.interop.tone import analyse
+from tests.interop.tone import analyse, read_mono
 
 pytestmark = pytest.mark.interop
 INTEROP_TOOLS = ("baresip",)
@@ -43,7 +43,7 @@ PROMPT_TONE = 1000.0
 MENU_TONE = 600.0
 
 
-def sip_conf(port: int, extra: str = "") -> str:
+def sip_conf(port: int, extra: str = "", phone: str = "") -> str:
     return f"""[general]
 bindaddr=127.0.0.1
 bindport={port}
@@ -56,6 +56,7 @@ secret=mysecretpassword
 context=internal
 disallow=all
 allow=ulaw,alaw
+{phone}
 {extra}"""
 
 
@@ -115,12 +116,12 @@ class Bed:
     port: int
 
 
-def start_bed(tmp_path: Path, codec: str, *, sip: str = "", ext: str = "") -> Bed:
+def start_bed(tmp_path: Path, codec: str, *, sip: str = "", ext: str = "", phone: str = "") -> Bed:
     port = free_port("127.0.0.1")
     pbx = PbxProcess(tmp_path / "pbx", port)
     pbx.write(
         {
-            "sip.conf": sip_conf(port, sip),
+            "sip.conf": sip_conf(port, sip, phone),
             "extensions.conf": EXTENSIONS + ext,
             "rtp.conf": "[general]\nrtpstart=10000\nrtpend=20000\n",
         }
@@ -145,8 +146,10 @@ def start_bed(tmp_path: Path, codec: str, *, sip: str = "", ext: str = "") -> Be
     return Bed(pbx, phone, port)
 
 
-def running_bed(tmp_path: Path, codec: str, *, sip: str = "", ext: str = "") -> Iterator[Bed]:
-    b = start_bed(tmp_path, codec, sip=sip, ext=ext)
+def running_bed(
+    tmp_path: Path, codec: str, *, sip: str = "", ext: str = "", phone: str = ""
+) -> Iterator[Bed]:
+    b = start_bed(tmp_path, codec, sip=sip, ext=ext, phone=phone)
     try:
         b.phone.start()
         text = b.pbx.wait_for("sip show peers", lambda t: PHONE_IP in t, timeout=15)
@@ -593,17 +596,19 @@ _SIPP_BYE = """
 """
 
 
-@pytest.fixture
-def bridge_bed(tmp_path: Path) -> Iterator[Bed]:
-    yield from running_bed(tmp_path, "PCMU", sip=BRIDGE_SIP, ext=BRIDGE_EXT)
+@pytest.fixture(params=["rfc2833", "inband"])
+def bridge_bed(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bed]:
+    phone = f"dtmfmode={request.param}"
+    yield from running_bed(tmp_path, "PCMU", sip=BRIDGE_SIP, ext=BRIDGE_EXT, phone=phone)
 
 
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="not installed: sipp")
-def test_info_digit_reaches_the_bridged_phone_as_rfc4733(bridge_bed: Bed, tmp_path: Path) -> None:
-    """A dtmfmode=info caller's INFO ``Signal=5`` → an RFC 4733 event to baresip, called by
-    Dial (issue 7 point 1: DTMF converted to the other leg's mode). The caller sends voice
-    all along, so the events must ride inside the relayed stream: baresip's jitter buffer
-    drops packets of a second SSRC."""
+def test_info_digit_reaches_the_bridged_phone_its_way(bridge_bed: Bed, tmp_path: Path) -> None:
+    """A dtmfmode=info caller's INFO ``Signal=5`` reaches baresip, called by Dial, in the
+    phone's own mode (issue 7 point 1: DTMF converted to the other leg's mode): RFC 4733
+    events (baresip reports the key) or, for ``dtmfmode=inband``, the key's tones (found in
+    its recording). The caller sends voice all along, so the digit rides inside the relayed
+    stream: baresip's jitter buffer drops packets of a second SSRC."""
     work = tmp_path / "sipp"
     work.mkdir()
     voice = write_ulaw_wav(work / "tone.wav", tone_audio((440.0,), lead=0, tone=6, tail=0))
@@ -629,8 +634,16 @@ def test_info_digit_reaches_the_bridged_phone_as_rfc4733(bridge_bed: Bed, tmp_pa
             )
         )
         assert result.ok, result.explain() + bridge_bed.pbx.log_text()[-3000:]
-        event = ctl.wait_event("CALL_DTMF_START", 5)
+        inband = "dtmfmode=inband" in (bridge_bed.pbx.confdir / "sip.conf").read_text()
+        event = ctl.wait_event("CALL_DTMF_START", 1 if inband else 5)
     finally:
         ctl.close()
-    assert event is not None, "baresip heard no DTMF"
-    assert event.get("param") == "5", event
+    if not inband:
+        assert event is not None, "baresip heard no DTMF"
+        assert event.get("param") == "5", event
+        return
+    assert event is None, event  # no telephone-event to an inband phone
+    time.sleep(0.5)
+    samples, rate = read_mono(last_recording(bridge_bed.phone))
+    assert rate == 8000
+    assert DtmfDetector().feed([int(v) for v in samples]) == ["5"]

@@ -246,3 +246,71 @@ def test_read_wav_fuzz_raises_only_audio_error(data: bytes) -> None:
 def test_detector_never_fails_on_noise(samples: list[int]) -> None:
     found = DtmfDetector().feed(samples)
     assert all(d in "0123456789*#ABCD" for d in found)
+
+
+# --- indication tones and DTMF key tones ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "segments"),
+    [
+        ("busy", [audio.ToneSegment((480.0, 620.0), 500), audio.ToneSegment((), 500)]),
+        ("Ring", [audio.ToneSegment((440.0, 480.0), 2000), audio.ToneSegment((), 4000)]),
+        ("dial", [audio.ToneSegment((350.0, 440.0), None)]),
+        ("!950/330,0", [audio.ToneSegment((950.0,), 330, True), audio.ToneSegment((), None)]),
+        ("425*50/1000", [audio.ToneSegment((425.0, 50.0), 1000)]),
+    ],
+)
+def test_parse_tones(spec: str, segments: list[audio.ToneSegment]) -> None:
+    assert audio.parse_tones(spec) == segments
+
+
+@pytest.mark.parametrize("spec", ["", "abc", "440/-5", "9000/100", "440/x"])
+def test_parse_tones_rejects(spec: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        audio.parse_tones(spec)
+
+
+def test_every_named_tone_parses() -> None:
+    for name in audio.TONE_LISTS:
+        assert audio.parse_tones(name)
+
+
+def test_busy_cadence_frames() -> None:
+    frames = [
+        audio.samples_of(f, Encoding.ULAW)
+        for f in islice(audio.tone_stream(audio.parse_tones("busy"), Encoding.ULAW), 100)
+    ]
+    loud = [max(abs(s) for s in f) > 1000 for f in frames]
+    assert loud == ([True] * 25 + [False] * 25) * 2
+    first = [s for f in frames[:25] for s in f]
+    powers = {hz: audio.goertzel_power(first, hz) for hz in (350.0, 480.0, 620.0, 1000.0)}
+    assert min(powers[480.0], powers[620.0]) > 100 * max(powers[350.0], powers[1000.0])
+
+
+def test_once_only_parts_do_not_repeat() -> None:
+    stream = audio.tone_stream(audio.parse_tones("!1000/100,!0/40"), Encoding.ALAW)
+    assert len(list(stream)) == 5 + 2
+    repeating = islice(audio.tone_stream(audio.parse_tones("!1000/40,0/20"), Encoding.ULAW), 6)
+    loud = [max(abs(s) for s in audio.samples_of(f, Encoding.ULAW)) > 1000 for f in repeating]
+    assert loud == [True, True, False, False, False, False]
+
+
+@pytest.mark.parametrize("key", list("0123456789*#ABCD"))
+@pytest.mark.parametrize("encoding", [Encoding.ULAW, Encoding.ALAW])
+def test_dtmf_tone_is_detected_as_its_key(key: str, encoding: Encoding) -> None:
+    frames = audio.dtmf_tone(key, encoding)
+    assert len(frames) == 6 + 2
+    detector = DtmfDetector()
+    assert detector.feed(audio.samples_of(b"".join(frames), encoding)) == [key]
+
+
+@pytest.mark.parametrize(("key", "pair"), [("1", (697.0, 1209.0)), ("d", (941.0, 1633.0))])
+def test_dtmf_frequencies(key: str, pair: tuple[float, float]) -> None:
+    assert audio.dtmf_frequencies(key) == pair
+
+
+@pytest.mark.parametrize("bad", ["", "x", "12", "!"])
+def test_dtmf_frequencies_rejects(bad: str) -> None:
+    with pytest.raises(ValueError, match="DTMF key"):
+        audio.dtmf_frequencies(bad)
