@@ -11,7 +11,7 @@ packets of a finished call do not land in the next one.
 
 ``rcvbuf`` sets ``SO_RCVBUF`` on the RTP socket (the kernel caps it at
 ``net.core.rmem_max``). Left at None the system default applies (``rmem_default``, commonly
-208 KiB: about 270 queued 172-octet packets, over 5 s of one stream); a larger buffer only
+208 KiB: 256 queued 172-octet packets on loopback, 5 s of one stream); a larger buffer only
 helps a relay that stalls for seconds, and when the relay is short of CPU it turns loss into
 delay (see bench/rtp_relay.py).
 """
