@@ -378,8 +378,9 @@ class Headers:
             rest = [v for v in split_commas(f[2]) if v] if "," in f[2] else []
             if len(rest) <= 1:
                 fields[i] = new
-            else:
-                fields[i : i + 1] = [new, (key, f[1], ", ".join(rest[1:]), None)]
+                self._cache.pop(key, None)
+                return  # nothing moved: the index of every first field still holds
+            fields[i : i + 1] = [new, (key, f[1], ", ".join(rest[1:]), None)]
             break
         else:
             fields.insert(0, new)

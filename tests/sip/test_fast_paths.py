@@ -179,3 +179,61 @@ def test_cached_texts_follow_a_changed_realm_and_opaque() -> None:
     nonce = auth.parse_challenge(second).nonce
     assert server.nonce_issued(nonce) == 5.0
     assert DigestServer(b"k", "one").nonce_issued(nonce) is None  # the MAC covers the realm
+
+
+# -- Headers: the index of first fields survives an in-place top-Via rewrite ---------------
+
+_EXTRA = st.sampled_from(
+    [
+        "Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKx2",
+        "Via: SIP/2.0/UDP a.example, SIP/2.0/TCP b.example;branch=z9hG4bKy",
+        "Contact: <sip:a@10.0.0.1>",
+        "Contact: <sip:b@10.0.0.2>;expires=60, <sip:c@10.0.0.3>",
+        "Expires: 300",
+        "User-Agent: Phone 1.0",
+        "Route: <sip:p1.example;lr>",
+        "X-Custom: 1",
+        "X-Custom: 2",
+        "Supported: path, outbound",
+    ]
+)
+_NAMES = ("via", "contact", "expires", "user-agent", "route", "x-custom", "supported", "call-id")
+
+
+@EQUIV
+@given(
+    before=st.lists(_EXTRA, max_size=4),
+    after=st.lists(_EXTRA, max_size=4),
+    top=st.sampled_from(
+        [
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKtop;rport",
+            "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKtop, SIP/2.0/UDP 10.1.1.1;branch=z9hG4bK2",
+        ]
+    ),
+)
+def test_lookups_after_replace_first_match_a_fresh_scan(
+    before: list[str], after: list[str], top: str
+) -> None:
+    from pypbx.sip.headers import parse_via_list
+    from pypbx.sip.parse import parse_message
+
+    lines = [
+        "REGISTER sip:192.0.2.10 SIP/2.0",
+        *before,
+        f"Via: {top}",
+        *after,
+        "From: <sip:a@x>;tag=1",
+        "To: <sip:a@x>",
+        "Call-ID: c1",
+        "CSeq: 1 REGISTER",
+        "Content-Length: 0",
+    ]
+    message = parse_message(("\r\n".join(lines) + "\r\n\r\n").encode())
+    headers = message.headers
+    headers.replace_first("via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKtop;rport=7")
+    scanned = headers.copy()  # the same fields, looked up without the index
+    for name in _NAMES:
+        assert headers.get(name) == scanned.get(name)
+        assert headers.get_all(name) == scanned.get_all(name)
+    assert headers.parsed("via", parse_via_list) == scanned.parsed("via", parse_via_list)
+    assert headers.parsed("via", parse_via_list)[0].rport == 7
