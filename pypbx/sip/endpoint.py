@@ -155,7 +155,8 @@ def response_destination(via: Via, source: Addr, *, reliable: bool) -> Addr:
     default = _DEFAULT_PORT
     if via.maddr:
         return via.maddr, via.port or default
-    port = via.rport if via.rport is not None else (via.port or default)
+    rport = via.rport
+    port = rport if rport is not None else (via.port or default)
     if via.received:
         return via.received, port
     return via.host.strip("[]"), port
