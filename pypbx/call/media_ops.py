@@ -1,13 +1,14 @@
 """The media engine of one call leg while the dial plan owns it: what the leg plays (sound
-files, indication tones, Echo) and the DTMF it hears.
+files, indication tones, hold music, Echo) and the DTMF it hears; and the digits a bridged
+leg's INFO sends to the other leg in that leg's own mode.
 
 Sending is paced 20 ms packets of the leg's negotiated G.711 codec (RFC 3551 §4.5.14) from one
 :class:`~pypbx.media.player.Packetizer` per leg, so successive plays continue one RTP stream
 (RFC 3550 §5.1). Digits reach one queue from three sources, as chan_sip takes them:
 RFC 4733 §2.5.2 telephone-events on the leg's negotiated payload type, SIP INFO bodies
 (``application/dtmf-relay`` ``Signal=5``, ``application/dtmf`` ``5``) and, with
-``dtmfmode=inband``, a Goertzel detector on the decoded audio. Tone lists follow Asterisk's
-indications.conf syntax (``440+480/2000,0/4000``; ``!`` plays a part once).
+``dtmfmode=inband``, a Goertzel detector on the decoded audio. Sound files are looked up in
+``sounddir`` as Asterisk does (name with or without extension, language folder first).
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 _G711 = {"pcmu": Encoding.ULAW, "pcma": Encoding.ALAW}
-_SILENCE = {Encoding.ULAW: b"\xff", Encoding.ALAW: b"\xd5", Encoding.SLIN: b"\0\0"}
 _MAX_BUFFERED = 64
 
 
