@@ -10,6 +10,8 @@
    bridged or after its partner hung up count as not relayed too).
    The setup-rate table also gives the kernel's UDP receive-buffer drops during the run
    (all sockets; the concurrent runs leave it out because SIPp never reads its RTP sockets).
+   ``--transcode`` adds each concurrent point with the trunk allowing only alaw (SIPp answers
+   PCMA and streams A-law): pypbx translates every packet; compare ``cpu_pct_per_call``.
 
 pypbx runs as a real process (``python -m pypbx run``) on 127.0.0.1 with rtp.conf's
 10000-20000. Every run is bounded in time. Added jitter is not measured (SIPp does not
@@ -50,7 +52,7 @@ def free_port(host: str) -> int:
         return port
 
 
-def sip_conf(port: int, trunk_port: int) -> str:
+def sip_conf(port: int, trunk_port: int, trunk_allow: str = "ulaw") -> str:
     return f"""[general]
 bindaddr=127.0.0.1
 bindport={port}
@@ -72,7 +74,7 @@ port={trunk_port}
 insecure=port,invite
 context=from-trunk
 disallow=all
-allow=ulaw
+allow={trunk_allow}
 """
 
 
@@ -104,11 +106,12 @@ class Pbx:
     port: int
     trunk_port: int
     proc: subprocess.Popen[bytes] | None = None
+    trunk_allow: str = "ulaw"
 
     def start(self) -> None:
         conf = self.workdir / "conf"
         conf.mkdir(parents=True, exist_ok=True)
-        (conf / "sip.conf").write_text(sip_conf(self.port, self.trunk_port))
+        (conf / "sip.conf").write_text(sip_conf(self.port, self.trunk_port, self.trunk_allow))
         (conf / "extensions.conf").write_text(EXTENSIONS)
         (conf / "rtp.conf").write_text("[general]\nrtpstart=10000\nrtpend=20000\n")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -196,19 +199,33 @@ def counts(workdir: Path, stem: str) -> tuple[int, int]:
     return (int(ok[-1]) if ok else 0), (int(bad[-1]) if bad else 0)
 
 
-def rtp_variants(workdir: Path) -> tuple[Path, Path]:
-    """uac_call / uas_answer with SIPp rtp_stream (PCMU tone, looped) after the ACK."""
+def rtp_variants(workdir: Path, transcode: bool = False) -> tuple[Path, Path]:
+    """uac_call / uas_answer with SIPp rtp_stream (PCMU tone, looped) after the ACK; with
+    ``transcode`` the trunk answers PCMA and streams A-law (pypbx translates every packet)."""
     wav = workdir / "tone.wav"
     subprocess.run(
         ["sox", "-n", "-r", "8000", "-c", "1", "-e", "mu-law", str(wav), "synth", "4", "sine",
          "440"], check=True,
     )  # fmt: skip
-    stream = (
-        '  <nop>\n    <action>\n      <exec rtp_stream="tone.wav,-1,0"/>\n    </action>\n  </nop>\n'
-    )
-    uac = (SCENARIOS / "uac_call.xml").read_text().replace("  <pause/>\n", stream + "  <pause/>\n")
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-e", "a-law", str(workdir / "tone_alaw.wav"),
+         "synth", "4", "sine", "1000"], check=True,
+    )  # fmt: skip
+
+    def stream(name: str, pt: int) -> str:
+        action = f'<exec rtp_stream="{name},-1,{pt}"/>'
+        return f"  <nop>\n    <action>\n      {action}\n    </action>\n  </nop>\n"
+
+    uac = (SCENARIOS / "uac_call.xml").read_text()
+    uac = uac.replace("  <pause/>\n", stream("tone.wav", 0) + "  <pause/>\n")
     uas = (SCENARIOS / "uas_answer.xml").read_text()
-    uas = uas.replace('  <recv request="BYE" timeout="20000"/>', stream + '  <recv request="BYE"/>')
+    far = stream("tone_alaw.wav", 8) if transcode else stream("tone.wav", 0)
+    uas = uas.replace('  <recv request="BYE" timeout="20000"/>', far + '  <recv request="BYE"/>')
+    if transcode:
+        uas = uas.replace(
+            "m=audio [media_port] RTP/AVP 0 101", "m=audio [media_port] RTP/AVP 8 101"
+        )
+        uas = uas.replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000")
     (workdir / "uac_call_rtp.xml").write_text(uac)
     (workdir / "uas_answer_rtp.xml").write_text(uas)
     return workdir / "uac_call_rtp.xml", workdir / "uas_answer_rtp.xml"
@@ -249,11 +266,16 @@ def setup_rate(base: Path, rate: int, duration: int, hold: int) -> dict[str, flo
             "udp_rcvbuf_drops": rcvbuf_errors() - drops0}  # fmt: skip
 
 
-def concurrent(base: Path, n: int, steady: int) -> dict[str, float]:
-    work = base / f"conc{n}"
+def concurrent(base: Path, n: int, steady: int, transcode: bool = False) -> dict[str, float]:
+    work = base / f"conc{n}{'-transcode' if transcode else ''}"
     work.mkdir()
-    uac_sf, uas_sf = rtp_variants(work)
-    pbx = Pbx(work, free_port("127.0.0.1"), free_port(TRUNK_IP))
+    uac_sf, uas_sf = rtp_variants(work, transcode)
+    pbx = Pbx(
+        work,
+        free_port("127.0.0.1"),
+        free_port(TRUNK_IP),
+        trunk_allow="alaw" if transcode else "ulaw",
+    )
     pbx.start()
     assert pbx.proc is not None
     rate = min(100, max(10, n // 5))
@@ -286,7 +308,8 @@ def concurrent(base: Path, n: int, steady: int) -> dict[str, float]:
     relayed = totals.get("packets_out", 0)
     received = totals.get("packets_in", 0)
     loss = 100.0 * (1 - relayed / received) if received else float("nan")
-    return {"calls": n, "ok": ok, "failed": bad, "cpu_pct": cpu,
+    return {"calls": n, "codecs": "PCMU<>PCMA" if transcode else "PCMU", "ok": ok,
+            "failed": bad, "cpu_pct": cpu, "cpu_pct_per_call": cpu / max(1, n),
             "rss_per_call_kib": (rss - rss0) / max(1, n),
             "pkts_in": received, "pkts_out": relayed,
             "relay_loss_pct": loss, "udp_rcvbuf_drops": rcvbuf_errors() - drops0}  # fmt: skip
@@ -301,7 +324,9 @@ def table(rows: list[dict[str, float]], cols: list[str]) -> str:
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.1f}" if isinstance(v, float) else str(v)
+    if not isinstance(v, float):
+        return str(v)
+    return f"{v:.3f}" if 0 < abs(v) < 1 else f"{v:.1f}"
 
 
 def main() -> int:
@@ -312,6 +337,11 @@ def main() -> int:
     ap.add_argument("--concurrent", default="50,200")
     ap.add_argument("--steady", type=int, default=10, help="measuring window, seconds")
     ap.add_argument("--workdir", help="keep logs here instead of a temporary directory")
+    ap.add_argument(
+        "--transcode",
+        action="store_true",
+        help="also run each concurrent point with a PCMA-only trunk (PCMU<->PCMA in pypbx)",
+    )
     args = ap.parse_args()
     if shutil.which("sipp") is None:
         print("bench/calls.py needs sipp", file=sys.stderr)
@@ -330,10 +360,12 @@ def main() -> int:
                 )
             )
         if args.concurrent:
-            conc = [concurrent(base, int(n), args.steady)
-                    for n in args.concurrent.split(",") if n]  # fmt: skip
-            print("\nConcurrent relayed calls (PCMU both ways, 50 pkt/s per direction)")
-            cols = ["calls", "ok", "failed", "cpu_pct", "rss_per_call_kib", "pkts_in", "pkts_out"]
+            modes = [False, True] if args.transcode else [False]
+            conc = [concurrent(base, int(n), args.steady, mode)
+                    for n in args.concurrent.split(",") if n for mode in modes]  # fmt: skip
+            print("\nConcurrent relayed calls (50 pkt/s per direction; PCMU<>PCMA: transcoded)")
+            cols = ["calls", "codecs", "ok", "failed", "cpu_pct", "cpu_pct_per_call"]
+            cols += ["rss_per_call_kib", "pkts_in", "pkts_out"]
             print(table(conc, [*cols, "relay_loss_pct"]))
     return 0
 
