@@ -10,7 +10,8 @@ Scenarios:
 
 * ``OPTIONS -> 200``: out-of-dialog OPTIONS answered by the endpoint itself (§11.2).
 * ``REGISTER -> 401``: a REGISTER without credentials; a minimal TU answers with a digest
-  challenge from :class:`pypbx.sip.auth.DigestServer` (RFC 3261 §22.2).
+  challenge from :class:`pypbx.sip.auth.DigestServer` (RFC 3261 §22.2), statelessly
+  (``forget=True``: the transaction ends at once instead of waiting for Timer J).
 * ``REGISTER+auth -> 200``: a REGISTER carrying valid credentials (qop=auth, fresh
   nonce-count); the TU parses and verifies them and answers 200.
 
@@ -95,10 +96,13 @@ class _Registrar:
         if creds is None:
             headers = [("WWW-Authenticate", self.digest.challenge(now))]
             response = build_response(request, 401, to_tag=self.endpoint.ids.tag(), headers=headers)
-        else:
-            verdict = self.digest.verify(creds, request.method, password=PASSWORD, now=now)
-            status = 200 if verdict is Verdict.OK else 403
-            response = build_response(request, status, to_tag=self.endpoint.ids.tag())
+            # a plain challenge is answered statelessly, as pypbx's registrar does (§8.2.7)
+            self.endpoint.send_response(event.key, response, now=now, forget=True)
+            self.answered += 1
+            return
+        verdict = self.digest.verify(creds, request.method, password=PASSWORD, now=now)
+        status = 200 if verdict is Verdict.OK else 403
+        response = build_response(request, status, to_tag=self.endpoint.ids.tag())
         self.endpoint.send_response(event.key, response, now=now)
         self.answered += 1
 
