@@ -30,6 +30,7 @@ from pypbx.cdr.csvfile import CsvBackend
 from pypbx.cdr.record import Cdr, CdrBackend, CdrBuilder
 from pypbx.cdr.sqlite import SqliteBackend
 from pypbx.config.rtpconf import RtpConfig
+from pypbx.config.sipmodel import NatMode
 from pypbx.dialplan.channel_api import HangupCause
 from pypbx.dialplan.interpreter import Execution, Step
 from pypbx.log import verbose
@@ -45,6 +46,7 @@ from pypbx.sip.events import (
     RequestReceived,
     SessionAnswered,
     SessionCancelled,
+    SessionConfirmed,
     SessionEvent,
     SessionOffered,
     SessionProgressed,
@@ -57,6 +59,7 @@ from pypbx.sip.session import Session, SessionInput
 from pypbx.sip.transaction import IllegalTransition
 from pypbx.sip.uri import NameAddr, SipUri
 from pypbx.sip.useragent import UserAgent
+from pypbx.transport.nat import effective_nat
 from pypbx.transport.stack import SipStack
 
 if TYPE_CHECKING:
@@ -219,6 +222,8 @@ class CallManager:
             self.sessions.pop(ev.session, None)
             if ev.remote:
                 chan.remote_ended(int(HangupCause.NORMAL_CLEARING))
+        elif isinstance(ev, SessionConfirmed):
+            chan.acknowledged(ev.ack.body)
         elif isinstance(ev, ReinviteReceived):
             chan.reinvite_received(ev.request.body)
         elif isinstance(ev, ReinviteAnswered):
@@ -297,13 +302,26 @@ class CallManager:
             offer = parse_sdp(req.body) if req.body else None
         except SdpError:
             offer = None
-        if offer is None:
-            self._refuse(session, 488, f"{req.call_id}: INVITE without a usable SDP offer")
+        if offer is None and req.body.strip():
+            self._refuse(session, 488, f"{req.call_id}: INVITE with an SDP offer it cannot parse")
             return
         peer = auth.peer
+        release = None
+        if peer is not None:
+            release = self.dialer.limits.hold(peer.name, peer.call_limit)
+            if release is None:
+                why = f"Failed to place call for device {peer.name}, too many calls"
+                self._refuse(session, 480, why)
+                return
         name, uniqueid = self.namer.next("SIP", peer.name if peer else "guest", self.wall_time())
         chan = SipChannel(env, name, uniqueid, peer=peer, outgoing=False, session=session)
-        chan.remote_sdp = offer
+        chan.remote_sdp = offer  # None: late offer, ours goes in the 200 OK
+        if release is not None:
+            chan.on_end = lambda _chan: release()
+        if peer is not None:
+            chan.nat_modes = effective_nat(peer.nat, req.top_via, session.origin)
+            if NatMode.FORCE_RPORT in chan.nat_modes:
+                session.dest = session.origin  # BYE/re-INVITE to the source, not the Contact
         chan.callerid_num, chan.callerid_name = cid_num, cid_name
         chan.context, chan.exten = context, exten
         chan.set_state(ChannelState.RING)

@@ -60,6 +60,8 @@ __all__ = ["CallEnv", "LegNews", "SipChannel", "SipTech", "media_address"]
 
 log = logging.getLogger("pypbx.call")
 SDP = "application/sdp"
+_PLAIN_NAT = frozenset({NatMode.FORCE_RPORT, NatMode.COMEDIA})
+LATE_ANSWER_WAIT = 4.0  # seconds an answered late-offer call waits for the ACK's SDP
 _DEFAULT_LEG = LegOptions()
 
 
@@ -168,6 +170,13 @@ class SipChannel(Channel):
         self.invite_plan: tuple[str, str, str, Addr, ClientAuthState | None] | None = None
         self.on_answer: Callable[[SipChannel], None] | None = None
         self.on_end: Callable[[SipChannel], None] | None = None
+        self.late_offer = False
+        # NAT modes in force (nat.effective_nat: auto_* resolved against the INVITE's Via);
+        # outgoing legs take the peer's plain modes
+        self.nat_modes: frozenset[NatMode] = frozenset(
+            m for m in (peer.nat if peer is not None else ()) if m in _PLAIN_NAT
+        )
+        self.acked = asyncio.Event()  # the ACK of our 2xx came (late offer: with the answer)
         self.media: MediaEngine | None = None
         self.priority = 1  # where the dial plan runs (``core show channels``)
         self.events = EventSender(env.ssrc())  # digits from the bridged leg, as RFC 4733
@@ -203,7 +212,7 @@ class SipChannel(Channel):
         if self.leg is not None:
             return
         pair = self.env.ports.allocate()
-        latch = self.peer is not None and NatMode.COMEDIA in self.peer.nat
+        latch = NatMode.COMEDIA in self.nat_modes
         options = LegOptions(latch=latch, strict=self.env.strict.strict)
         leg = RelayLeg(pair, options=options, on_close=self.env.ports.release)
         self.leg = leg
@@ -227,9 +236,14 @@ class SipChannel(Channel):
         return self._sdp_version
 
     def answer_sdp(self) -> bytes:
-        """Our answer to the leg's offer (raises NotAcceptable: no common codec)."""
+        """Our answer to the leg's offer (raises NotAcceptable: no common codec); for an
+        INVITE without SDP (late offer, RFC 3261 §13.2.1) our offer, answered in the ACK."""
         assert self.leg is not None
-        assert self.remote_sdp is not None
+        if self.remote_sdp is None:
+            self.late_offer = True
+            if self.local_sdp is None:
+                return self.offer_sdp(self.allow)
+            return self.local_sdp.to_bytes()
         if self.local_sdp is None:
             ans = build_answer(
                 self.remote_sdp,
@@ -274,6 +288,11 @@ class SipChannel(Channel):
         except NotAcceptable:
             await self.hangup(int(HangupCause.BEARERCAPABILITY_NOTAVAIL))
             return
+        except OSError as exc:  # no RTP ports (exhausted, or the PBX is stopping)
+            if not self.hung_up:
+                log.warning("%s: cannot answer: %s", self.name, exc)
+                await self.hangup(int(HangupCause.NORMAL_CIRCUIT_CONGESTION))
+            return
         if self.hung_up:  # the caller left while the ports opened
             return
         with suppress(IllegalTransition):
@@ -284,7 +303,26 @@ class SipChannel(Channel):
         self.env.flush()
         if self.on_answer is not None:
             self.on_answer(self)
+        if self.late_offer:
+            await self._await_late_answer()
         await self.media_engine()  # listen for DTMF from the first packet on
+
+    async def _await_late_answer(self) -> None:
+        """Late offer: media waits for the SDP answer in the ACK (a few seconds at most)."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.acked.wait(), LATE_ANSWER_WAIT)
+        if not self.hung_up and self.remote_sdp is None:
+            log.warning("%s: no SDP answer in the ACK to our offer; hanging up", self.name)
+            self.terminate(int(HangupCause.BEARERCAPABILITY_NOTAVAIL))
+
+    def acknowledged(self, body: bytes) -> None:
+        """The ACK of our 2xx arrived; with a late offer it carries the caller's answer."""
+        if self.late_offer and self.remote_sdp is None:
+            sd = self._body_sdp(body)
+            if sd is not None:
+                self._apply_remote(sd)
+                self.codecs = [c for c in _audio_codecs(sd) if c.name.lower() != "telephone-event"]
+        self.acked.set()
 
     async def hangup(self, cause: int) -> None:
         self.terminate(cause)
@@ -295,6 +333,8 @@ class SipChannel(Channel):
             return
         now = self.env.loop_time()
         try:
+            if early_media and self.remote_sdp is None:
+                return  # late offer: an unreliable 183 cannot carry our offer (RFC 3261 §13.2.1)
             if early_media and not self.early_media and self.leg is not None:
                 self.session.ring(status=183, body=self.answer_sdp(), content_type=SDP, now=now)
                 self.early_media = True
@@ -533,6 +573,8 @@ class SipChannel(Channel):
         assert self.invite_plan is not None
         uri, to, from_, dest, auth = self.invite_plan
         await self.open_media()
+        if self.hung_up:  # ended (caller gone, PBX stopping) while the ports opened
+            return
         body = self.offer_sdp(allowed)
         session = self.env.ua.invite(
             uri,
@@ -544,6 +586,8 @@ class SipChannel(Channel):
             auth=auth,
             now=self.env.loop_time(),
         )
+        if NatMode.FORCE_RPORT in self.nat_modes:
+            session.dest = dest  # in-dialog requests where the INVITE went, not to the Contact
         self.session = session
         self.env.register_session(session, self)
         self.set_state(ChannelState.DIALING)

@@ -482,3 +482,31 @@ def test_no_rtp_ports_left_fails_the_call_and_frees_everything(tmp_path: Path) -
     assert seen["status"] == 503
     assert seen["ports"] == 0
     assert seen["channels"] == 0
+
+
+def test_incoming_calls_over_the_peers_call_limit_get_480(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        t = bed.trunk
+        first = call(bed, "18182223333", auth=False, phone=t, user="13105550100")
+        await t.wait_for(SessionAnswered)
+        call(bed, "18182223333", auth=False, phone=t, user="13105550101")
+        rejected = await t.wait_for(SessionRejected)
+        assert isinstance(rejected, SessionRejected)
+        seen["second"] = rejected.status
+        first.bye(now=t.now())
+        flush(t)
+        await bed.caller.wait_for(SessionTerminated)
+        await settle()
+        bed.caller.events.clear()
+        third = call(bed, "18182223333", auth=False, phone=t, user="13105550102")
+        await t.wait_for(  # the slot was released at hangup
+            SessionAnswered, where=lambda ev: ev.session is third
+        )
+        third.bye(now=t.now())
+        flush(t)
+        await bed.caller.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body, trunk_extra="call-limit=1")
+    assert seen["second"] == 480

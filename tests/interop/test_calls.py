@@ -506,6 +506,7 @@ def test_sipp_failed_dial_continues_the_plan(
         ("uac_cancel", "uas_ring"),  # caller CANCEL → trunk CANCEL
         ("uac_wait_bye", "uas_bye"),  # callee BYE → caller BYE
         ("uac_hold", "uas_answer"),  # hold re-INVITE, then caller BYE
+        ("uac_late_offer", "uas_answer"),  # INVITE without SDP: our offer in 200, answer in ACK
     ],
 )
 def test_sipp_call_flows(tmp_path: Path, uac_scenario: str, uas_scenario: str) -> None:
@@ -528,6 +529,8 @@ def test_sipp_call_flows(tmp_path: Path, uac_scenario: str, uas_scenario: str) -
     assert totals["ports_in_use"] == 0
     if uac_scenario == "uac_hold":
         assert "a=sendonly" in uas.messages, uas.messages[-3000:]
+    if uac_scenario == "uac_late_offer":  # the callee still got an offer from pypbx
+        assert "m=audio" in uas.messages, uas.messages[-3000:]
 
 
 @needs_sipp
