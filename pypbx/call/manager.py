@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = ["CallManager", "CallService", "CdrStore"]
 
 log = logging.getLogger("pypbx.call")
+BYE_WAIT = 1.0  # seconds a stop waits for the BYEs it sent to be answered
 plan_log = logging.getLogger("pypbx.call.plan")
 """The dial plan's per-step lines: INFO only at verbosity >= 3 (cheap to skip otherwise)."""
 
@@ -162,6 +163,23 @@ class CallManager:
         self.techs.register(SipTech(self.env))
         self.dialer = Dialer(self.techs, loop.time, self._dialed, lambda: self.pbx.verbosity)
         self.env.dial = self.dialer
+
+    def adopt_rtp(self, rtp: RtpConfig) -> list[str]:
+        """rtp.conf reloaded: new calls take ports from the new range and the new source
+        rules; live calls keep their ports (they go back to the allocator that gave them)."""
+        old, self.rtp = self.rtp, rtp
+        if self.env is None or self.stack is None:
+            return []
+        lines: list[str] = []
+        if (old.rtpstart, old.rtpend) != (rtp.rtpstart, rtp.rtpend):
+            self.ports = PortAllocator(rtp.rtpstart, rtp.rtpend, self.stack.config.bindaddr)
+            self.env.ports = self.ports
+            lines.append(f"RTP ports now {rtp.rtpstart}-{rtp.rtpend} (live calls keep theirs)")
+        strict = LegOptions(strict=rtp.strictrtp, probation=rtp.probation)
+        if strict != self.env.strict:
+            self.env.strict = strict
+            lines.append(f"strictrtp={rtp.strictrtp.value} probation={rtp.probation} for new calls")
+        return lines
 
     def _register(self, session: Session, channel: SipChannel) -> None:
         self.sessions[session] = channel
@@ -397,6 +415,10 @@ class CallManager:
                 chan.terminate(int(HangupCause.NORMAL_CLEARING))
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=2.0)
+        # let the BYEs be answered (or retransmitted) before the stack closes
+        deadline = asyncio.get_running_loop().time() + BYE_WAIT
+        while self.sessions and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
 
 
 def _directory_of(service: object) -> Callable[[], PeerDirectory]:
@@ -485,7 +507,9 @@ class CallService:
         return ["Calls: SIP channels, RTP relay, CDR (sqlite + Master.csv)"]
 
     async def reload(self, config: ConfigSet) -> list[str]:
-        return []
+        if self.manager is None or config.rtp is None:
+            return []
+        return self.manager.adopt_rtp(config.rtp)
 
 
 @register_service

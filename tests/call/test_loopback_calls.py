@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pypbx.call.sip_channel import media_address
+from pypbx.check import load_config_dir
 from pypbx.control.cdr import show_last
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import (
@@ -510,3 +511,26 @@ def test_incoming_calls_over_the_peers_call_limit_get_480(tmp_path: Path) -> Non
 
     run_bed(tmp_path, body, trunk_extra="call-limit=1")
     assert seen["second"] == 480
+
+
+def test_rtp_reload_moves_new_calls_to_the_new_range(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def body(bed: Bed) -> None:
+        (tmp_path / "rtp.conf").write_text("[general]\nrtpstart=31000\nrtpend=31099\n")
+        seen["lines"] = await bed.service.reload(load_config_dir(tmp_path))
+        session = await answered_call(bed, "18005551234")
+        assert bed.service.manager is not None
+        seen["ports"] = sorted(
+            c.leg.port for c in bed.service.manager.channels if c.leg is not None
+        )
+        session.bye(now=bed.caller.now())
+        flush(bed.caller)
+        await bed.trunk.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body)
+    assert any("31000-31099" in line for line in seen["lines"]), seen  # type: ignore[attr-defined]
+    ports = seen["ports"]
+    assert isinstance(ports, list)
+    assert len(ports) == 2
+    assert all(31000 <= p <= 31099 for p in ports), ports
