@@ -3,8 +3,9 @@ and one RTP relay leg to a :class:`~pypbx.call.channel.Channel`, with the SDP re
 pypbx's address on each leg (RFC 3264 §6 answers, §8 re-offers; Asterisk ``canreinvite=no``).
 
 Incoming legs implement :class:`~pypbx.dialplan.channel_api.ChannelApi` for the dial plan;
-outgoing legs are made by :class:`SipTech` (``Dial(SIP/peer)``, ``SIP/number@peer``,
-``SIP/peer/number``) and report their progress to the dialer through ``news``.
+outgoing legs are made by :class:`~pypbx.call.sip_tech.SipTech` (``Dial(SIP/peer)``,
+``SIP/number@peer``, ``SIP/peer/number``) and report their progress to the dialer through
+``news``.
 """
 
 from __future__ import annotations
