@@ -5,11 +5,18 @@ every committed write survives the process being killed (``kill -9``); only an O
 power loss may lose the last transactions, never corrupt the file. :meth:`LocationStore.apply`
 writes a batch of :class:`~pypbx.location.Change` in one transaction (the glue batches per
 event-loop tick); :meth:`~LocationStore.load` returns live bindings and deletes expired rows.
+
+Checkpoints (copying the WAL back into the database file, with its fsync) do not run inside
+a commit, where SQLite's automatic checkpoint would stall the caller -- the event loop --
+for tens of milliseconds every thousand pages: after every ``checkpoint_every`` written
+changes a worker thread runs a PASSIVE checkpoint on a connection of its own (WAL lets it
+run beside the writer). The automatic checkpoint stays as a backstop at ``_BACKSTOP`` pages.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +49,9 @@ _COLUMNS = (
 )
 _UPSERT = f"INSERT OR REPLACE INTO bindings ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _DELETE = "DELETE FROM bindings WHERE aor = ? AND contact = ?"
+_BACKSTOP = 20_000  # pages (about 80 MB of WAL) before a commit checkpoints by itself
+CHECKPOINT_EVERY = 2_000
+"""Written changes between two background checkpoints."""
 
 Row = tuple[str, str, float, str, int, float, str | None, int | None, str, str, str | None]
 
@@ -83,14 +93,20 @@ def _binding(r: Row) -> Binding:
 class LocationStore:
     """The ``bindings`` table of ``<data dir>/location.sqlite3`` (or any path)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, checkpoint_every: int = CHECKPOINT_EVERY) -> None:
         self.path = Path(path)
+        self.checkpoint_every = checkpoint_every
+        self.checkpoints = 0
+        """Background checkpoints completed."""
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP}")
         self._db.execute(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._written = 0  # changes since the last background checkpoint started
+        self._worker: threading.Thread | None = None
 
     @classmethod
     def in_dir(cls, data_dir: str | Path) -> LocationStore:
@@ -115,7 +131,39 @@ class LocationStore:
                 else:
                     self._db.execute(_UPSERT, _row(b))
                 count += 1
+        self._wrote(count)
         return count
+
+    def _wrote(self, count: int) -> None:
+        self._written += count
+        if self._written < self.checkpoint_every:
+            return
+        if self._worker is not None and self._worker.is_alive():
+            return  # the last one is still copying: the next commit asks again
+        self._written = 0
+        self._worker = threading.Thread(
+            target=self._checkpoint, name="location-checkpoint", daemon=True
+        )
+        self._worker.start()
+
+    def _checkpoint(self) -> None:
+        """Worker thread: one PASSIVE checkpoint on a short-lived connection of its own."""
+        try:
+            db = sqlite3.connect(str(self.path), isolation_level=None)
+            try:
+                db.execute("PRAGMA busy_timeout=5000")
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return  # the backstop checkpoint and the next attempt remain
+        self.checkpoints += 1
+
+    def wait_checkpoint(self, timeout: float | None = None) -> None:
+        """Wait for a running background checkpoint (tests, shutdown)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
 
     def load(self, now: float) -> list[Binding]:
         """Every binding still alive at ``now``; expired rows are deleted."""
@@ -134,6 +182,7 @@ class LocationStore:
         return str(result)
 
     def close(self) -> None:
+        self.wait_checkpoint(10.0)
         self._db.close()
 
     def __enter__(self) -> LocationStore:

@@ -231,3 +231,33 @@ def test_binding_writer_lone_change_is_written_in_the_next_tick(tmp_path: Path) 
 
     assert asyncio.run(one()) == 1  # no wait for the first commit
     store.close()
+
+
+def _wal_bytes_after_burst(path: Path, checkpoint_every: int) -> tuple[int, int]:
+    with LocationStore(path, checkpoint_every=checkpoint_every) as store:
+        for round_ in range(20):
+            batch = [
+                Change(ChangeKind.ADDED, binding(i, expires_at=T0 + 3600 + round_))
+                for i in range(200)
+            ]
+            store.apply(batch)
+            store.wait_checkpoint(10.0)  # let a started checkpoint finish, as time would
+        wal = path.with_name(path.name + "-wal").stat().st_size
+        assert len(store.load(T0)) == 200
+        return wal, store.checkpoints
+
+
+def test_background_checkpoints_keep_the_wal_small(tmp_path: Path) -> None:
+    """Without them the WAL grows with every commit (the automatic checkpoint is only a
+    backstop); with them it is copied back while the writer goes on, and restarts."""
+    big, none = _wal_bytes_after_burst(tmp_path / "a.sqlite3", checkpoint_every=10**9)
+    small, done = _wal_bytes_after_burst(tmp_path / "b.sqlite3", checkpoint_every=400)
+    assert none == 0
+    assert done >= 5
+    assert small * 3 < big
+
+
+def test_commits_do_not_checkpoint_by_themselves(tmp_path: Path) -> None:
+    with LocationStore(tmp_path / "c.sqlite3") as store:
+        (pages,) = store._db.execute("PRAGMA wal_autocheckpoint").fetchone()
+        assert pages >= 10_000  # the backstop, far beyond SQLite's 1000
