@@ -411,6 +411,14 @@ class SipStack:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _dispatch(self, transport: str, event: Event) -> None:
+        if type(event) is RequestReceived:  # the usual event: none of the checks below apply
+            if transport == "TCP":
+                self._tcp_busy[event.key] = event.source
+            if self.handler is not None:
+                self.handler(self, event)
+            else:
+                self.respond(event.key, build_response(event.request, 501, to_tag=self.ids.tag()))
+            return
         if isinstance(event, ResponseReceived) and self._own_response(transport, event):
             return
         if isinstance(event, TransactionTimedOut | TransportError) and isinstance(
