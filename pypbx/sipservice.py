@@ -62,7 +62,7 @@ from pypbx.sip.events import (
     ServerTxnKey,
 )
 from pypbx.sip.ids import RandomSource
-from pypbx.sip.message import Request, Response
+from pypbx.sip.message import Response
 from pypbx.sip.uri import SipUri
 from pypbx.sipservice_dns import DNS_PORT, SrvRecord, nameservers, query_srv
 from pypbx.sipservice_qualify import QualifyDriver
@@ -377,6 +377,7 @@ class SipService:
         self.config = config
         self.nat = NatGlue(general)
         self.stack.outbound_rewrite = self._outbound
+        self.stack.inbound_rewrite = self.nat.inbound  # force_rport: ;rport added (RFC 3581)
         settings = self.pbx.config.settings if self.pbx is not None else None
         self.guard.reconfigure(
             GuardConfig.from_general(general, getattr(settings, "security", None)),
@@ -398,7 +399,6 @@ class SipService:
                 self.stack,
                 clock=self.clock,
                 local_ip=lambda ip: local_ip_towards(ip, general.bindaddr),
-                trace=self._trace,
             )
         self.status = SipStatus(self.directory, self.qualifier, [], self.clock)
         for peer in self.directory.peers():
@@ -415,7 +415,6 @@ class SipService:
                 self.config.general,
                 self.stack,
                 clock=self.clock,
-                trace=self._trace,
                 srv=self._srv if self.config.general.srvlookup else None,
             )
             self.lines.append(line)
@@ -471,7 +470,6 @@ class SipService:
             return
         try:
             if isinstance(event, RequestReceived):
-                self._trace("recv", event.request, event.source)
                 self._on_request(event)
             else:
                 handler = self._call_handler()
@@ -524,8 +522,7 @@ class SipService:
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
         assert self.stack is not None
-        response = self.stack.reply(event, status, reason, headers=headers or ())
-        self._trace("send", response, event.source)
+        self.stack.reply(event, status, reason, headers=headers or ())
 
     def _on_register(self, event: RequestReceived) -> None:
         assert self.registrar is not None
@@ -548,7 +545,6 @@ class SipService:
         else:
             challenge = outcome.response.status == 401 and not outcome.auth_failure
             self.stack.respond(event.key, outcome.response, forget=challenge)
-            self._trace("send", outcome.response, event.source)
 
     # -- bindings and the store -------------------------------------------------------------
 
@@ -580,24 +576,11 @@ class SipService:
         if self.stack is None:
             return
         self.stack.respond(key, response)
-        self._trace("send", response, source)
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             self.location.expire(self.clock())
-
-    # -- tracing ----------------------------------------------------------------------------
-
-    def _trace(self, direction: str, message: Request | Response, addr: Addr) -> None:
-        if not trace_log.isEnabledFor(logging.DEBUG):
-            return
-        text = bytes(message).decode("utf-8", "replace")
-        if direction == "recv":
-            head = f"<--- SIP read from {hostport(addr)} --->"
-        else:
-            head = f"<--- Transmitting to {hostport(addr)} --->"
-        trace_log.debug("%s\n%s<------------->", head, text, extra={"peer_ip": addr[0]})
 
 
 @register_service

@@ -258,9 +258,13 @@ class NatGlue:
         stack hook that may replace received bytes before parsing (see the module doc)."""
         if transport.upper() != "UDP" or data.startswith(b"SIP/2.0"):
             return data
+        if self._peer_nat is None and not self.general.nat & _RPORT_MODES:
+            return data  # no rule could force rport
         top = _top_via_value(data)
         if top is None or _asks_rport(top):
             return data  # it asked for rport itself (or has no Via: the endpoint says 400)
+        if _sent_by(top) == source:
+            return data  # answering the Via is answering the source: nothing to force
         try:
             msg = parse_message(data)
         except ParseError:
@@ -278,6 +282,25 @@ class NatGlue:
         new = Via(via.transport, via.host, via.port, (*via.params, ("rport", None)), via.protocol)
         msg.headers.replace_first("Via", str(new))
         return bytes(msg)
+
+
+_RPORT_MODES = frozenset({NatMode.FORCE_RPORT, NatMode.AUTO_FORCE_RPORT})
+
+
+def _sent_by(via_value: bytes) -> tuple[str, int] | None:
+    """``(host, port)`` of a Via value's sent-by (port 5060 when absent), None if unusual."""
+    head = via_value.split(b";", 1)[0].split()
+    if len(head) != 2:
+        return None
+    hostport = head[1].decode("ascii", "replace")
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port_text = hostport.partition(":")
+    if port_text and not port_text.isdigit():
+        return None
+    return host, int(port_text) if port_text else 5060
 
 
 def _asks_rport(via_value: bytes) -> bool:

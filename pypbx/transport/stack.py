@@ -28,6 +28,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pypbx.log import TRACE
 from pypbx.sip.abnf import ParseError
 from pypbx.sip.auth import (
     AuthError,
@@ -66,6 +67,8 @@ from pypbx.transport.udp import UdpTransport, open_udp
 __all__ = ["EventHandler", "SessionHandler", "SipStack", "StackConfig", "UaFactory"]
 
 log = logging.getLogger("pypbx.transport")
+trace_log = logging.getLogger(TRACE)
+"""Every message in and out, in full (``sip set debug``); ``extra`` carries ``peer_ip``."""
 
 EventHandler = Callable[["SipStack", Event], None]
 SessionHandler = Callable[["SipStack", SessionEvent], None]
@@ -187,6 +190,8 @@ class SipStack:
         """Asked before received bytes reach the SIP core (security guard): False drops them."""
         self.outbound_rewrite: Callable[[str, bytes, Addr], bytes] | None = None
         """Applied to every message on its way out (NAT: external address in Via/Contact/SDP)."""
+        self.inbound_rewrite: Callable[[str, bytes, Addr], bytes] | None = None
+        """Applied to received bytes after the filter (NAT: ``force_rport`` adds ``;rport``)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -311,6 +316,10 @@ class SipStack:
             screen = self.inbound_filter
             if screen is not None and not screen(transport, data, addr):
                 return
+            if self.inbound_rewrite is not None:
+                data = self.inbound_rewrite(transport, data, addr)
+            if trace_log.isEnabledFor(logging.DEBUG):
+                _trace("<--- SIP read from %s --->", data, addr)
             self._driver(transport).receive(data, addr, now=self.loop.time())
             self._pump()
         except Exception as exc:
@@ -379,6 +388,8 @@ class SipStack:
     def _send_bytes(self, transport: str, data: bytes, dest: Addr) -> None:
         if self.outbound_rewrite is not None:
             data = self.outbound_rewrite(transport, data, dest)
+        if trace_log.isEnabledFor(logging.DEBUG):
+            _trace("<--- Transmitting to %s --->", data, dest)
         if transport == "TCP":
             assert self.tcp is not None
             if dest not in self.tcp.connections and data.startswith(b"SIP/2.0 "):
@@ -652,3 +663,11 @@ def _realm(credentials: str) -> str | None:
         return parse_credentials(credentials).realm
     except AuthError:
         return None
+
+
+def _trace(head: str, data: bytes, addr: Addr) -> None:
+    """One ``sip set debug`` record: chan_sip's banner, then the message as it is on the wire."""
+    text = data.decode("utf-8", "replace")
+    trace_log.debug(
+        "%s\n%s<------------->", head % hostport(addr), text, extra={"peer_ip": addr[0]}
+    )

@@ -194,11 +194,6 @@ def invite(src: str, port: int) -> str:
     return call_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="INVITE dialogs go through the stack's user agents, which pypbx/sipservice.py's "
-    "_trace never sees: the trace belongs in transport/stack.py (_boundary/_send_bytes)",
-)
 def test_sip_debug_shows_call_signalling(pbx: tuple[PbxProcess, int]) -> None:
     proc, port = pbx
     path = control_socket_for(proc.config_dir)

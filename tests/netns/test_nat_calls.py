@@ -499,12 +499,6 @@ def test_natted_phone_is_qualified_through_its_nat(world: World) -> None:
     assert "Peer '1000' is now UNREACHABLE" not in world.log()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="force_rport (the [general] default) is not applied to received requests: the "
-    "endpoint answers a Via without rport at received:<Via port>; NatGlue.inbound adds the "
-    "rport but the stack has no hook that may replace received bytes (see the report)",
-)
 def test_response_without_rport_goes_to_the_source_port(world: World) -> None:
     # a phone that does not ask for rport (RFC 3581), behind NAT, from a port that is not the
     # one in its Via: chan_sip's force_rport answers the packet's source anyway
@@ -588,12 +582,6 @@ def test_provider_calls_the_natted_phone(world: World) -> None:
     assert rtp_count(packets, ADDRESSES[PHONE], PUBLIC) >= 40 * (HOLD - 1), flows(packets)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the call layer sends in-dialog requests (ACK, BYE) to the phone's Contact "
-    "(192.168.60.10, unroutable) instead of the REGISTER's source: for a force_rport peer "
-    "Session.dest must be the session origin (pypbx/call/sip_channel.py, not this helper's)",
-)
 def test_in_dialog_requests_reach_the_natted_phone(world: World) -> None:
     if not world.did_phone_packets:
         pytest.skip("needs test_provider_calls_the_natted_phone")

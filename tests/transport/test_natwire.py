@@ -21,7 +21,7 @@ from pypbx.sip.sdp import parse_sdp
 from pypbx.sip.uri import NameAddr, SipUri
 from pypbx.sipservice_register import RegistrationLine
 from pypbx.transport import natwire
-from pypbx.transport.natwire import Destination, NatGlue
+from pypbx.transport.natwire import Destination, NatGlue, _sent_by
 from pypbx.transport.stack import StackConfig
 
 EXTERN = "203.0.113.2"
@@ -544,3 +544,35 @@ def test_trunk_register_contact_address(
     assert asked == (["pbx.example.net"] if gen.externhost else [])
     # externhost is looked at again only after externrefresh
     assert not line._contact_due() or gen.externhost is None
+
+
+@pytest.mark.parametrize(
+    ("source", "untouched"),
+    [
+        (("192.168.60.10", 5060), True),  # sent-by is the source: the Via already leads back
+        (("192.168.60.10", 40000), False),  # same host, another port (a NAT keeping the IP)
+        (("192.168.60.11", 5060), False),
+    ],
+)
+def test_inbound_forces_rport_only_when_the_via_does_not_lead_back(
+    source: tuple[str, int], untouched: bool
+) -> None:
+    data = phone_register()
+    out = NatGlue(general(nat=frozenset({FR}))).inbound("UDP", data, source)
+    assert (out is data) is untouched
+    assert parsed(out).top_via.has_rport is not untouched
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b" SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKa", ("10.0.0.1", 5062)),
+        (b"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa", ("10.0.0.1", 5060)),
+        (b"SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bKa", ("2001:db8::1", 5070)),
+        (b"SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKa", ("2001:db8::1", 5060)),
+        (b"SIP/2.0/UDP 10.0.0.1:50x0", None),
+        (b"garbage", None),
+    ],
+)
+def test_sent_by_of_a_raw_via_value(value: bytes, expected: tuple[str, int] | None) -> None:
+    assert _sent_by(value) == expected
