@@ -3,6 +3,14 @@ per-direction payload-type routes (RFC 3550 §7: pypbx acts as an RTP translator
 events renumbered, G.711 laws transcoded), routes recomputed after a re-INVITE changed an SDP
 (hold re-INVITEs are passed across by the legs, RFC 3264 §8.4), Dial's ``L`` time limit, and
 the first hangup ending both (Asterisk ``ast_bridge_call`` with a two-party bridge).
+
+DTMF crosses in the receiving leg's mode (chan_sip ``dtmfmode``): between two legs that
+negotiated RFC 4733 telephone-event the events are relayed (renumbered); from an RFC 4733 leg
+to an ``info`` or ``inband`` one they are taken out of the stream by a relay tap and sent as
+SIP INFO ``application/dtmf-relay`` (RFC 2976) or as the key's tones; from an ``inband`` leg
+the audio is watched for tones while it flows on, and the digits sent as RFC 4733 events
+(RFC 4733 §2.5) or INFO. INFO from a leg is converted by the leg itself
+(:meth:`SipChannel.info_received`). No tap is set when both legs speak the same way.
 """
 
 from __future__ import annotations
@@ -13,14 +21,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pypbx.call.media_ops import EventTap, InbandTap, choose_format
 from pypbx.call.sip_channel import SipChannel
 from pypbx.dialplan.apps.dial import DurationLimit
 from pypbx.dialplan.channel_api import HangupCause
 from pypbx.media.codecs import LegFormats, Route, leg_formats, route_between
-from pypbx.media.relay import Relay
+from pypbx.media.relay import Relay, Tap
 from pypbx.sip.sdp import is_hold
 
-__all__ = ["Bridge", "BridgeEnd", "formats", "join_media", "routes", "rtp_timeout"]
+__all__ = [
+    "Bridge",
+    "BridgeEnd",
+    "clear_dtmf_taps",
+    "dtmf_tap",
+    "formats",
+    "join_media",
+    "routes",
+    "rtp_timeout",
+    "set_dtmf_taps",
+]
 
 log = logging.getLogger("pypbx.call")
 
@@ -71,6 +90,44 @@ def join_media(a: SipChannel, b: SipChannel) -> Relay | None:
     return Relay(a.leg, b.leg, a_to_b=a_to_b, b_to_a=b_to_a)
 
 
+def dtmf_tap(src: SipChannel, dst: SipChannel) -> tuple[Tap, int] | None:
+    """The tap (and the payload type it watches) that ``src``'s relay leg needs so that
+    ``dst`` hears ``src``'s digits its own way; None when nothing is to convert: both
+    negotiated RFC 4733 (the relay passes the events), both are inband (the tones ride in the
+    audio), or ``src`` sends INFO."""
+
+    def deliver(digit: str, ms: int) -> None:
+        if not dst.hung_up:
+            dst.send_digit(digit, source=src.leg, duration_ms=ms)
+
+    pt = src.event_type
+    if pt is not None:
+        return None if dst.event_type is not None else (EventTap(deliver), pt)
+    if not src.inband or dst.inband:
+        return None
+    fmt = choose_format(src.codecs)
+    return None if fmt is None else (InbandTap(deliver, fmt.encoding), fmt.payload_type)
+
+
+def set_dtmf_taps(a: SipChannel, b: SipChannel) -> None:
+    """Set (or clear) the DTMF conversion taps of both legs' relay legs for their SDPs now."""
+    for src, dst in ((a, b), (b, a)):
+        leg = src.leg
+        if leg is None:
+            continue
+        found = dtmf_tap(src, dst)
+        if found is None:
+            leg.clear_tap()
+        else:
+            leg.set_tap(*found)
+
+
+def clear_dtmf_taps(a: SipChannel, b: SipChannel) -> None:
+    for chan in (a, b):
+        if chan.leg is not None:
+            chan.leg.clear_tap()
+
+
 class Bridge:
     """``caller`` ↔ ``callee`` until one hangs up; the other is then hung up too (callee) or
     left to the dial plan (caller: Dial returns and the plan ends the call)."""
@@ -111,6 +168,7 @@ class Bridge:
         a_to_b, b_to_a = routes(self.caller, self.callee)
         self.relay.a.set_route(a_to_b)
         self.relay.b.set_route(b_to_a)
+        set_dtmf_taps(self.caller, self.callee)
         return True
 
     def dead_leg(self, now: float) -> SipChannel | None:
@@ -126,6 +184,8 @@ class Bridge:
         a, b = self.caller, self.callee
         a.bridged, b.bridged = b, a
         self.relay = join_media(a, b)
+        if self.relay is not None:
+            set_dtmf_taps(a, b)
         self._sdps = self._sdp_state()
         start = self.clock()
         end_at = start + self.limit.limit if self.limit is not None else None
@@ -166,6 +226,7 @@ class Bridge:
             a.bridged = b.bridged = None
             if self.relay is not None:
                 self.relay.unjoin()
+                clear_dtmf_taps(a, b)
         if limit_reached:
             b.terminate(int(HangupCause.NORMAL_CLEARING))
             return BridgeEnd(False, int(HangupCause.NORMAL_CLEARING), limit_reached=True)

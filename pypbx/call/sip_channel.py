@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from pypbx.call.causes import cause_to_sip, sip_to_cause
 from pypbx.call.channel import Channel, ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.media_ops import (
+    DIGIT_MS,
     EventSender,
     MediaEngine,
     Played,
@@ -64,6 +65,7 @@ SDP = "application/sdp"
 _PLAIN_NAT = frozenset({NatMode.FORCE_RPORT, NatMode.COMEDIA})
 LATE_ANSWER_WAIT = 4.0  # seconds an answered late-offer call waits for the ACK's SDP
 _DEFAULT_LEG = LegOptions()
+_MIN_KEY_MS = 120  # tones and events sent no shorter: a shorter key is not heard reliably
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,23 @@ class SipChannel(Channel):
         """Whether this leg negotiates telephone-event (chan_sip: rfc2833 and auto)."""
         return self.dtmfmode in (DtmfMode.RFC2833, DtmfMode.AUTO)
 
+    @property
+    def event_type(self) -> int | None:
+        """The payload type this leg's RFC 4733 events arrive on (the one our SDP gave), when
+        it takes DTMF that way: ``rfc2833``/``auto`` and telephone-event in both SDPs."""
+        if not self.rfc4733 or _event_type(self.remote_sdp) is None:
+            return None
+        return _event_type(self.local_sdp)
+
+    @property
+    def inband(self) -> bool:
+        """Whether DTMF travels as tones in this leg's audio: ``dtmfmode=inband``, or ``auto``
+        without telephone-event (chan_sip)."""
+        mode = self.dtmfmode
+        return mode is DtmfMode.INBAND or (
+            mode is DtmfMode.AUTO and _event_type(self.remote_sdp) is None
+        )
+
     # -- media -------------------------------------------------------------------------
 
     async def open_media(self) -> None:
@@ -265,6 +284,7 @@ class SipChannel(Channel):
             self.env.media_host,
             self.leg.port,
             allowed,
+            dtmf=self.rfc4733,
             session_id=self._session_id,
             version=self._next_version() if self.local_sdp is not None else self._sdp_version,
             way=way,
@@ -466,7 +486,9 @@ class SipChannel(Channel):
                 self.early_digits.append(digit)
         return info_status(content_type, body)
 
-    def send_digit(self, digit: str, *, source: RelayLeg | None = None) -> bool:
+    def send_digit(
+        self, digit: str, *, source: RelayLeg | None = None, duration_ms: int = DIGIT_MS
+    ) -> bool:
         """Send a digit heard on the bridged leg the way this leg takes DTMF: SIP INFO
         (``dtmfmode=info``), the key's tones (``inband``, or ``auto`` without
         telephone-event) or an RFC 4733 event train on its negotiated payload type; tones and
@@ -474,9 +496,9 @@ class SipChannel(Channel):
         when it cannot be sent."""
         session = self.session
         if self.dtmfmode in (DtmfMode.INFO, DtmfMode.SHORTINFO):
-            if session is None:
+            if session is None or self.hung_up:
                 return False
-            kind, body = info_body(digit)
+            kind, body = info_body(digit, duration_ms)
             with suppress(ValueError, IllegalTransition):
                 session.request("INFO", body=body, content_type=kind, now=self.env.loop_time())
                 self.env.flush()
@@ -485,16 +507,17 @@ class SipChannel(Channel):
         leg = self.leg
         if leg is None or leg.closed:
             return False
-        pt = _event_type(self.remote_sdp)
-        if self.dtmfmode is DtmfMode.INBAND or (self.dtmfmode is DtmfMode.AUTO and pt is None):
+        ms = max(duration_ms, _MIN_KEY_MS)
+        if self.inband:
             fmt = choose_format(self.codecs)
             if fmt is None:
                 return False
-            self.events.send_inband(digit, source, leg, fmt)
+            self.events.send_inband(digit, source, leg, fmt, duration_ms=ms)
             return True
+        pt = _event_type(self.remote_sdp)
         if pt is None:
             return False
-        self.events.send(digit, source, leg, pt)
+        self.events.send(digit, source, leg, pt, duration_ms=ms)
         return True
 
     async def dial(
@@ -654,6 +677,7 @@ class SipChannel(Channel):
                 self.env.media_host,
                 self.leg.port,
                 self.allow,
+                dtmf=self.rfc4733,
                 session_id=self._session_id,
                 version=self._next_version(),
             )

@@ -8,6 +8,11 @@ from the port it sends to) towards B's remote address. The per-packet path is on
 source address, a few integer increments and ``transport.sendto``; payload-type rewriting and
 G.711 transcoding cost one table lookup or one ``bytes.translate`` when configured.
 
+A leg may carry a *tap* (:meth:`RelayLeg.set_tap`): a callback for the packets of one payload
+type it receives, which may consume them (RFC 4733 events converted to SIP INFO or tones for a
+peer that does not take them) or only look at them (inband DTMF detection on the audio). With
+no tap set the cost is one ``is None``; with one, one compare of the payload type byte.
+
 Source protection, per leg (Asterisk ``strictrtp``, ``probation``, as rtp.conf describes them):
 
 - ``strictrtp=no``: every source is accepted; with latching the leg sends to the last source.
@@ -34,10 +39,12 @@ from pypbx.media.codecs import Route
 from pypbx.media.ports import PortPair
 from pypbx.media.rtp import header_length
 
-__all__ = ["Addr", "LegOptions", "LegStats", "Relay", "RelayLeg", "SourceState"]
+__all__ = ["Addr", "LegOptions", "LegStats", "Relay", "RelayLeg", "SourceState", "Tap"]
 
 Addr = tuple[str | Any, int]
 Clock = Callable[[], float]
+Tap = Callable[[bytes], bool]
+"""Sees one accepted packet of the tapped payload type; True consumes it (not relayed)."""
 _OCTET = [bytes((i,)) for i in range(256)]
 
 
@@ -124,6 +131,8 @@ class RelayLeg(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
         self._route: Callable[[bytes], bytes | bytearray] | None = None
+        self._tap: Tap | None = None
+        self._tap_type = -1
         self._clock = clock
         self._on_close = on_close
         self._closed = False
@@ -169,6 +178,19 @@ class RelayLeg(asyncio.DatagramProtocol):
         """How packets received on this leg are changed before the peer sends them."""
         self._route = None if route is None or route.identity else _route_function(route)
 
+    def set_tap(self, tap: Tap, payload_type: int) -> None:
+        """Hand the accepted RTP packets of ``payload_type`` to ``tap`` before they are relayed
+        or given to ``sink``; a packet the tap answers True for goes no further."""
+        self._tap, self._tap_type = tap, payload_type
+
+    def clear_tap(self) -> None:
+        self._tap, self._tap_type = None, -1
+
+    @property
+    def tapped(self) -> int | None:
+        """The payload type the tap watches (None: no tap)."""
+        return None if self._tap is None else self._tap_type
+
     # --- the per-packet path ---------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
@@ -177,6 +199,9 @@ class RelayLeg(asyncio.DatagramProtocol):
         self.packets_in += 1
         self.bytes_in += len(data)
         self.last_rx = self._clock()
+        tap = self._tap
+        if tap is not None and len(data) > 12 and data[1] & 0x7F == self._tap_type and tap(data):
+            return
         peer = self.peer
         if peer is None:
             if self.sink is not None:
@@ -287,6 +312,7 @@ class RelayLeg(asyncio.DatagramProtocol):
             self.peer.peer = None
         self.peer = None
         self.sink = None
+        self._tap = None
         for transport in (self.transport, self.rtcp_transport):
             if transport is not None:
                 transport.abort()
