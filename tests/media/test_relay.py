@@ -24,6 +24,7 @@ from pypbx.media.ports import PortAllocator
 from pypbx.media.relay import LegOptions, Relay, RelayLeg, SourceState
 from pypbx.media.rtp import RtpPacket
 from pypbx.sip.events import (
+    InDialogRequestReceived,
     ReinviteAnswered,
     ReinviteReceived,
     SessionAnswered,
@@ -565,3 +566,180 @@ def test_reinvite_renumbering_events_updates_the_routes(tmp_path: Path) -> None:
     after: list[int] = seen["after"]
     assert after[-1] == 101, after
     assert set(after) <= {97, 101}, after  # 97 passed unchanged only until the refresh
+
+
+# --- taps: packets of one payload type seen (and maybe consumed) before they are relayed -------
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_tap_consumes_or_watches_one_payload_type(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(80)
+        a_phone, b_phone = await endpoint(), await endpoint()
+        a = await make_leg(alloc, remote=a_phone.addr)
+        b = await make_leg(alloc, remote=b_phone.addr)
+        relay = Relay(a, b)
+        seen: list[int] = []
+
+        def take_events(data: bytes) -> bool:
+            seen.append(rtp.sequence_of(data))
+            return True
+
+        assert a.tapped is None
+        a.set_tap(take_events, 101)
+        assert a.tapped == 101
+        a_phone.send(pkt(1, pt=101), a.port)  # consumed
+        a_phone.send(pkt(2, pt=0), a.port)  # another type: relayed, tap not called
+        data, _ = await b_phone.recv()
+        assert rtp.sequence_of(data) == 2
+        await b_phone.quiet()
+        assert seen == [1]
+        assert a.stats().packets_in == 2  # a consumed packet was still accepted and counted
+
+        def watch(data: bytes) -> bool:
+            seen.append(rtp.sequence_of(data))
+            return False
+
+        a.set_tap(watch, 0)
+        a_phone.send(pkt(3, pt=0), a.port)  # watched, relayed as ever
+        data, _ = await b_phone.recv()
+        assert (rtp.sequence_of(data), seen) == (3, [1, 3])
+
+        relay.unjoin()  # unbridged: the tap still runs before the sink
+        sunk: list[int] = []
+        a.sink = lambda d: sunk.append(rtp.sequence_of(d))
+        a.set_tap(take_events, 101)
+        a_phone.send(pkt(4, pt=101), a.port)
+        a_phone.send(pkt(5, pt=0), a.port)
+        for _ in range(200):
+            if sunk:
+                break
+            await asyncio.sleep(0.005)
+        assert (seen[-1], sunk) == (4, [5])
+
+        a.clear_tap()
+        assert a.tapped is None
+        relay = Relay(a, b)
+        a_phone.send(pkt(6, pt=101), a.port)  # no tap: relayed
+        data, _ = await b_phone.recv()
+        assert rtp.sequence_of(data) == 6
+        assert seen[-1] == 4
+        relay.close()
+        a_phone.close()
+        b_phone.close()
+
+    run(loop_name, main)
+
+
+def test_dtmf_from_rfc4733_caller_reaches_info_trunk_as_info(tmp_path: Path) -> None:
+    """Phone 1000 (RFC 4733 events on 101) → pypbx → a ``dtmfmode=info`` trunk: the offer
+    to the trunk has no telephone-event and the caller's ``5`` arrives as an INFO
+    ``Signal=5`` with the key's duration; the events are not relayed."""
+    seen: dict[str, Any] = {}
+    digit = dtmf.digit_packets("5", timestamp=800, duration=0.2)
+
+    async def body(bed: Bed) -> None:
+        caller, trunk = bed.caller, bed.trunk
+        session = call(bed, "18005551234")
+        answered = await caller.wait_for(SessionAnswered, where=lambda ev: ev.session is session)
+        offered = await trunk.wait_for(SessionOffered)
+        assert isinstance(answered, SessionAnswered)
+        assert isinstance(offered, SessionOffered)
+        seen["offer_to_trunk"] = offered.request.body.decode()
+        to_caller_leg = media_address(parse_sdp(answered.response.body))
+        assert to_caller_leg is not None
+        assert caller.rtp.transport is not None
+        for _ in range(100):  # until the bridge stands (the caller's audio reaches the trunk)
+            caller.rtp.transport.sendto(rtp_packet(1, pt=0), to_caller_leg)
+            await asyncio.sleep(0.01)
+            if trunk.rtp.received:
+                break
+        for j, planned in enumerate(digit):
+            packet = RtpPacket(
+                101, 10 + j, planned.timestamp, 7, planned.payload, marker=planned.marker
+            )
+            caller.rtp.transport.sendto(packet.to_bytes(), to_caller_leg)
+        info = await trunk.wait_for(
+            InDialogRequestReceived,
+            where=lambda ev: (
+                isinstance(ev, InDialogRequestReceived) and ev.request.method == "INFO"
+            ),
+        )
+        assert isinstance(info, InDialogRequestReceived)
+        seen["info"] = info.request
+        seen["at_trunk"] = [rtp.parse_rtp(d).payload_type for d, _ in trunk.rtp.received]
+        session.bye(now=caller.now())
+        assert caller.stack is not None
+        caller.stack.flush()
+        await trunk.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body, trunk_extra="dtmfmode=info", rtp_range=(BASE, BASE + 79))
+    assert "telephone-event" not in seen["offer_to_trunk"]
+    info = seen["info"]
+    assert info.headers.get("Content-Type") == "application/dtmf-relay"
+    assert info.body == b"Signal=5\r\nDuration=200\r\n"
+    assert set(seen["at_trunk"]) == {0}  # no event packet relayed
+
+
+def test_dtmf_between_rfc4733_caller_and_inband_trunk_both_ways(tmp_path: Path) -> None:
+    """Phone 1000 (RFC 4733) ↔ a ``dtmfmode=inband`` trunk: the caller's event ``3`` reaches
+    the trunk as the key's tones in its audio; the trunk's tones of ``8`` reach the caller as
+    RFC 4733 events on its payload type 101, while the trunk's audio is still relayed."""
+    seen: dict[str, Any] = {}
+    digit = dtmf.digit_packets("3", timestamp=800, duration=0.2)
+    frames = [audio.ulaw_encode(f) for f in islice(audio.tone_frames([440.0], amplitude=3000), 5)]
+    frames += audio.dtmf_tone("8", audio.Encoding.ULAW)
+    frames += [audio.ulaw_encode(b"\0\0" * 160)] * 5
+
+    async def body(bed: Bed) -> None:
+        caller, trunk = bed.caller, bed.trunk
+        session = call(bed, "18005551234")
+        answered = await caller.wait_for(SessionAnswered, where=lambda ev: ev.session is session)
+        offered = await trunk.wait_for(SessionOffered)
+        assert isinstance(answered, SessionAnswered)
+        assert isinstance(offered, SessionOffered)
+        seen["offer_to_trunk"] = offered.request.body.decode()
+        to_caller_leg = media_address(parse_sdp(answered.response.body))
+        to_trunk_leg = media_address(parse_sdp(offered.request.body))
+        assert to_caller_leg is not None
+        assert to_trunk_leg is not None
+        assert caller.rtp.transport is not None
+        assert trunk.rtp.transport is not None
+        for _ in range(100):
+            caller.rtp.transport.sendto(rtp_packet(1, pt=0), to_caller_leg)
+            await asyncio.sleep(0.01)
+            if trunk.rtp.received:
+                break
+        for j, planned in enumerate(digit):
+            packet = RtpPacket(
+                101, 10 + j, planned.timestamp, 7, planned.payload, marker=planned.marker
+            )
+            caller.rtp.transport.sendto(packet.to_bytes(), to_caller_leg)
+        for i, payload in enumerate(frames):  # the trunk's stream, paced as a phone's
+            trunk.rtp.transport.sendto(rtp_packet(100 + i, payload, pt=0, ssrc=9), to_trunk_leg)
+            await asyncio.sleep(0.02)
+        for _ in range(150):  # both digits out (each 120 ms of packets, then settling)
+            await asyncio.sleep(0.02)
+            got = [rtp.parse_rtp(d) for d, _ in caller.rtp.received]
+            if any(p.payload_type == 101 and p.payload[1] & 0x80 for p in got):
+                break
+        seen["at_trunk"] = [rtp.parse_rtp(d) for d, _ in trunk.rtp.received]
+        seen["at_caller"] = [rtp.parse_rtp(d) for d, _ in caller.rtp.received]
+        session.bye(now=caller.now())
+        assert caller.stack is not None
+        caller.stack.flush()
+        await trunk.wait_for(SessionTerminated)
+
+    run_bed(tmp_path, body, trunk_extra="dtmfmode=inband", rtp_range=(BASE, BASE + 79))
+    assert "telephone-event" not in seen["offer_to_trunk"]
+    at_trunk: list[RtpPacket] = seen["at_trunk"]
+    assert {p.payload_type for p in at_trunk} == {0}
+    heard = audio.samples_of(b"".join(p.payload for p in at_trunk), audio.Encoding.ULAW)
+    assert audio.DtmfDetector().feed(heard) == ["3"]
+    at_caller: list[RtpPacket] = seen["at_caller"]
+    rx = dtmf.DtmfReceiver()
+    events = [
+        e for p in at_caller if p.payload_type == 101 for e in rx.receive(p.payload, p.timestamp)
+    ]
+    assert [e.digit for e in events if isinstance(e, dtmf.DtmfBegan)] == ["8"]
+    assert len([p for p in at_caller if p.payload_type == 0]) >= 5  # the trunk's audio
