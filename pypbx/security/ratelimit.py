@@ -22,6 +22,10 @@ source skips the global bucket, and its own buckets are ``trusted_factor`` times
 SBC, a trunk or an office behind one NAT address sends far more than one phone). Only a
 correct password (or being a peer matched by host) earns that, so a flood cannot; a flood
 spoofing a trusted address is still bounded by the larger bucket.
+
+Whether a source lies in an ``exempt`` network is decided once per source and remembered
+(at most ``max_sources`` verdicts, all forgotten on a reconfigure): a flood from one address
+does not pay for parsing it against the networks on every request.
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ class RateLimiter:
         self._total = {tc: Bucket(self.config.total[tc], now) for tc in TrafficClass}
         self._trusted_specs = self._scaled(self.config)
         self._trusted: OrderedDict[str, float] = OrderedDict()  # key -> until
+        self._exempt: dict[str, bool] = {}  # key -> in an exempt network (bounded)
         self.allowed = 0
         self.denied = 0
 
@@ -159,7 +164,7 @@ class RateLimiter:
         """
         key = source_key(addr)
         cfg = self.config
-        if cfg.exempt and any(net.contains(key) for net in cfg.exempt):
+        if cfg.exempt and self.is_exempt(key):
             self.allowed += 1
             return True
         buckets = self._sources.get(key)
@@ -187,6 +192,17 @@ class RateLimiter:
         self.allowed += 1
         return True
 
+    def is_exempt(self, addr: str) -> bool:
+        """True when ``addr`` lies in one of the ``exempt`` networks (remembered per source)."""
+        key = source_key(addr)
+        verdict = self._exempt.get(key)
+        if verdict is None:
+            verdict = any(net.contains(key) for net in self.config.exempt)
+            if len(self._exempt) >= self.config.max_sources:
+                self._exempt.clear()  # a sweep of many addresses: start the memo afresh
+            self._exempt[key] = verdict
+        return verdict
+
     def trust(self, addr: str, *, now: float, ttl: float = 3600.0) -> None:
         """``addr`` just authenticated: let it past the global bucket until ``now + ttl``."""
         key = source_key(addr)
@@ -211,6 +227,7 @@ class RateLimiter:
             return
         self.config = config
         self._sources.clear()
+        self._exempt.clear()
         self._total = {tc: Bucket(config.total[tc], now) for tc in TrafficClass}
         self._trusted_specs = self._scaled(config)
         while len(self._trusted) > config.max_sources:

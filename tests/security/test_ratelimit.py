@@ -137,6 +137,41 @@ def test_exempt_networks_are_never_limited() -> None:
     assert len(rl) == 1
 
 
+def test_exempt_verdicts_are_remembered_within_max_sources() -> None:
+    cfg = RateLimitConfig(
+        per_source={INITIAL: BucketSpec(0, 1), IN_DIALOG: BucketSpec(0, 1)},
+        exempt=(parse_network("10.1.0.0/16"),),
+        max_sources=8,
+    )
+    rl = RateLimiter(cfg)
+    for i in range(100):  # a sweep over many addresses: the memo stays bounded
+        inside = f"10.1.0.{i}"
+        outside = f"10.2.0.{i}"
+        assert rl.is_exempt(inside)
+        assert not rl.is_exempt(outside)
+        assert len(rl._exempt) <= 8
+    assert rl.is_exempt("[::ffff:10.1.2.3]")  # the canonical key, whatever the spelling
+    assert not rl.is_exempt("sip.example.com")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "addr", "limited_after"),
+    [
+        ("127.0.0.0/8", "10.0.0.0/8", "127.0.0.5", True),  # no longer exempt
+        ("10.0.0.0/8", "127.0.0.0/8", "127.0.0.5", False),  # newly exempt
+    ],
+)
+def test_reconfigure_forgets_the_exempt_verdicts(
+    before: str, after: str, addr: str, limited_after: bool
+) -> None:
+    closed = {INITIAL: BucketSpec(0, 1), IN_DIALOG: BucketSpec(0, 1)}
+    rl = RateLimiter(RateLimitConfig(per_source=closed, exempt=(parse_network(before),)))
+    rl.allow(addr, now=0)  # the verdict under the old networks is remembered
+    rl.reconfigure(RateLimitConfig(per_source=closed, exempt=(parse_network(after),)), now=1)
+    results = [rl.allow(addr, now=1) for _ in range(5)]
+    assert (not all(results)) is limited_after
+
+
 def test_defaults_are_nothing_exempt() -> None:
     rl = RateLimiter()
     results = [rl.allow("127.0.0.1", now=0) for _ in range(1000)]
