@@ -8,8 +8,13 @@ a resolver, destinations that are not IP literals of the socket's family.
 
 Limits (issue 9 item 4): a datagram is at most 65,535 bytes by construction and the abuse
 guard drops anything above ``maxmessagesize`` before parsing; the socket's receive buffer is
-raised to :data:`RECEIVE_BUFFER` (the kernel clamps it to ``net.core.rmem_max``) so a burst
-of datagrams waits in the kernel rather than being lost before pypbx can screen it.
+set to :data:`RECEIVE_BUFFER` (the kernel clamps it to ``net.core.rmem_max``) so a burst
+of datagrams waits in the kernel rather than being lost before pypbx can screen it, but not
+so long that it outlives the sender's first retransmission (500 ms, §17.1.2.2 Timer E): a
+queue longer than that only feeds pypbx requests whose copies are already on their way.
+
+Sending: what a destination host becomes for ``sendto`` (or that it cannot be sent to) is
+decided once per host and remembered, at most :data:`TARGET_CACHE` hosts at a time.
 """
 
 from __future__ import annotations
@@ -29,8 +34,12 @@ log = logging.getLogger("pypbx.transport")
 
 DatagramHandler = Callable[[bytes, Addr], None]
 
-RECEIVE_BUFFER = 4 * 1024 * 1024
-"""Bytes asked for SO_RCVBUF: about 4,000 full-size SIP datagrams of headroom."""
+RECEIVE_BUFFER = 256 * 1024
+"""Bytes asked for SO_RCVBUF (Linux doubles it for its bookkeeping): a few hundred SIP
+datagrams, about a quarter of a second of a registration burst at 2,000/s."""
+
+TARGET_CACHE = 4096
+"""How many destination hosts :meth:`UdpTransport.send` remembers (all forgotten when full)."""
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -44,6 +53,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.local_addr: Addr = ("", 0)
         self.sent = 0
         self.received = 0
+        self._targets: dict[str, str | None] = {}  # host -> sendto host, None: not sendable
 
     # asyncio.DatagramProtocol
 
@@ -51,6 +61,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         # uvloop's transports do not subclass asyncio's: a cast, not an isinstance check
         transport = cast(asyncio.DatagramTransport, transport)
         self._transport = transport
+        self._targets.clear()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             self.family = sock.family
@@ -94,21 +105,36 @@ class UdpTransport(asyncio.DatagramProtocol):
         """Send one datagram; ``False`` when it cannot be sent (closed, not an IP literal
         of our family: names need a resolver, which belongs above this layer)."""
         host, port = addr
-        if self._transport is None or self._transport.is_closing():
+        transport = self._transport
+        if transport is None or transport.is_closing():
             return False
-        family = ip_family(host)
-        if family == socket.AF_INET and self.family == socket.AF_INET6 and self.dual_stack:
-            host, family = f"::ffff:{host}", socket.AF_INET6  # IPv4 peer, dual-stack socket
-        if family != self.family or not 0 < port < 65536:
+        try:
+            target = self._targets[host]
+        except KeyError:
+            target = self._target(host)
+        if target is None or not 0 < port < 65536:
             log.warning(
                 "udp %s: cannot send to %s (not an address of this socket's family)",
                 hostport(self.local_addr),
                 hostport(addr),
             )
             return False
-        self._transport.sendto(data, (host.strip("[]"), port))
+        transport.sendto(data, (target, port))
         self.sent += 1
         return True
+
+    def _target(self, host: str) -> str | None:
+        """The host as ``sendto`` takes it on this socket, or None; remembered."""
+        family = ip_family(host)
+        target: str | None = host.strip("[]")
+        if family == socket.AF_INET and self.family == socket.AF_INET6 and self.dual_stack:
+            target, family = f"::ffff:{target}", socket.AF_INET6  # IPv4 peer, dual-stack socket
+        if family != self.family:
+            target = None
+        if len(self._targets) >= TARGET_CACHE:
+            self._targets.clear()
+        self._targets[host] = target
+        return target
 
     def close(self) -> None:
         """Close the socket."""

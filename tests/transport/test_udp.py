@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import logging
 import random
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -16,8 +17,10 @@ from pypbx.sip.auth import DigestServer, Verdict, challenge_header, credentials_
 from pypbx.sip.events import Event, RequestReceived
 from pypbx.sip.message import Request, make_request
 from pypbx.sip.transaction import TimerConfig
+from pypbx.transport import udp as udp_module
 from pypbx.transport.loop import run
 from pypbx.transport.stack import SipStack, StackConfig
+from pypbx.transport.udp import RECEIVE_BUFFER, UdpTransport
 from tests.transport.wire import UdpPeer, header, options, v6_available
 
 T = TypeVar("T")
@@ -361,4 +364,68 @@ def test_receive_buffer_is_raised_for_bursts(uvloop: bool) -> None:
     with open("/proc/sys/net/core/rmem_max") as f:
         rmem_max = int(f.read())
     # Linux reports twice the size it accepted (bookkeeping), clamped to rmem_max
-    assert size >= 2 * min(rmem_max, 4 * 1024 * 1024) - 1
+    assert size >= 2 * min(rmem_max, RECEIVE_BUFFER) - 1
+
+
+class _FakeDatagramTransport:
+    """What UdpTransport uses of an asyncio datagram transport, recording sendto."""
+
+    def __init__(self, family: socket.AddressFamily, sockname: tuple[str, int]) -> None:
+        self.family = family
+        self.sockname = sockname
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def get_extra_info(self, name: str) -> object:
+        return self.sockname if name == "sockname" else None
+
+    def is_closing(self) -> bool:
+        return False
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.sent.append((data, addr))
+
+
+def _opened(family: socket.AddressFamily, host: str) -> tuple[UdpTransport, _FakeDatagramTransport]:
+    udp = UdpTransport(lambda data, addr: None)
+    fake = _FakeDatagramTransport(family, (host, 5060))
+    udp.connection_made(fake)  # type: ignore[arg-type]
+    udp.family = family  # no socket object in the fake: set what connection_made would read
+    return udp, fake
+
+
+@pytest.mark.parametrize(
+    ("family", "host", "sent_to"),
+    [
+        (socket.AF_INET, "192.0.2.7", "192.0.2.7"),
+        (socket.AF_INET, "sip.example.com", None),  # names need a resolver above this layer
+        (socket.AF_INET, "2001:db8::1", None),  # not this socket's family
+        (socket.AF_INET6, "[2001:db8::1]", "2001:db8::1"),
+        (socket.AF_INET6, "192.0.2.7", None),  # IPv6-only socket
+    ],
+)
+def test_send_targets_are_decided_once_per_host(
+    family: socket.AddressFamily, host: str, sent_to: str | None
+) -> None:
+    udp, fake = _opened(family, "::" if family == socket.AF_INET6 else "0.0.0.0")
+    for _ in range(3):  # the second and third sends use the remembered verdict
+        assert udp.send(b"x", (host, 5060)) is (sent_to is not None)
+    assert fake.sent == ([(b"x", (sent_to, 5060))] * 3 if sent_to else [])
+    assert udp.sent == len(fake.sent)
+    assert not udp.send(b"x", (host, 0))  # the port is checked on every send
+
+
+def test_send_target_memo_is_bounded_and_follows_the_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(udp_module, "TARGET_CACHE", 4)
+    udp, fake = _opened(socket.AF_INET, "0.0.0.0")
+    for i in range(20):
+        assert udp.send(b"x", (f"192.0.2.{i}", 5060))
+        assert len(udp._targets) <= 4
+    assert [addr for _, addr in fake.sent] == [(f"192.0.2.{i}", 5060) for i in range(20)]
+    # a new socket of the other family: what was sendable before is not any more
+    fake6 = _FakeDatagramTransport(socket.AF_INET6, ("::", 5060))
+    udp.connection_made(fake6)  # type: ignore[arg-type]
+    udp.family = socket.AF_INET6
+    assert not udp.send(b"x", ("192.0.2.19", 5060))
+    assert fake6.sent == []
