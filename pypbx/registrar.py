@@ -22,7 +22,7 @@ Bindings. ``Contact: *`` needs ``Expires: 0`` (else 400); no Contact is a query.
 Call-ID with a CSeq not above the stored one → 500 (§10.3 step 7). More live contacts than
 the location's ``max_contacts`` → 503 "Too Many Registered Contacts" (as Kamailio's
 ``max_contacts``), nothing changed. The 200 lists every live contact with its remaining
-``expires`` and carries ``Date`` (§10.3 step 8). Path is ignored.
+``expires`` and carries ``Date`` (§10.3 step 8; formatted once per second). Path is ignored.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class Registrar:
         self.general = general
         self.digest = digest
         self.user_agent = general.useragent if user_agent is None else user_agent
+        self._date: tuple[int, str] = (-1, "")  # (whole second, its Date header text)
 
     def handle(
         self, request: Request, source: Addr, *, now: float, transport: str = "udp"
@@ -266,9 +267,18 @@ class Registrar:
         ]
         if expires is not None:
             headers.append(("Expires", str(expires)))
-        headers.append(("Date", formatdate(now, usegmt=True)))
+        headers.append(("Date", self._date_text(now)))
         response = self._response(request, 200, headers)
         return RegisterOutcome(response, changes, None, False, peer.name)
+
+    def _date_text(self, now: float) -> str:
+        """The ``Date`` value for ``now`` (RFC 1123 in GMT), formatted once per second."""
+        second = int(now // 1)
+        cached_second, text = self._date
+        if second != cached_second:
+            text = formatdate(second, usegmt=True)
+            self._date = (second, text)
+        return text
 
     def _response(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import replace
+from email.utils import formatdate
 
 import pytest
 from hypothesis import given, settings
@@ -186,6 +187,19 @@ def test_right_password_registers_with_default_expiry() -> None:
     assert b.user_agent == "TestPhone/1.0"
     assert b.expires_at == T0 + 120
     assert reg.peers.target("1000", T0) == (SRC, "udp")  # nat: reached at the source
+
+
+def test_date_follows_the_clock_second_by_second() -> None:
+    """The Date text is reused within one second and follows the clock across seconds
+    (forwards, and backwards after a clock step), equal to a fresh formatdate each time."""
+    reg = make_registrar()
+    times = [T0, T0 + 0.4, T0 + 0.999, T0 + 1.0, T0 + 61.5, T0 - 3600.25, T0 + 0.5]
+    for i, now in enumerate(times):
+        out = do_register(reg, now=now, call_id=f"date-{i}")
+        assert out.response.status == 200
+        assert out.response.get("Date") == formatdate(int(now), usegmt=True)
+    out = do_register(reg, now=T0 + 1.0, call_id="again")
+    assert out.response.get("Date") == "Fri, 15 Jan 2027 08:00:01 GMT"
 
 
 @pytest.mark.parametrize(
