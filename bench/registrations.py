@@ -438,8 +438,13 @@ def main() -> int:
             for _ in range(args.repeats):
                 for party, fig, port in zip(parties, figures, ports, strict=True):
                     if fig.offer is not None:
-                        fig.runs.append(
-                            sipp_run(work, party, users(fig.offer * 3), fig.offer, port)
+                        run = sipp_run(work, party, users(fig.offer * 3), fig.offer, port)
+                        fig.runs.append(run)
+                        print(
+                            f"  {party.name:<9} repeat  {run.offered:>5}/s: {run.successful}/"
+                            f"{run.sent} ok ({run.success:.1%}), {run.rate:,.0f}/s, "
+                            f"{run.cpu_us:,.0f} us CPU each",
+                            flush=True,
                         )
         finally:
             for party in parties:
