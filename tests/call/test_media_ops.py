@@ -21,11 +21,14 @@ from hypothesis import strategies as st
 from pypbx.call.channel import ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.media_ops import (
     EventSender,
+    EventTap,
+    InbandTap,
     MediaEngine,
     MediaFormat,
     Played,
     SoundLibrary,
     choose_format,
+    digit_ms,
     hold_music,
     info_body,
     info_digit,
@@ -769,3 +772,48 @@ def test_event_sender_sends_rfc4733_one_digit_after_the_other() -> None:
     rx = DtmfReceiver()
     got = [e for p in packets for e in rx.receive(p.payload, p.timestamp)]
     assert [e.digit for e in got if isinstance(e, DtmfBegan)] == ["1", "2"]
+
+
+# --- taps of a bridged leg --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("samples", "ms"),
+    [(0, 100), (-5, 100), (800, 100), (1280, 160), (80, 40), (8, 40), (160000, 2000)],
+)
+def test_digit_ms_from_event_duration(samples: int, ms: int) -> None:
+    assert digit_ms(samples) == ms
+
+
+def test_event_tap_delivers_each_digit_once_at_its_end() -> None:
+    got: list[tuple[str, int]] = []
+    tap = EventTap(lambda d, ms: got.append((d, ms)))
+    packets = event_packets("12")
+    assert all(tap(p) for p in packets)  # every event packet is consumed
+    assert got == [("1", 100), ("2", 100)]  # digit_packets' 0.1 s keys, end sent three times
+
+
+def test_inband_tap_finds_the_keys_and_consumes_nothing() -> None:
+    got: list[str] = []
+    tap = InbandTap(lambda d, _ms: got.append(d), Encoding.ALAW)
+    packets = _g711_packets(_dtmf_audio("9#"), ALAW)
+    assert not any(tap(p) for p in packets)
+    assert got == ["9", "#"]
+
+
+def test_event_sender_holds_the_key_as_long_as_asked() -> None:
+    clock = FakeTime()
+    leg = FakeLeg(clock)
+    sender = EventSender(0x77, clock=clock, sleep=clock.sleep)
+
+    async def go() -> None:
+        sender.send("9", None, cast(Any, leg), 101, duration_ms=300)
+        sender.send_inband("9", None, cast(Any, leg), ULAW, duration_ms=300)
+        await sender.drain()
+
+    run(go())
+    events = [p for _, p in leg.sent if p.payload_type == 101]
+    ends = {struct.unpack("!H", p.payload[2:4])[0] for p in events if p.payload[1] & 0x80}
+    assert ends == {2400}  # 300 ms at 8 kHz
+    tones = [p for _, p in leg.sent if p.payload_type == 0]
+    assert len(tones) == (300 + 40) // 20  # the key, then the 40 ms gap
