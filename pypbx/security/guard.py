@@ -292,12 +292,22 @@ class Guard:
         if headers > cfg.max_headers:
             return self._drop(Drop.HEADERS, key, now, f"{headers} header lines")
         judged = not response and traffic is TrafficClass.INITIAL
-        if judged and key not in self._peer_hosts:
+        if judged and key not in self._peer_hosts and self._judged(key, head, now):
             seen = peek(data)  # the full glance only for what may start something new
             if self._scan(key, seen, now):
                 return self._drop(Drop.SCANNER, key, now, seen.method or "?")
         self.passed += 1
         return True
+
+    def _judged(self, key: str, head: bytes, now: float) -> bool:
+        """Whether the scanner may have to see this request: not when the source is exempt,
+        nor when it authenticated lately and this is not an OPTIONS (see :meth:`_scan`), so
+        a phone's re-registration costs no :func:`peek`."""
+        if self.scanner.is_exempt(key):
+            return False
+        if head.lstrip()[:7].upper() == b"OPTIONS":
+            return True  # what peek() would read as OPTIONS: counted even when trusted
+        return not self.rate.is_trusted(key, now=now)
 
     def _scan(self, key: str, seen: Peek, now: float) -> bool:
         method = seen.method or "?"

@@ -22,7 +22,8 @@ valid password earns it; OPTIONS sweeps and 404 runs are still counted.
 
 Memory is bounded: at most ``max_sources`` sources are tracked (least recently seen dropped
 first), and each keeps at most one threshold's worth of distinct names, each cut to 64
-characters.
+characters. Whether a source is in an ``exempt`` network is decided once and remembered (at
+most ``max_sources`` verdicts; a new configuration means a new detector).
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class ScannerDetector:
     def __init__(self, config: ScannerConfig | None = None) -> None:
         self.config = config or ScannerConfig()
         self._sources: OrderedDict[str, _Source] = OrderedDict()
+        self._exempt: dict[str, bool] = {}  # key -> in an exempt network (bounded)
 
     def __len__(self) -> int:
         """How many sources are tracked (at most ``max_sources``)."""
@@ -190,12 +192,25 @@ class ScannerDetector:
     def forget(self, addr: str) -> None:
         self._sources.pop(source_key(addr), None)
 
+    def is_exempt(self, addr: str) -> bool:
+        """True when ``addr`` lies in an ``exempt`` network: never judged (remembered)."""
+        if not self.config.exempt:
+            return False
+        key = source_key(addr)
+        verdict = self._exempt.get(key)
+        if verdict is None:
+            verdict = any(net.contains(key) for net in self.config.exempt)
+            if len(self._exempt) >= self.config.max_sources:
+                self._exempt.clear()
+            self._exempt[key] = verdict
+        return verdict
+
     # -- internals -------------------------------------------------------------------------
 
     def _source(self, addr: str, now: float) -> _Source | None:
         cfg = self.config
         key = source_key(addr)
-        if cfg.exempt and any(net.contains(key) for net in cfg.exempt):
+        if cfg.exempt and self.is_exempt(key):
             return None
         src = self._sources.get(key)
         if src is None or not now - src.start < cfg.window:

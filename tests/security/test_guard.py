@@ -10,8 +10,9 @@ from pypbx.config.conf import parse_text
 from pypbx.config.netaddr import parse_network
 from pypbx.config.pypbxconf import Security
 from pypbx.config.sipconf import parse_sip_conf
+from pypbx.security import guard as guard_module
 from pypbx.security.bans import BanEvent
-from pypbx.security.guard import Drop, Guard, GuardConfig, peek
+from pypbx.security.guard import Drop, Guard, GuardConfig, Peek, peek
 from pypbx.security.ratelimit import TrafficClass
 
 ATTACKER = "127.0.0.66"
@@ -351,3 +352,45 @@ def test_reconfigure_keeps_trust_and_resets_buckets_only_when_changed() -> None:
     )
     assert guard.rate.is_trusted(PHONE, now=0.0)
     assert sum(guard.screen("UDP", msg("OPTIONS"), ATTACKER, now=0.0) for _ in range(200)) == 90
+
+
+@pytest.mark.parametrize(
+    ("data", "trusted", "exempt", "peeks"),
+    [
+        pytest.param(msg(), False, False, 1, id="register-untrusted"),
+        pytest.param(msg(), True, False, 0, id="register-trusted"),
+        pytest.param(msg("INVITE", ruri="sip:1@pbx"), True, False, 0, id="invite-trusted"),
+        pytest.param(msg(), False, True, 0, id="register-exempt"),
+        pytest.param(msg("OPTIONS"), True, False, 1, id="options-trusted"),
+        pytest.param(msg("options"), True, False, 1, id="lower-case-options-trusted"),
+        pytest.param(b"\r\n" + msg("OPTIONS"), True, False, 1, id="options-after-crlf"),
+        pytest.param(msg("OPTIONS"), False, True, 0, id="options-exempt"),
+    ],
+)
+def test_the_full_glance_runs_only_when_the_scanner_may_judge(
+    monkeypatch: pytest.MonkeyPatch, data: bytes, trusted: bool, exempt: bool, peeks: int
+) -> None:
+    """peek() is skipped for what the scanner would not judge anyway (same verdicts)."""
+    calls: list[bytes] = []
+
+    def counting_peek(raw: bytes) -> Peek:
+        calls.append(raw)
+        return peek(raw)
+
+    monkeypatch.setattr(guard_module, "peek", counting_peek)
+    allow = "banallow=127.0.0.0/24\n" if exempt else ""
+    general = parse_sip_conf(parse_text(f"[general]\n{allow}", "sip.conf")).general
+    guard, _, _ = make_guard(GuardConfig.from_general(general))
+    if trusted:
+        guard.auth_ok(PHONE, user="1000", now=0.0)
+    assert guard.screen("UDP", data, PHONE, now=1.0)
+    assert len(calls) == peeks
+
+
+def test_a_trusted_source_sweeping_with_lower_case_options_is_still_banned() -> None:
+    guard, bans, _ = make_guard()
+    guard.auth_ok(PHONE, user="1000", now=0.0)
+    for n in range(10):
+        guard.screen("UDP", msg("options", ruri=f"sip:{n}@pbx"), PHONE, now=1.0)
+    assert len(bans) == 1
+    assert "options sweep 10" in bans[0]

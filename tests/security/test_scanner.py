@@ -158,6 +158,21 @@ def test_exempt_network() -> None:
     assert len(det) == 0
 
 
+def test_exempt_verdicts_are_remembered_and_bounded() -> None:
+    cfg = ScannerConfig(distinct_users=2, exempt=(parse_network("203.0.113.0/24"),), max_sources=4)
+    det = ScannerDetector(cfg)
+    for i in range(50):
+        assert det.is_exempt(f"203.0.113.{i}")
+        assert not det.is_exempt(f"198.51.100.{i}")
+        assert len(det._exempt) <= 4
+    outside = "198.51.100.1"
+    for _ in range(3):  # remembered as not exempt: still judged
+        assert det.is_exempt(outside) is False
+    verdicts = [det.observe_request(outside, method="REGISTER", user=u, now=0) for u in ("a", "b")]
+    assert verdicts[-1] is not None
+    assert not ScannerDetector(ScannerConfig()).is_exempt("203.0.113.5")  # nothing exempt
+
+
 def test_verdict_turns_into_a_ban() -> None:
     det = ScannerDetector(ScannerConfig(options_sweep=3))
     bans = BanList()
