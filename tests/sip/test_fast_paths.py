@@ -11,7 +11,8 @@ import hmac
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pypbx.sip import auth
+from pypbx.sip import auth, uri
+from pypbx.sip.abnf import percent_decode, percent_encode
 from pypbx.sip.auth import AuthParseError, Challenge, DigestServer, Verdict, answer_challenge
 
 EQUIV = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -237,3 +238,21 @@ def test_lookups_after_replace_first_match_a_fresh_scan(
         assert headers.get_all(name) == scanned.get_all(name)
     assert headers.parsed("via", parse_via_list) == scanned.parsed("via", parse_via_list)
     assert headers.parsed("via", parse_via_list)[0].rport == 7
+
+
+@EQUIV
+@given(
+    st.text(st.sampled_from(list("azAZ09-_.!~*'()%;=&+$,?/:@ \u00e9\u20ac")), max_size=12),
+    st.sampled_from([uri._USER_SAFE, uri._PASSWORD_SAFE, uri._PARAM_SAFE, uri._HEADER_SAFE]),
+)
+def test_percent_encode_escapes_exactly_the_unsafe_characters(
+    text: str, safe: frozenset[str]
+) -> None:
+    """The all-safe shortcut gives the text unchanged only when nothing needs escaping, and
+    the result always decodes back to the text."""
+    encoded = percent_encode(text, safe)
+    careful = "".join(
+        ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in text
+    )
+    assert encoded == careful
+    assert percent_decode(encoded) == text
