@@ -13,13 +13,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pypbx.call.bridge import clear_dtmf_taps, dtmf_tap, set_dtmf_taps
+from pypbx.call.bridge import Bridge, clear_dtmf_taps, dtmf_tap, set_dtmf_taps
 from pypbx.call.channel import ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.media_ops import EventSender, EventTap, InbandTap
 from pypbx.call.sip_channel import CallEnv, SipChannel
@@ -59,6 +60,7 @@ class FakeLeg:
     sent: list[RtpPacket] = field(default_factory=list)
     tap: Callable[[bytes], bool] | None = None
     tap_type: int | None = None
+    route: object = None
 
     def send(self, data: bytes) -> bool:
         self.sent.append(parse_rtp(data))
@@ -66,6 +68,9 @@ class FakeLeg:
 
     def set_tap(self, tap: Callable[[bytes], bool], payload_type: int) -> None:
         self.tap, self.tap_type = tap, payload_type
+
+    def set_route(self, route: object) -> None:
+        self.route = route
 
     def set_remote(self, addr: object) -> None:
         self.expected = addr
@@ -250,6 +255,24 @@ def test_plain_calls_get_no_tap() -> None:
     set_dtmf_taps(a.chan, b.chan)
     assert a.relay.tap is None
     assert b.relay.tap is None
+
+
+def test_a_reinvite_dropping_telephone_event_sets_the_tap() -> None:
+    """The bridge looks at the SDPs again after a re-INVITE: once B's re-offer has no
+    telephone-event, B (``auto``) is inband: A's events are taken out and sent to B as
+    tones, and B's audio is watched for tones to send to A as events."""
+    a, b = leg(RFC2833), leg(AUTO)
+    bridge = Bridge(a.chan, b.chan)
+    bridge.relay = cast(Any, SimpleNamespace(a=a.relay, b=b.relay))
+    assert bridge.refresh_routes()
+    assert (a.relay.tap, b.relay.tap) == (None, None)
+    assert not bridge.refresh_routes()  # nothing changed
+    reoffer = build_offer("192.0.2.9", 5002, ("ulaw",), dtmf=False, session_id=1, version=2)
+    b.chan.reinvite_received(reoffer.to_bytes())
+    assert bridge.refresh_routes()
+    assert isinstance(a.relay.tap, EventTap)
+    assert isinstance(b.relay.tap, InbandTap)
+    assert b.relay.tap_type == 0
 
 
 # --- RFC 4733 events → INFO or tones ------------------------------------------------------------
