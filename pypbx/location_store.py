@@ -124,13 +124,26 @@ class LocationStore:
         """Write a batch of location changes in one transaction; returns how many."""
         count = 0
         with self._transaction():
+            # runs of the same statement go through executemany, in the batch's order
+            sql: str | None = None
+            rows: list[tuple[object, ...]] = []
             for change in changes:
                 b = change.binding
+                row: tuple[object, ...]
                 if change.kind is ChangeKind.REMOVED:
-                    self._db.execute(_DELETE, (b.aor, b.contact))
+                    this, row = _DELETE, (b.aor, b.contact)
                 else:
-                    self._db.execute(_UPSERT, _row(b))
+                    this, row = _UPSERT, _row(b)
+                if this is not sql and rows:
+                    assert sql is not None
+                    self._db.executemany(sql, rows)
+                    rows = []
+                sql = this
+                rows.append(row)
                 count += 1
+            if rows:
+                assert sql is not None
+                self._db.executemany(sql, rows)
         self._wrote(count)
         return count
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pypbx.location import Binding, Change, ChangeKind, Location
 from pypbx.location_store import LocationStore
@@ -92,6 +95,26 @@ def test_apply_follows_location_changes(tmp_path: Path) -> None:
     assert restored.load(rows, T0 + 60) == 1
     assert restored.lookup("1000", T0 + 60) == rows[0]
     store.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 3), st.integers(1, 9)), max_size=30))
+def test_a_batch_of_runs_ends_as_the_changes_in_order(ops: list[tuple[bool, int, int]]) -> None:
+    """Saves and removals of the same few bindings, interleaved in one batch (runs of one
+    statement are written together): the file ends as applying them one by one would."""
+    with tempfile.TemporaryDirectory() as tmp, LocationStore(Path(tmp) / "x.db") as store:
+        expected: dict[str, float] = {}
+        batch: list[Change] = []
+        for save, i, minutes in ops:
+            b = binding(i, expires_at=T0 + 60 * minutes)
+            if save:
+                batch.append(Change(ChangeKind.ADDED, b))
+                expected[b.contact] = b.expires_at
+            else:
+                batch.append(Change(ChangeKind.REMOVED, b))
+                expected.pop(b.contact, None)
+        assert store.apply(batch) == len(ops)
+        assert {b.contact: b.expires_at for b in store.load(T0)} == expected
 
 
 def test_failed_batch_rolls_back(tmp_path: Path) -> None:
