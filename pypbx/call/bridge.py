@@ -21,18 +21,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pypbx.call.media_ops import EventTap, InbandTap, choose_format
+from pypbx.call.media_ops import DIGIT_MS, choose_format
 from pypbx.call.sip_channel import SipChannel
 from pypbx.dialplan.apps.dial import DurationLimit
 from pypbx.dialplan.channel_api import HangupCause
+from pypbx.media.audio import DtmfDetector, Encoding, samples_of
 from pypbx.media.codecs import LegFormats, Route, leg_formats, route_between
+from pypbx.media.dtmf import DtmfEnded, DtmfError, DtmfReceiver
 from pypbx.media.relay import Relay, Tap
+from pypbx.media.rtp import RtpError, parse_rtp
 from pypbx.sip.sdp import is_hold
 
 __all__ = [
     "Bridge",
     "BridgeEnd",
+    "DigitSink",
+    "EventTap",
+    "InbandTap",
     "clear_dtmf_taps",
+    "digit_ms",
     "dtmf_tap",
     "formats",
     "join_media",
@@ -42,6 +49,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("pypbx.call")
+
+DigitSink = Callable[[str, int], None]
+"""Takes a digit heard on a bridged leg and its duration in milliseconds."""
+_MIN_MS, _MAX_MS = 40, 2000
 
 
 def rtp_timeout(chan: SipChannel) -> int:
@@ -88,6 +99,58 @@ def join_media(a: SipChannel, b: SipChannel) -> Relay | None:
         return None
     a_to_b, b_to_a = routes(a, b)
     return Relay(a.leg, b.leg, a_to_b=a_to_b, b_to_a=b_to_a)
+
+
+def digit_ms(samples: int, rate: int = 8000) -> int:
+    """An RFC 4733 duration (timestamp units) in milliseconds, kept within 40 ms-2 s;
+    :data:`DIGIT_MS` when unknown (0: the end packet was lost)."""
+    if samples <= 0:
+        return DIGIT_MS
+    return min(max(samples * 1000 // rate, _MIN_MS), _MAX_MS)
+
+
+class EventTap:
+    """RFC 4733 telephone-events of a bridged leg, consumed: each digit is handed to
+    ``deliver`` when it ends (with its duration), as chan_sip sends an INFO at the digit's end.
+    Flash is not a digit; malformed packets are dropped."""
+
+    __slots__ = ("deliver", "receiver")
+
+    def __init__(self, deliver: DigitSink) -> None:
+        self.deliver = deliver
+        self.receiver = DtmfReceiver()
+
+    def __call__(self, data: bytes) -> bool:
+        try:
+            packet = parse_rtp(data)
+            events = self.receiver.receive(packet.payload, packet.timestamp)
+        except (RtpError, DtmfError):
+            return True
+        for ev in events:
+            if isinstance(ev, DtmfEnded) and ev.digit != "!":
+                self.deliver(ev.digit, digit_ms(ev.duration))
+        return True
+
+
+class InbandTap:
+    """The G.711 audio of a bridged ``dtmfmode=inband`` leg run through the Goertzel detector;
+    each digit found is handed to ``deliver`` and the audio is relayed as ever."""
+
+    __slots__ = ("deliver", "detector", "encoding")
+
+    def __init__(self, deliver: DigitSink, encoding: Encoding) -> None:
+        self.deliver = deliver
+        self.encoding = encoding
+        self.detector = DtmfDetector()
+
+    def __call__(self, data: bytes) -> bool:
+        try:
+            packet = parse_rtp(data)
+        except RtpError:
+            return False
+        for digit in self.detector.feed(samples_of(packet.payload, self.encoding)):
+            self.deliver(digit, DIGIT_MS)
+        return False
 
 
 def dtmf_tap(src: SipChannel, dst: SipChannel) -> tuple[Tap, int] | None:

@@ -2,11 +2,6 @@
 files, indication tones, hold music, Echo) and the DTMF it hears; and the digits a bridged
 leg's INFO sends to the other leg in that leg's own mode.
 
-While two legs are bridged, :class:`EventTap` and :class:`InbandTap` sit on a relay leg
-(:meth:`~pypbx.media.relay.RelayLeg.set_tap`) when the other leg takes DTMF another way: RFC
-4733 events are taken out of the relayed stream, inband tones are detected while the audio
-flows on, and each digit is handed over to be sent in the other leg's mode.
-
 Sending is paced 20 ms packets of the leg's negotiated G.711 codec (RFC 3551 §4.5.14) from one
 :class:`~pypbx.media.player.Packetizer` per leg, so successive plays continue one RTP stream
 (RFC 3550 §5.1). Digits reach one queue from three sources, as chan_sip takes them:
@@ -39,7 +34,7 @@ from pypbx.media.audio import (
     samples_of,
     tone_stream,
 )
-from pypbx.media.dtmf import DtmfBegan, DtmfEnded, DtmfError, DtmfReceiver, digit_of
+from pypbx.media.dtmf import DtmfBegan, DtmfError, DtmfReceiver, digit_of
 from pypbx.media.player import (
     Packetizer,
     Sender,
@@ -54,17 +49,13 @@ from pypbx.sip.sdp import Codec
 __all__ = [
     "DIGIT_MS",
     "HOLD_TUNE",
-    "DigitSink",
     "EventSender",
-    "EventTap",
-    "InbandTap",
     "MediaEngine",
     "MediaFormat",
     "Played",
     "Sender",
     "SoundLibrary",
     "choose_format",
-    "digit_ms",
     "hold_music",
     "info_body",
     "info_digit",
@@ -76,13 +67,9 @@ log = logging.getLogger("pypbx.call")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-DigitSink = Callable[[str, int], None]
-"""Takes a digit heard on a bridged leg and its duration in milliseconds."""
-
 _G711 = {"pcmu": Encoding.ULAW, "pcma": Encoding.ALAW}
 _MAX_BUFFERED = 64
 DIGIT_MS = 100  # a digit's duration when the source does not tell it (inband, a lost end)
-_MIN_MS, _MAX_MS = 40, 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,61 +318,6 @@ class EventSender:
     def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-
-
-# --- digits taken from a bridged leg's packets ------------------------------------------------
-
-
-def digit_ms(samples: int, rate: int = 8000) -> int:
-    """An RFC 4733 duration (timestamp units) in milliseconds, kept within 40 ms-2 s;
-    :data:`DIGIT_MS` when unknown (0: the end packet was lost)."""
-    if samples <= 0:
-        return DIGIT_MS
-    return min(max(samples * 1000 // rate, _MIN_MS), _MAX_MS)
-
-
-class EventTap:
-    """RFC 4733 telephone-events of a bridged leg, consumed: each digit is handed to
-    ``deliver`` when it ends (with its duration), as chan_sip sends an INFO at the digit's end.
-    Flash is not a digit; malformed packets are dropped."""
-
-    __slots__ = ("deliver", "receiver")
-
-    def __init__(self, deliver: DigitSink) -> None:
-        self.deliver = deliver
-        self.receiver = DtmfReceiver()
-
-    def __call__(self, data: bytes) -> bool:
-        try:
-            packet = parse_rtp(data)
-            events = self.receiver.receive(packet.payload, packet.timestamp)
-        except (RtpError, DtmfError):
-            return True
-        for ev in events:
-            if isinstance(ev, DtmfEnded) and ev.digit != "!":
-                self.deliver(ev.digit, digit_ms(ev.duration))
-        return True
-
-
-class InbandTap:
-    """The G.711 audio of a bridged ``dtmfmode=inband`` leg run through the Goertzel detector;
-    each digit found is handed to ``deliver`` and the audio is relayed as ever."""
-
-    __slots__ = ("deliver", "detector", "encoding")
-
-    def __init__(self, deliver: DigitSink, encoding: Encoding) -> None:
-        self.deliver = deliver
-        self.encoding = encoding
-        self.detector = DtmfDetector()
-
-    def __call__(self, data: bytes) -> bool:
-        try:
-            packet = parse_rtp(data)
-        except RtpError:
-            return False
-        for digit in self.detector.feed(samples_of(packet.payload, self.encoding)):
-            self.deliver(digit, DIGIT_MS)
-        return False
 
 
 # --- the engine --------------------------------------------------------------------------------

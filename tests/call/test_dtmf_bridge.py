@@ -20,9 +20,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pypbx.call.bridge import Bridge, clear_dtmf_taps, dtmf_tap, set_dtmf_taps
+from pypbx.call.bridge import (
+    Bridge,
+    EventTap,
+    InbandTap,
+    clear_dtmf_taps,
+    dtmf_tap,
+    set_dtmf_taps,
+)
 from pypbx.call.channel import ChannelNamer, ChannelState, ChannelTable
-from pypbx.call.media_ops import EventSender, EventTap, InbandTap
+from pypbx.call.media_ops import EventSender
 from pypbx.call.sip_channel import CallEnv, SipChannel
 from pypbx.config.conf import Origin
 from pypbx.config.sipmodel import DtmfMode, Peer, PeerType

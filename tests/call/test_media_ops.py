@@ -18,17 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pypbx.call.bridge import EventTap, InbandTap, digit_ms
 from pypbx.call.channel import ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.media_ops import (
     EventSender,
-    EventTap,
-    InbandTap,
     MediaEngine,
     MediaFormat,
     Played,
     SoundLibrary,
     choose_format,
-    digit_ms,
     hold_music,
     info_body,
     info_digit,
