@@ -54,6 +54,22 @@ class RegisterOutcome:
     peer: str | None = None  # the authenticated peer, when the request got that far
 
 
+@dataclass(frozen=True, slots=True)
+class _Who:
+    """The start of a failure's log line, written only when a line is: most REGISTERs
+    succeed or draw a plain challenge, and those log nothing."""
+
+    request: Request
+    source: Addr
+
+    def __str__(self) -> str:
+        sender = self.request.get("from", "")
+        return f"Registration from '{sender}' failed for '{self.source[0]}:{self.source[1]}'"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 class _Answer(Exception):
     """Internal: stop processing with this outcome."""
 
@@ -97,7 +113,7 @@ class Registrar:
     def _handle(
         self, request: Request, source: Addr, now: float, transport: str
     ) -> RegisterOutcome:
-        who = f"Registration from '{request.get('from', '')}' failed for '{source[0]}:{source[1]}'"
+        who = _Who(request, source)
         try:
             to_uri = request.to.uri
             contacts = request.contact
@@ -118,7 +134,7 @@ class Registrar:
         )
 
     def _authenticate(
-        self, request: Request, user: str, source: Addr, now: float, who: str
+        self, request: Request, user: str, source: Addr, now: float, who: _Who
     ) -> Peer:
         peer = self.peers.get(user)
         if peer is not None and peer.type is PeerType.USER:
@@ -190,7 +206,7 @@ class Registrar:
         call_id: str,
         cseq: int,
         now: float,
-        who: str,
+        who: _Who,
     ) -> RegisterOutcome:
         if expires_header != 0:
             raise self._fail(request, 400, f"{who} - Contact: * needs Expires: 0")
@@ -212,7 +228,7 @@ class Registrar:
         source: Addr,
         transport: str,
         now: float,
-        who: str,
+        who: _Who,
     ) -> RegisterOutcome:
         ops: list[tuple[str, int, str | None]] = []
         for contact in contacts:
