@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pypbx.call.bridge import Bridge, join_media
 from pypbx.call.causes import dialstatus_for_cause
 from pypbx.call.limits import CallLimits
-from pypbx.call.sip_channel import LegNews, SipChannel
+from pypbx.call.sip_channel import SipChannel
+from pypbx.call.sip_env import LegNews
 from pypbx.call.tech import TechRegistry, UnknownTech
 from pypbx.dialplan.apps.dial import parse_duration_limit
 from pypbx.dialplan.channel_api import DialResult, DialStatus, DialTarget, HangupCause, reveal

@@ -24,7 +24,8 @@ from pypbx.call.agent import CallUserAgent
 from pypbx.call.channel import Channel, ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.dial import Dialer
 from pypbx.call.media_ops import SoundLibrary
-from pypbx.call.sip_channel import CallEnv, SipChannel
+from pypbx.call.sip_channel import SipChannel
+from pypbx.call.sip_env import CallEnv
 from pypbx.call.sip_tech import SipTech
 from pypbx.call.tech import TechRegistry
 from pypbx.cdr.csvfile import CsvBackend

@@ -12,25 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from pypbx.call.causes import cause_to_sip, sip_to_cause
-from pypbx.call.channel import Channel, ChannelNamer, ChannelState, ChannelTable
+from pypbx.call.channel import Channel, ChannelState
 from pypbx.call.media_ops import (
     DIGIT_MS,
     EventSender,
     MediaEngine,
     Played,
-    SoundLibrary,
     choose_format,
     hold_music,
     info_body,
     info_digit,
     info_status,
+)
+from pypbx.call.sip_env import (
+    CallEnv,
+    LegNews,
+    audio_codecs,
+    audio_index,
+    event_type_of,
+    media_address,
 )
 from pypbx.config.sipmodel import DtmfMode, NatMode, Peer
 from pypbx.dialplan.channel_api import DialResult, DialTarget, HangupCause, Indication
@@ -45,99 +49,19 @@ from pypbx.sip.sdp import (
     SessionDescription,
     build_answer,
     build_offer,
-    codecs,
     direction,
     parse_sdp,
-    telephone_event,
 )
 from pypbx.sip.session import Session
 from pypbx.sip.transaction import IllegalTransition
-from pypbx.sip.useragent import UserAgent
 
-if TYPE_CHECKING:
-    from pypbx.media.ports import PortAllocator
-    from pypbx.peers import PeerDirectory
-
-__all__ = ["CallEnv", "LegNews", "SipChannel", "media_address"]
+__all__ = ["SipChannel"]
 
 log = logging.getLogger("pypbx.call")
 SDP = "application/sdp"
 _PLAIN_NAT = frozenset({NatMode.FORCE_RPORT, NatMode.COMEDIA})
 LATE_ANSWER_WAIT = 4.0  # seconds an answered late-offer call waits for the ACK's SDP
-_DEFAULT_LEG = LegOptions()
 _MIN_KEY_MS = 120  # tones and events sent no shorter: a shorter key is not heard reliably
-
-
-@dataclass(frozen=True, slots=True)
-class LegNews:
-    """What an outgoing leg tells the dialer: ``progress`` (1xx), ``answer`` or ``fail``."""
-
-    leg: SipChannel
-    kind: str
-    status: int
-    sdp: SessionDescription | None = None
-
-
-DialFn = Callable[
-    ["SipChannel", list[DialTarget], float | None, dict[str, str], dict[str, str] | None],
-    Awaitable[DialResult],
-]
-
-
-@dataclass(slots=True)
-class CallEnv:
-    """What SIP channels share: the user agent, peers, RTP ports, addresses, clocks."""
-
-    ua: UserAgent
-    directory: PeerDirectory
-    ports: PortAllocator
-    media_host: str
-    sip_host: str
-    namer: ChannelNamer
-    channels: ChannelTable
-    loop_time: Callable[[], float]
-    wall_time: Callable[[], float]
-    flush: Callable[[], None]
-    register_session: Callable[[Session, SipChannel], None]
-    strict: LegOptions = _DEFAULT_LEG
-    default_allow: tuple[str, ...] = ("ulaw", "alaw")
-    dial: DialFn | None = None
-    relayed: dict[str, int] = field(default_factory=dict)
-    """Totals of finished legs: packets_in/out, dropped (for tests, benches, the CLI)."""
-    sounds: SoundLibrary | None = None
-    """Playback's files (``sounddir``); None plays nothing (every file is missing)."""
-    ssrc: Callable[[], int] = field(default=lambda: random.getrandbits(32))
-    """The SSRC of a leg's own RTP stream (Playback, tones, Echo)."""
-
-
-def media_address(sd: SessionDescription) -> Addr | None:
-    """Where the first live audio stream of ``sd`` wants RTP (None if none, or held with
-    ``c=0.0.0.0``)."""
-    for m in sd.media:
-        if m.kind == "audio" and m.port != 0:
-            conn = m.connection or sd.connection
-            if conn is None or conn.host == "0.0.0.0":
-                return None
-            return conn.host, m.port
-    return None
-
-
-def _audio_index(sd: SessionDescription) -> int | None:
-    return next((i for i, m in enumerate(sd.media) if m.kind == "audio" and m.port != 0), None)
-
-
-def _audio_codecs(sd: SessionDescription) -> list[Codec]:
-    i = _audio_index(sd)
-    return [] if i is None else codecs(sd.media[i])
-
-
-def _event_type(sd: SessionDescription | None) -> int | None:
-    """The telephone-event payload type of ``sd``'s live audio stream, if it has one."""
-    i = None if sd is None else _audio_index(sd)
-    if sd is None or i is None:
-        return None
-    codec = telephone_event(sd.media[i])
-    return None if codec is None else codec.payload_type
 
 
 class SipChannel(Channel):
@@ -212,9 +136,9 @@ class SipChannel(Channel):
     def event_type(self) -> int | None:
         """The payload type this leg's RFC 4733 events arrive on (the one our SDP gave), when
         it takes DTMF that way: ``rfc2833``/``auto`` and telephone-event in both SDPs."""
-        if not self.rfc4733 or _event_type(self.remote_sdp) is None:
+        if not self.rfc4733 or event_type_of(self.remote_sdp) is None:
             return None
-        return _event_type(self.local_sdp)
+        return event_type_of(self.local_sdp)
 
     @property
     def inband(self) -> bool:
@@ -222,7 +146,7 @@ class SipChannel(Channel):
         without telephone-event (chan_sip)."""
         mode = self.dtmfmode
         return mode is DtmfMode.INBAND or (
-            mode is DtmfMode.AUTO and _event_type(self.remote_sdp) is None
+            mode is DtmfMode.AUTO and event_type_of(self.remote_sdp) is None
         )
 
     # -- media -------------------------------------------------------------------------
@@ -275,7 +199,7 @@ class SipChannel(Channel):
                 version=self._sdp_version,
             )
             self.local_sdp = ans
-            self.codecs = [c for c in _audio_codecs(ans) if c.name.lower() != "telephone-event"]
+            self.codecs = [c for c in audio_codecs(ans) if c.name.lower() != "telephone-event"]
         return self.local_sdp.to_bytes()
 
     def offer_sdp(self, allowed: tuple[str, ...], way: Direction = Direction.SENDRECV) -> bytes:
@@ -342,7 +266,7 @@ class SipChannel(Channel):
             sd = self._body_sdp(body)
             if sd is not None:
                 self._apply_remote(sd)
-                self.codecs = [c for c in _audio_codecs(sd) if c.name.lower() != "telephone-event"]
+                self.codecs = [c for c in audio_codecs(sd) if c.name.lower() != "telephone-event"]
         self.acked.set()
 
     async def hangup(self, cause: int) -> None:
@@ -453,7 +377,9 @@ class SipChannel(Channel):
         if not self.codecs and self.remote_sdp is not None and not self.outgoing:
             with suppress(NotAcceptable):
                 self.answer_sdp()
-        events = {pt for pt in (_event_type(self.local_sdp), _event_type(self.remote_sdp)) if pt}
+        events = {
+            pt for pt in (event_type_of(self.local_sdp), event_type_of(self.remote_sdp)) if pt
+        }
         fmt = choose_format(self.codecs, events)
         inband = self.dtmfmode is DtmfMode.INBAND or (self.dtmfmode is DtmfMode.AUTO and not events)
         engine = MediaEngine(
@@ -514,7 +440,7 @@ class SipChannel(Channel):
                 return False
             self.events.send_inband(digit, source, leg, fmt, duration_ms=ms)
             return True
-        pt = _event_type(self.remote_sdp)
+        pt = event_type_of(self.remote_sdp)
         if pt is None:
             return False
         self.events.send(digit, source, leg, pt, duration_ms=ms)
@@ -633,7 +559,7 @@ class SipChannel(Channel):
         sd = self._body_sdp(body)
         if sd is not None:
             self._apply_remote(sd)
-            self.codecs = _audio_codecs(sd)
+            self.codecs = audio_codecs(sd)
         with suppress(ValueError):
             self.set_state(ChannelState.RINGING)
         self._tell("progress", status, sd)
@@ -642,7 +568,7 @@ class SipChannel(Channel):
         sd = self._body_sdp(body)
         if sd is not None:
             self._apply_remote(sd)
-            self.codecs = [c for c in _audio_codecs(sd) if c.name.lower() != "telephone-event"]
+            self.codecs = [c for c in audio_codecs(sd) if c.name.lower() != "telephone-event"]
         with suppress(ValueError):
             self.set_state(ChannelState.UP)
         self.answered_at = self.env.wall_time()
@@ -691,7 +617,7 @@ class SipChannel(Channel):
             session.answer_reinvite(200, body=ans.to_bytes(), content_type=SDP, now=now)
         self._watch(session)
         other = self.bridged
-        index = _audio_index(sd)
+        index = audio_index(sd)
         way = direction(sd, index) if index is not None else Direction.SENDRECV
         if media_address(sd) is None and way is Direction.SENDRECV:
             way = Direction.SENDONLY  # RFC 2543 hold: c=0.0.0.0

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 from pypbx.call.channel import Channel
-from pypbx.call.sip_channel import CallEnv, SipChannel
+from pypbx.call.sip_channel import SipChannel
+from pypbx.call.sip_env import CallEnv
 from pypbx.sip.auth import ClientAuthState
 
 __all__ = ["SipTech"]

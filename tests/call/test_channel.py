@@ -13,7 +13,7 @@ from pypbx.call.channel import (
     IllegalChannelState,
 )
 from pypbx.call.dial import aggregate_status
-from pypbx.call.sip_channel import media_address
+from pypbx.call.sip_env import media_address
 from pypbx.call.tech import TechRegistry, UnknownTech
 from pypbx.dialplan.channel_api import DialStatus, HangupCause
 from pypbx.sip.sdp import parse_sdp

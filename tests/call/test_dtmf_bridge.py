@@ -30,7 +30,8 @@ from pypbx.call.bridge import (
 )
 from pypbx.call.channel import ChannelNamer, ChannelState, ChannelTable
 from pypbx.call.media_ops import EventSender
-from pypbx.call.sip_channel import CallEnv, SipChannel
+from pypbx.call.sip_channel import SipChannel
+from pypbx.call.sip_env import CallEnv
 from pypbx.config.conf import Origin
 from pypbx.config.sipmodel import DtmfMode, Peer, PeerType
 from pypbx.media.audio import DtmfDetector, Encoding, dtmf_tone, encode, samples_of, tone_frames

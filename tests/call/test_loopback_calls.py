@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pypbx.call.sip_channel import media_address
+from pypbx.call.sip_env import media_address
 from pypbx.check import load_config_dir
 from pypbx.control.cdr import show_last
 from pypbx.sip.auth import ClientAuthState

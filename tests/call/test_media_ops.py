@@ -32,7 +32,8 @@ from pypbx.call.media_ops import (
     info_digit,
     info_status,
 )
-from pypbx.call.sip_channel import CallEnv, SipChannel
+from pypbx.call.sip_channel import SipChannel
+from pypbx.call.sip_env import CallEnv
 from pypbx.config.conf import parse_text
 from pypbx.dialplan.channel_api import RecordingChannel
 from pypbx.dialplan.interpreter import Execution

@@ -7,7 +7,8 @@ from typing import Any, cast
 import pytest
 
 from pypbx.call.channel import ChannelNamer, ChannelTable
-from pypbx.call.sip_channel import CallEnv, SipChannel
+from pypbx.call.sip_channel import SipChannel
+from pypbx.call.sip_env import CallEnv
 from pypbx.call.sip_tech import SipTech
 from pypbx.config.conf import parse_text
 from pypbx.config.sipconf import parse_sip_conf

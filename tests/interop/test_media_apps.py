@@ -130,7 +130,7 @@ def start_bed(tmp_path: Path, codec: str, *, sip: str = "", ext: str = "", phone
     sounds.mkdir(parents=True, exist_ok=True)
     write_tone(sounds / "tone-1khz.wav", PROMPT_TONE, 3.0)
     write_tone(sounds / "menu.wav", MENU_TONE, 8.0)
-    phone = Baresip(
+    baresip = Baresip(
         tmp_path / "phone",
         PHONE_IP,
         [
@@ -143,7 +143,7 @@ def start_bed(tmp_path: Path, codec: str, *, sip: str = "", ext: str = "", phone
         rtp_ports="34000-34999",
     )
     pbx.start()
-    return Bed(pbx, phone, port)
+    return Bed(pbx, baresip, port)
 
 
 def running_bed(

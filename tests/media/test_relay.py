@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pypbx.call.sip_channel import media_address
+from pypbx.call.sip_env import media_address
 from pypbx.config.rtpconf import StrictRtp
 from pypbx.media import audio, dtmf, rtp
 from pypbx.media.codecs import route_between
