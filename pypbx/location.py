@@ -107,7 +107,9 @@ class Location:
         self.max_contacts = max_contacts
         self.on_change = on_change
         self._bindings: dict[str, dict[str, Binding]] = {}
-        self._by_source: dict[Addr, list[tuple[str, str]]] = {}
+        # source -> its (aor, contact) keys in registration order (a dict: O(1) removal,
+        # one NAT address or SBC may carry thousands of phones)
+        self._by_source: dict[Addr, dict[tuple[str, str], None]] = {}
         # no binding expires before this (a lower bound: refreshes and removals leave it
         # early), so the sweep every second looks at the bindings only when one may be due
         self._soonest = math.inf
@@ -131,7 +133,7 @@ class Location:
     def aor_at(self, source: Addr) -> str | None:
         """The AOR whose latest binding came from ``source`` (ip, port), if any."""
         keys = self._by_source.get(source)
-        return keys[-1][0] if keys else None
+        return next(reversed(keys))[0] if keys else None
 
     def aors(self) -> list[str]:
         return list(self._bindings)
@@ -248,7 +250,7 @@ class Location:
         if binding.expires_at < self._soonest:
             self._soonest = binding.expires_at
         if binding.received is not None:
-            self._by_source.setdefault(binding.received, []).append((binding.aor, binding.contact))
+            self._by_source.setdefault(binding.received, {})[binding.aor, binding.contact] = None
 
     def _unindex(self, binding: Binding) -> None:
         if binding.received is None:
@@ -256,10 +258,10 @@ class Location:
         keys = self._by_source.get(binding.received)
         if keys is None:
             return
-        try:
-            keys.remove((binding.aor, binding.contact))
-        except ValueError:
+        key = (binding.aor, binding.contact)
+        if key not in keys:
             return
+        del keys[key]
         if not keys:
             del self._by_source[binding.received]
 

@@ -236,3 +236,28 @@ def test_expire_with_its_soonest_bound_drops_exactly_the_due_bindings(steps: lis
     now += 1
     loc.expire(now)
     assert {b.contact for b in loc.all_bindings()} == {k for k, at in model.items() if at > now}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2), st.sampled_from([0, 60])), max_size=40)
+)
+def test_aor_at_is_the_latest_binding_from_that_source(
+    ops: list[tuple[int, int, int]],
+) -> None:
+    """Many phones behind one or a few addresses, registering, refreshing and leaving in any
+    order: aor_at names the AOR of the newest live binding from the address (a list model)."""
+    loc = Location(max_contacts=10)
+    model: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for step, (user, port, expires) in enumerate(ops):
+        aor, contact, src = f"u{user}", f"sip:u{user}@10.0.0.1", ("203.0.113.1", 5060 + port)
+        for keys in model.values():  # a refresh or removal leaves the old source's index
+            if (aor, contact) in keys:
+                keys.remove((aor, contact))
+        if expires:
+            model.setdefault(src, []).append((aor, contact))
+        loc.update(aor, contact, expires=expires, call_id=f"c{step}", cseq=1, now=0.0, received=src)
+        for p in range(3):
+            where = ("203.0.113.1", 5060 + p)
+            keys = model.get(where)
+            assert loc.aor_at(where) == (keys[-1][0] if keys else None)
