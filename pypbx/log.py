@@ -115,6 +115,11 @@ class FanoutHandler(logging.Handler):
     def sinks(self) -> list[LogSink]:
         return list(self._sinks)
 
+    def reaches(self, verbosity: int) -> bool:
+        """Whether a line of ``verbosity`` would reach an attached sink (no copy made: the
+        registrar asks this for every binding change)."""
+        return any(sink.level >= verbosity for sink in self._sinks) if self._sinks else False
+
     def emit(self, record: logging.LogRecord) -> None:
         if not self._sinks:
             return
