@@ -85,7 +85,10 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         self.received += 1
-        self._on_datagram(data, from_sockaddr(addr))
+        if self.family == socket.AF_INET and type(addr) is tuple and len(addr) == 2:
+            self._on_datagram(data, cast(Addr, addr))  # (host, port) as it is: nothing to unmap
+        else:
+            self._on_datagram(data, from_sockaddr(addr))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable ...) reported by the kernel on a later call.

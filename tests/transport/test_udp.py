@@ -429,3 +429,22 @@ def test_send_target_memo_is_bounded_and_follows_the_socket(
     udp.family = socket.AF_INET6
     assert not udp.send(b"x", ("192.0.2.19", 5060))
     assert fake6.sent == []
+
+
+@pytest.mark.parametrize(
+    ("family", "sockaddr", "source"),
+    [
+        (socket.AF_INET, ("192.0.2.7", 5060), ("192.0.2.7", 5060)),
+        (socket.AF_INET6, ("::ffff:192.0.2.7", 5060, 0, 0), ("192.0.2.7", 5060)),
+        (socket.AF_INET6, ("2001:db8::1", 5062, 0, 0), ("2001:db8::1", 5062)),
+    ],
+)
+def test_datagram_source_is_reported_as_host_and_port(
+    family: socket.AddressFamily, sockaddr: tuple[object, ...], source: tuple[str, int]
+) -> None:
+    got: list[tuple[bytes, tuple[str, int]]] = []
+    udp = UdpTransport(lambda data, addr: got.append((data, addr)))
+    udp.family = family
+    udp.datagram_received(b"x", sockaddr)  # type: ignore[arg-type]
+    assert got == [(b"x", source)]
+    assert udp.received == 1
