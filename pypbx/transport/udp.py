@@ -8,10 +8,11 @@ a resolver, destinations that are not IP literals of the socket's family.
 
 Limits (issue 9 item 4): a datagram is at most 65,535 bytes by construction and the abuse
 guard drops anything above ``maxmessagesize`` before parsing; the socket's receive buffer is
-set to :data:`RECEIVE_BUFFER` (the kernel clamps it to ``net.core.rmem_max``) so a burst
-of datagrams waits in the kernel rather than being lost before pypbx can screen it, but not
-so long that it outlives the sender's first retransmission (500 ms, §17.1.2.2 Timer E): a
-queue longer than that only feeds pypbx requests whose copies are already on their way.
+raised to :data:`RECEIVE_BUFFER` (the kernel clamps it to ``net.core.rmem_max``) so a burst
+of datagrams waits in the kernel rather than being lost before pypbx can screen it. (A
+smaller buffer, 256 KiB, was measured under the SIPp registration burst: it dropped
+thousands of datagrams during short stalls, and the senders' 500 ms retransmissions cost
+more than the longer queue did.)
 
 Sending: what a destination host becomes for ``sendto`` (or that it cannot be sent to) is
 decided once per host and remembered, at most :data:`TARGET_CACHE` hosts at a time.
@@ -34,9 +35,8 @@ log = logging.getLogger("pypbx.transport")
 
 DatagramHandler = Callable[[bytes, Addr], None]
 
-RECEIVE_BUFFER = 256 * 1024
-"""Bytes asked for SO_RCVBUF (Linux doubles it for its bookkeeping): a few hundred SIP
-datagrams, about a quarter of a second of a registration burst at 2,000/s."""
+RECEIVE_BUFFER = 4 * 1024 * 1024
+"""Bytes asked for SO_RCVBUF: about 4,000 full-size SIP datagrams of headroom."""
 
 TARGET_CACHE = 4096
 """How many destination hosts :meth:`UdpTransport.send` remembers (all forgotten when full)."""
