@@ -538,7 +538,7 @@ class SipService:
         if outcome.auth_failure:
             user = request.to.uri.user if isinstance(request.to.uri, SipUri) else None
             self.guard.auth_failed(event.source[0], user, now=now)
-        elif outcome.peer is not None and request.headers.count("authorization"):
+        elif outcome.peer is not None and "authorization" in request.headers:
             self.guard.auth_ok(event.source[0], user=outcome.peer, now=now)
         if outcome.changes:
             self.writer.hold(event.key, outcome.response, event.source)
@@ -570,7 +570,7 @@ class SipService:
         pbx = self.pbx
         if pbx is None:
             return True
-        return pbx.verbosity >= level or any(s.level >= level for s in pbx.fanout.sinks)
+        return pbx.verbosity >= level or pbx.fanout.reaches(level)
 
     def _send_held(self, key: ServerTxnKey, response: Response, source: Addr) -> None:
         if self.stack is None:
