@@ -411,7 +411,7 @@ def loaded_memory_per_binding(work: Path) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rates", default="500,1000,1500,2000,2500,3000,4000")
+    parser.add_argument("--rates", default="500,1000,1500,2000,2200,2400,2600,3000,4000")
     parser.add_argument("--kamailio-children", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory burst")
     args = parser.parse_args()
