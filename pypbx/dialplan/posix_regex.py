@@ -98,7 +98,8 @@ def _repeat(node: _Node, low: int, high: int | None) -> _Node:
 
 
 def _class_char(c: str) -> str:
-    return "\\" + c if c in "\\]^-[" else c
+    # | & ~ too: Python warns that doubled ones may become set operations in a future version
+    return "\\" + c if c in "\\]^-[|&~" else c
 
 
 class _EreParser:

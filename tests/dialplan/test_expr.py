@@ -512,3 +512,16 @@ def test_regex_that_compiles_too_big_is_an_error() -> None:
     result, warnings = run('"a" : "((a{1000}){1000})"')
     assert result == ""
     assert warnings == ["regcomp() error : Regular expression too big"]
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [("[a||]", "|", True), ("[^a&&b]", "c", True), ("[x~~y]", "~", True), ("[a||]", "b", False)],
+)
+def test_doubled_class_operators_are_plain_characters(
+    pattern: str, text: str, matches: bool
+) -> None:
+    # Python's re warns about [||], [&&], [~~] (future set operations); POSIX means characters
+    found = evaluate(f'"{text}" =~ "{pattern}"')
+    assert (found != "0") is matches
