@@ -423,12 +423,7 @@ class SipStack:
 
     def _dispatch(self, transport: str, event: Event) -> None:
         if type(event) is RequestReceived:  # the usual event: none of the checks below apply
-            if transport == "TCP":
-                self._tcp_busy[event.key] = event.source
-            if self.handler is not None:
-                self.handler(self, event)
-            else:
-                self.respond(event.key, build_response(event.request, 501, to_tag=self.ids.tag()))
+            self._hand_over(transport, event)
             return
         if isinstance(event, ResponseReceived) and self._own_response(transport, event):
             return
@@ -455,8 +450,6 @@ class SipStack:
             event.key in self._own
         ):
             return  # late news about a request() that has its answer already
-        if isinstance(event, RequestReceived) and transport == "TCP":
-            self._tcp_busy[event.key] = event.source
         if isinstance(event, MessageRejected):
             answered = f"answered {event.status}" if event.status else "dropped"
             log.warning(
@@ -466,6 +459,13 @@ class SipStack:
                 event.reason,
                 answered,
             )
+        self._hand_over(transport, event)
+
+    def _hand_over(self, transport: str, event: Event) -> None:
+        """Give ``event`` to the handler (a request over TCP marks its connection busy);
+        without a handler a new request is answered 501."""
+        if isinstance(event, RequestReceived) and transport == "TCP":
+            self._tcp_busy[event.key] = event.source
         if self.handler is not None:
             self.handler(self, event)
         elif isinstance(event, RequestReceived):
