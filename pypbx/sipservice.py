@@ -25,8 +25,8 @@ Composition of the pure parts over a :class:`~pypbx.transport.stack.SipStack` bo
   :meth:`SipService.auth_ok` let other layers report more. Bans are logged on ``pypbx.security``
   and listed by ``sip show bans``. TCP connections from banned sources are refused.
 
-Every received request and every response we send is logged in full on ``pypbx.sip.trace``
-(``sip set debug``) with ``extra={"peer_ip": host}``.
+Every message in and out is logged in full on ``pypbx.sip.trace`` (``sip set debug``) by the
+stack, with ``extra={"peer_ip": host}``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from pypbx.config.sipconf import General, SipConfig
 from pypbx.errors import PbxError
 from pypbx.location import DEFAULT_MAX_CONTACTS, Change, ChangeKind, Location
 from pypbx.location_store import LocationStore
-from pypbx.log import TRACE, verbose
+from pypbx.log import verbose
 from pypbx.peers import PeerDirectory
 from pypbx.qualify import Qualifier
 from pypbx.registrar import Registrar
@@ -86,7 +86,6 @@ __all__ = ["CallHandler", "SipService", "SipServiceError", "sip_service"]
 
 log = logging.getLogger("pypbx.sip")
 security_log = logging.getLogger("pypbx.security")
-trace_log = logging.getLogger(TRACE)
 
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 """Out-of-dialog requests that create a dialog: the call layer's business."""
@@ -554,9 +553,8 @@ class SipService:
         binding = change.binding
         if change.kind is ChangeKind.ADDED:
             if self._verbose(3):
-                host, port = binding.received or ("?", 0)
-                host = f"[{host}]" if ":" in host else host
-                verbose(log, 3, "Registered SIP '%s' at %s:%d", binding.aor, host, port)
+                where = hostport(binding.received or ("?", 0))
+                verbose(log, 3, "Registered SIP '%s' at %s", binding.aor, where)
             self._watch_registered(binding.aor)
         elif change.kind is ChangeKind.REMOVED:
             if self._verbose(3):

@@ -28,8 +28,6 @@ __all__ = ["QualifyDriver"]
 
 log = logging.getLogger("pypbx.sip.qualify")
 
-Trace = Callable[[str, Request | Response, Addr], None]
-
 
 def _is_local_failure(response: Response) -> bool:
     """The stack's own 408/503 (no To tag): nothing came back from the peer."""
@@ -47,14 +45,12 @@ class QualifyDriver:
         *,
         clock: Callable[[], float],
         local_ip: Callable[[str], str],
-        trace: Trace | None = None,
     ) -> None:
         self.qualifier = qualifier
         self.directory = directory
         self.stack = stack
         self.clock = clock
         self.local_ip = local_ip
-        self.trace = trace
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -87,8 +83,6 @@ class QualifyDriver:
         dest, transport = where
         request = self._options(name, dest, transport, now)
         self.qualifier.sent(name, now)
-        if self.trace is not None:
-            self.trace("send", request, dest)
         task = asyncio.get_running_loop().create_task(self._await(name, request, dest, transport))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -118,8 +112,6 @@ class QualifyDriver:
         response = await self.stack.request(request, dest, transport=transport.upper())
         if self._closed:
             return
-        if self.trace is not None:
-            self.trace("recv", response, dest)
         now = self.clock()
         if _is_local_failure(response):
             change = self.qualifier.timed_out(name, now)
