@@ -22,10 +22,11 @@ from collections.abc import Awaitable, Callable
 from pypbx.config.sipconf import General, Registration
 from pypbx.log import verbose
 from pypbx.sip.events import Addr
-from pypbx.sip.message import Request, Response
+from pypbx.sip.message import Request
 from pypbx.sipservice_dns import SrvRecord, pick, srv_name
-from pypbx.transport.addr import is_wildcard
+from pypbx.transport.addr import ip_family, is_wildcard
 from pypbx.transport.nat import NatPolicy
+from pypbx.transport.natwire import interface_ip
 from pypbx.transport.stack import SipStack
 from pypbx.trunks import OutboundRegistration, RegistryRow, RegState
 
@@ -38,7 +39,6 @@ _BOUND = frozenset({RegState.REGISTERED, RegState.REQUEST_SENT, RegState.AUTH_SE
 RESOLVE_RETRY = 10.0
 """Seconds between attempts to resolve a provider host name that did not resolve."""
 
-Trace = Callable[[str, Request | Response, Addr], None]
 SrvLookup = Callable[[str], Awaitable[list[SrvRecord]]]
 
 
@@ -75,26 +75,12 @@ async def resolve_host(host: str, port: int) -> list[str]:
     return seen
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def local_ip_towards(dest_ip: str, bindaddr: str) -> str:
     """Our source address for packets to ``dest_ip``: ``bindaddr`` unless it is a wildcard,
     else what the kernel routes from (a connected UDP socket sends nothing)."""
     if not is_wildcard(bindaddr):
         return bindaddr.strip("[]")
-    family = socket.AF_INET6 if ":" in dest_ip else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect((dest_ip, 5060))
-            return str(probe.getsockname()[0])
-    except OSError:
-        return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    return interface_ip(dest_ip) or ("::1" if ":" in dest_ip else "127.0.0.1")
 
 
 class RegistrationLine:
@@ -107,7 +93,6 @@ class RegistrationLine:
         stack: SipStack,
         *,
         clock: Callable[[], float],
-        trace: Trace | None = None,
         srv: SrvLookup | None = None,
     ) -> None:
         self.reg = reg
@@ -115,7 +100,6 @@ class RegistrationLine:
         self.general = general
         self.stack = stack
         self.clock = clock
-        self.trace = trace
         self.machine: OutboundRegistration | None = None
         self.dest: Addr | None = None
         self._task: asyncio.Task[None] | None = None
@@ -149,7 +133,7 @@ class RegistrationLine:
     async def _target(self) -> tuple[str, int]:
         """Host and port to resolve: the SRV pick for a name without a port (srvlookup)."""
         host, port = self.reg.host, self.reg.port
-        if port is not None or self.srv is None or _is_ip(host):
+        if port is not None or self.srv is None or ip_family(host) is not None:
             return host, port or 5060
         best = pick(await self.srv(srv_name(host, self.reg.transport.value)))
         if best is None:
@@ -221,8 +205,6 @@ class RegistrationLine:
             cseq = request.cseq.number
             limit = self.machine.next_timer() if deadline is None else deadline
             timeout = None if limit is None else max(0.05, limit - self.clock())
-            if self.trace is not None:
-                self.trace("send", request, self.dest)
             try:
                 response = await asyncio.wait_for(
                     self.stack.request(request, self.dest, transport=self.reg.transport.value),
@@ -231,8 +213,6 @@ class RegistrationLine:
             except TimeoutError:
                 self._notes()
                 return  # next_action sees the deadline passed: "Timeout", sent again
-            if self.trace is not None:
-                self.trace("recv", response, self.dest)
             now = self.clock()
             if response.status in (408, 503) and "tag=" not in (response.get("to") or ""):
                 self.machine.on_timeout(now, cseq=cseq)  # local answer: no response came
