@@ -114,12 +114,10 @@ class Dialer:
             return DialResult(status, dialed_time=dialed, cause=causes[-1] if causes else 0)
         if self.verbosity() >= 3:
             verbose(log, 3, "    -- %s answered %s", winner.name, caller.name)
-        try:
-            await caller.answer()
-        except (PbxError, OSError) as exc:  # no RTP ports for the caller: give up both legs
-            log.warning("%s: cannot answer: %s", caller.name, exc)
-            winner.terminate(int(HangupCause.NORMAL_CIRCUIT_CONGESTION))
-            caller.terminate(int(HangupCause.NORMAL_CIRCUIT_CONGESTION))
+        await caller.answer()
+        congestion = int(HangupCause.NORMAL_CIRCUIT_CONGESTION)
+        if caller.hung_up and caller.hangup_cause == congestion:  # no RTP ports for the caller
+            winner.terminate(congestion)
             return DialResult(DialStatus.CONGESTION, dialed_time=dialed, peer=winner.name)
         if caller.hung_up:
             winner.terminate(int(HangupCause.NORMAL_CLEARING))

@@ -38,6 +38,7 @@ from pypbx.call.sip_env import (
 )
 from pypbx.config.sipmodel import DtmfMode, NatMode, Peer
 from pypbx.dialplan.channel_api import DialResult, DialTarget, HangupCause, Indication
+from pypbx.errors import PbxError
 from pypbx.media.relay import LegOptions, RelayLeg
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import Addr
@@ -233,7 +234,7 @@ class SipChannel(Channel):
         except NotAcceptable:
             await self.hangup(int(HangupCause.BEARERCAPABILITY_NOTAVAIL))
             return
-        except OSError as exc:  # no RTP ports (exhausted, or the PBX is stopping)
+        except (PbxError, OSError) as exc:  # no RTP ports (exhausted, or the PBX is stopping)
             if not self.hung_up:
                 log.warning("%s: cannot answer: %s", self.name, exc)
                 await self.hangup(int(HangupCause.NORMAL_CIRCUIT_CONGESTION))
