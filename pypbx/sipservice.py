@@ -343,7 +343,7 @@ class SipService:
     def _outbound(self, transport: str, data: bytes, dest: Addr) -> bytes:
         if data.startswith(b"SIP/2.0 404 "):
             self.guard.response_sent(dest[0], 404, now=self.clock())
-        rewrite = self.nat.rewrite  # None when no NAT rule can apply
+        rewrite = self._nat_rewrite
         return rewrite(transport, data, dest) if rewrite is not None else data
 
     def _on_ban(self, event: BanEvent) -> None:
@@ -375,6 +375,7 @@ class SipService:
         )
         self.config = config
         self.nat = NatGlue(general)
+        self._nat_rewrite = self.nat.rewrite  # None when no NAT rule can apply to this config
         self.stack.outbound_rewrite = self._outbound
         self.stack.inbound_rewrite = self.nat.inbound  # force_rport: ;rport added (RFC 3581)
         settings = self.pbx.config.settings if self.pbx is not None else None
