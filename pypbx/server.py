@@ -451,8 +451,6 @@ class Pbx:
                 await self._stop_event.wait()
                 if await self._until_idle():
                     break
-            self.stopping = True
-            self.accepting_calls = False
             verbose(log, 0, "pypbx stopping")
         finally:
             self.stopping = True
