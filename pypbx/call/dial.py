@@ -2,6 +2,12 @@
 180/183 passed back to the caller; the caller's CANCEL ends the attempt; ``DIALSTATUS`` as
 app_dial computes it (busy, then congestion, then no channel, else no answer). RFC 3261
 §9.1 (CANCEL of the losing branches), §13.2.2.4 (forking).
+
+Early media (a 183 with SDP, RFC 3960 §3) is relayed from one callee at a time, the one whose
+183 came last, with the DTMF conversion taps of a bridge between the caller and that callee
+(a provider's IVR asking "press 1" before it answers): see :class:`EarlyMedia`. The join and
+its taps end when that callee fails, another one takes over, or Dial ends; the answered pair
+then gets the bridge's own.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from pypbx.call.bridge import Bridge, join_media
+from pypbx.call.bridge import Bridge, clear_dtmf_taps, join_media, set_dtmf_taps
 from pypbx.call.causes import dialstatus_for_cause
 from pypbx.call.limits import CallLimits
 from pypbx.call.sip_channel import SipChannel
@@ -20,9 +26,10 @@ from pypbx.dialplan.apps.dial import parse_duration_limit
 from pypbx.dialplan.channel_api import DialResult, DialStatus, DialTarget, HangupCause, reveal
 from pypbx.errors import PbxError
 from pypbx.log import verbose
+from pypbx.media.relay import Relay
 from pypbx.sip.sdp import Codec, codecs
 
-__all__ = ["Dialer", "aggregate_status"]
+__all__ = ["Dialer", "EarlyMedia", "aggregate_status"]
 
 log = logging.getLogger("pypbx.call")
 _ORDER = (DialStatus.BUSY, DialStatus.CONGESTION, DialStatus.CHANUNAVAIL, DialStatus.NOANSWER)
@@ -100,18 +107,45 @@ class Dialer:
             return DialResult(DialStatus.CHANUNAVAIL, cause=causes[0] if causes else 0)
         if "r" in options:
             caller.ring()
-        winner = await self._wait(caller, legs, news, causes, start, timeout)
-        dialed = int(self.loop_time() - start)
-        for leg in legs:
-            if leg is not winner:
-                leg.terminate(int(HangupCause.NORMAL_CLEARING))
-        if winner is None:
-            if caller.hung_up:
-                return DialResult(DialStatus.CANCEL, dialed_time=dialed)
-            if self.loop_time() - start >= (timeout or float("inf")) - 0.05:
-                return DialResult(DialStatus.NOANSWER, dialed_time=dialed)
-            status = aggregate_status(causes)
-            return DialResult(status, dialed_time=dialed, cause=causes[-1] if causes else 0)
+        early = EarlyMedia(caller)
+        try:
+            winner = await self._wait(caller, legs, news, causes, start, timeout, early)
+            if winner is not early.callee:
+                early.leave()  # the bridge joins the answered pair (and sets their taps)
+            dialed = int(self.loop_time() - start)
+            for leg in legs:
+                if leg is not winner:
+                    leg.terminate(int(HangupCause.NORMAL_CLEARING))
+            if winner is None:
+                return self._unanswered(caller, causes, start, timeout, dialed)
+            return await self._connect(caller, winner, options, start, dialed)
+        finally:
+            early.leave()  # Dial ended (or failed): no tap toward a callee outlives it
+
+    def _unanswered(
+        self,
+        caller: SipChannel,
+        causes: list[int],
+        start: float,
+        timeout: float | None,
+        dialed: int,
+    ) -> DialResult:
+        if caller.hung_up:
+            return DialResult(DialStatus.CANCEL, dialed_time=dialed)
+        if self.loop_time() - start >= (timeout or float("inf")) - 0.05:
+            return DialResult(DialStatus.NOANSWER, dialed_time=dialed)
+        status = aggregate_status(causes)
+        return DialResult(status, dialed_time=dialed, cause=causes[-1] if causes else 0)
+
+    async def _connect(
+        self,
+        caller: SipChannel,
+        winner: SipChannel,
+        options: dict[str, str],
+        start: float,
+        dialed: int,
+    ) -> DialResult:
+        """Answer the caller and bridge it with ``winner`` until one of them hangs up."""
         if self.verbosity() >= 3:
             verbose(log, 3, "    -- %s answered %s", winner.name, caller.name)
         await caller.answer()
@@ -164,6 +198,7 @@ class Dialer:
         causes: list[int],
         start: float,
         timeout: float | None,
+        early: EarlyMedia,
     ) -> SipChannel | None:
         live = set(legs)
         hung = asyncio.ensure_future(caller.ended.wait())
@@ -190,9 +225,10 @@ class Dialer:
                 if item.kind == "fail":
                     live.discard(item.leg)
                     causes.append(item.leg.hangup_cause)
+                    early.leave(item.leg)
                 elif item.kind == "progress":
                     if item.sdp is not None:
-                        await _early_media(caller, item.leg)
+                        await early.join(item.leg)
                     elif item.status > 100:  # 100 Trying is hop-by-hop: no ringing
                         caller.ring()
             return None
@@ -200,14 +236,51 @@ class Dialer:
             hung.cancel()
 
 
-async def _early_media(caller: SipChannel, leg: SipChannel) -> None:
-    """183 with SDP: answer the caller's offer in a 183 and relay the early media."""
-    try:
-        await caller.open_media()
-    except (PbxError, OSError):
-        return
-    caller.ring(early_media=True)
-    join_media(caller, leg)
+class EarlyMedia:
+    """The caller's early media: the callee it is joined to, the relay between their relay
+    legs and the DTMF conversion taps between them (as :class:`Bridge` sets them: RFC 4733
+    events from the caller to an ``info`` or ``inband`` callee as INFO or tones, and back).
+
+    One callee at a time: a later 183 with SDP from another leg of a parallel Dial takes the
+    caller over (RFC 3960 §3: the UAC plays one early stream). ``leave`` unjoins and clears
+    both legs' taps, so that no tap is left on the caller's leg to swallow its RFC 4733 events
+    once that callee is gone (a ``Read()`` after a failed Dial hears every digit).
+    """
+
+    __slots__ = ("callee", "caller", "relay")
+
+    def __init__(self, caller: SipChannel) -> None:
+        self.caller = caller
+        self.callee: SipChannel | None = None
+        self.relay: Relay | None = None
+
+    async def join(self, callee: SipChannel) -> None:
+        """``callee`` sent a 183 with SDP: answer the caller's offer in a 183 (once) and relay
+        the early media between the two, with their DTMF taps, instead of any earlier callee."""
+        caller = self.caller
+        try:
+            await caller.open_media()
+        except (PbxError, OSError):
+            return
+        caller.ring(early_media=True)
+        self.leave()
+        if callee.hung_up:  # it failed while the caller's ports opened
+            return
+        relay = join_media(caller, callee)
+        if relay is None:
+            return
+        self.callee, self.relay = callee, relay
+        set_dtmf_taps(caller, callee)
+
+    def leave(self, callee: SipChannel | None = None) -> None:
+        """End the join (only if it is with ``callee``, when given): relaying stops and both
+        legs' taps are cleared."""
+        joined, relay = self.callee, self.relay
+        if joined is None or relay is None or (callee is not None and callee is not joined):
+            return
+        self.callee = self.relay = None
+        relay.unjoin()
+        clear_dtmf_taps(self.caller, joined)
 
 
 def _offer_codecs(caller: SipChannel, leg: SipChannel) -> tuple[str, ...]:

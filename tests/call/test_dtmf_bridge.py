@@ -58,17 +58,21 @@ class FakeTime:
 
 @dataclass
 class FakeLeg:
-    """A relay leg as the call layer uses it: what it sends, and its tap."""
+    """A relay leg as the call layer uses it: what it sends, and its tap. ``receive`` takes a
+    packet from its far end in the order :class:`~pypbx.media.relay.RelayLeg` does: the tap
+    (which may consume it), then the joined peer (``forwarded`` there), else ``sink``."""
 
     clock: FakeTime
     port: int = 4000
     closed: bool = False
-    peer: object = None
+    peer: FakeLeg | None = None
     expected: object = None
     sent: list[RtpPacket] = field(default_factory=list)
     tap: Callable[[bytes], bool] | None = None
     tap_type: int | None = None
     route: object = None
+    sink: Callable[[bytes], None] | None = None
+    forwarded: list[bytes] = field(default_factory=list)
 
     def send(self, data: bytes) -> bool:
         self.sent.append(parse_rtp(data))
@@ -86,13 +90,45 @@ class FakeLeg:
     def clear_tap(self) -> None:
         self.tap, self.tap_type = None, None
 
+    @property
+    def tapped(self) -> int | None:
+        return self.tap_type if self.tap is not None else None
+
+    def receive(self, data: bytes) -> str:
+        """Where one packet from the far end went: "tap", "peer", "sink" or "dropped"."""
+        tap = self.tap
+        if tap is not None and data[1] & 0x7F == self.tap_type and tap(data):
+            return "tap"
+        if self.peer is not None:
+            self.peer.forwarded.append(data)
+            return "peer"
+        if self.sink is not None:
+            self.sink(data)
+            return "sink"
+        return "dropped"
+
+    def idle_for(self, _now: float) -> float:
+        return 0.0
+
+    def stats(self) -> SimpleNamespace:
+        zero = dict.fromkeys(("packets_in", "packets_out", "rtcp_in"), 0)
+        return SimpleNamespace(**zero, dropped_strict=0, dropped_learning=0, dropped_unroutable=0)
+
+    def close(self) -> None:
+        if self.peer is not None and self.peer.peer is self:
+            self.peer.peer = None
+        self.closed, self.peer, self.sink = True, None, None
+        self.clear_tap()
+
 
 @dataclass
 class FakeSession:
-    """Records in-dialog requests and re-INVITE answers."""
+    """Records in-dialog requests, re-INVITE answers and the INVITE usage's own actions
+    (``actions``: "183", "answer", "reject 486", "bye", "cancel")."""
 
     requests: list[tuple[str, bytes, str | None]] = field(default_factory=list)
     reanswers: list[tuple[int, bytes]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
 
     def request(
         self, method: str, *, body: bytes = b"", content_type: str | None = None, now: float
@@ -106,6 +142,21 @@ class FakeSession:
 
     def reinvite(self, **_kw: Any) -> None:
         raise AssertionError("no bridged leg to re-offer to")
+
+    def ring(self, *, status: int = 180, **_kw: Any) -> None:
+        self.actions.append(str(status))
+
+    def answer(self, **_kw: Any) -> None:
+        self.actions.append("answer")
+
+    def reject(self, status: int = 486, **_kw: Any) -> None:
+        self.actions.append(f"reject {status}")
+
+    def bye(self, **_kw: Any) -> None:
+        self.actions.append("bye")
+
+    def hangup(self, **_kw: Any) -> None:
+        self.actions.append("cancel")
 
 
 def peer(mode: DtmfMode, allow: tuple[str, ...] = ("ulaw",)) -> Peer:
