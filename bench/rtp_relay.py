@@ -1,30 +1,48 @@
 """RTP relay benchmark: G.711 calls through pypbx's relay on loopback.
 
 Run: ``.venv/bin/python bench/rtp_relay.py [--calls 50,200,500,1000] [--seconds 5 | --long]
-[--repeat 3] [--loop both|asyncio|uvloop] [--route forward|transcode|both] [--rcvbuf BYTES]
-[--profile] [--micro]``.
+[--repeat 3] [--warmup 6] [--groups 20] [--generator c|python] [--pin | --no-pin]
+[--loop both|asyncio|uvloop] [--route forward|transcode|both] [--rcvbuf BYTES] [--profile]
+[--micro]``.
 
 The relay runs in a child process (``--serve``): one :class:`RelayLeg` per call leg on the
 rtp.conf tutorial range (10000-20000), legs joined by :class:`Relay`, strictrtp=yes; with
 ``--route transcode`` the A side is PCMU and the B side PCMA, so every packet is translated.
+Once the legs are set up it calls :func:`pypbx.server.tune_gc` as the server does once started
+(without it the bench would measure collector pauses the server does not have).
 
-This process plays every phone with plain non-blocking sockets (no event loop): all A-side
-phones share one socket and all B-side phones another (the relay cannot tell: each leg still
-has its own port, source check and peer), which keeps the generator cheap enough to leave
-the relay a core on a 2-core machine. Each call sends one 172-octet packet per direction every
-20 ms, sends spread over 20 slots per 20 ms; the generator notes each packet's send time by
-stream and sequence number (the payload stays plain G.711 silence, so transcoding does not
-touch any stamp). Arrival times are the kernel's (``SO_TIMESTAMPNS``), so the generator's own
-lateness in reading does not count as the relay's.
+The phones: all A-side phones share one socket and all B-side phones another (the relay cannot
+tell: each leg still has its own port, source check and peer). Each call sends one 172-octet
+packet per direction every 20 ms, sends spread over ``--groups`` slots per 20 ms; the generator
+notes each packet's send time (CLOCK_REALTIME, right before its own sendto) by stream and
+sequence number (the payload stays plain G.711 silence, so transcoding touches no stamp).
+Arrival times are the kernel's (``SO_TIMESTAMPNS``), so the generator's own lateness in
+reading does not count as the relay's. The default generator is ``bench/rtpgen.c`` (see its
+header for the protocol), compiled on demand into ``bench/.build/`` with ``cc``: at 1000 calls
+(100,000 packets/s each way) the Python generator took ~94% of a core, fell behind (85,000/s
+offered, sends up to 800 ms late) and fought the relay for the cores, so those numbers
+measured the generator. The C one paces with ``clock_nanosleep(TIMER_ABSTIME)`` and reads
+with ``recvmmsg``. ``--generator python`` keeps the old one (same schedule and warm-up).
+
+Warm-up: pypbx legs learn their source for 5 s (strictrtp) and lock onto it after that. The
+generator sends on the normal schedule for ``--warmup`` seconds (6; keep it above 5.5 so that
+every leg gets packets after its learning window), drains, and only then does the relay take
+its "start" marks (CPU, packet counters) and the measured ``--seconds`` begin.
+
+Pinning (``--pin``, the default with 2 or more usable CPUs): the relay child on the second CPU,
+this process and the generator on the first, so the two do not take turns on one core.
 
 Printed per point (medians over ``--repeat`` runs): offered and relayed packets/s, loss (not
-received at all, after a drain), the kernel's drops on the relay's sockets and on the phones'
-sockets (``/proc/net/udp``), one-way transit p50/p99, the added jitter as the spread of the
-inter-arrival time against the sender's spacing (|Δarrival - Δsend| of consecutive packets of
-one stream: median and p99), relay CPU % of one core and the kernel's share of it, relay CPU
-µs per relayed packet and, from it, CPU per call at 100 packets/s (robust when other processes
-take the cores), the generator's CPU % and how late its sends fell behind the 20 ms schedule
-(the offered rate is measured over the real sending time: a starved generator shows less).
+received at all, after a drain until 0.3 s quiet), the kernel's drops on the relay's sockets
+and on the phones' sockets (``/proc/net/udp``), one-way transit p50/p99, the added jitter as
+the spread of the inter-arrival time against the sender's spacing (|Δarrival - Δsend| of
+consecutive packets of one stream: median and p99), relay CPU % of one core and the kernel's
+share of it, relay CPU µs per relayed packet and, from it, CPU per call at 100 packets/s
+(robust when other processes take the cores), the generator's CPU % and how late its sends fell
+behind the schedule (the offered rate is measured over the real sending time: a starved
+generator shows less), and ``path``: the share of the relay's received packets that took its
+fast path, counted as those of legs on it (``RelayLeg.fast``) at both the start and the stop
+mark ("-" when legs have no such flag).
 """
 
 from __future__ import annotations
@@ -38,6 +56,7 @@ import os
 import pstats
 import resource
 import select
+import shutil
 import socket
 import statistics
 import struct
@@ -45,8 +64,9 @@ import subprocess
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,13 +80,18 @@ from pypbx.sip.sdp import Codec  # noqa: E402
 HOST = "127.0.0.1"
 RTP_START, RTP_END = 10000, 20000
 PTIME = 0.02
-GROUPS = 20  # sends are spread over this many slots per 20 ms
+GROUPS = 20  # default: sends are spread over this many slots per 20 ms
+WARMUP = 6.0  # default: past the 5 s strictrtp learning window on every leg
+QUIET, HARD_STOP = 0.3, 5.0  # drains end after QUIET s without a packet, at HARD_STOP s at most
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+PHONE_RCVBUF = 32 * 1024 * 1024  # as root: room for ~0.5 s of everything relayed to one side
 HEADER = struct.Struct("!BBHII")  # the RTP header
-RING = 2048  # send times kept per stream: 41 s of packets (a later arrival would be misread)
+RING = 4096  # send times kept per stream: 82 s of packets (a later arrival would be misread)
 TIMESPEC = struct.Struct("@qq")
 PCMU, PCMA = [Codec(0, "PCMU", 8000)], [Codec(8, "PCMA", 8000)]
+RTPGEN_SRC = Path(__file__).with_name("rtpgen.c")
+RTPGEN = Path(__file__).with_name(".build") / "rtpgen"
 
 
 def _raise_nofile() -> None:
@@ -107,14 +132,24 @@ def udp_drops(ports: set[int]) -> int:
     return total
 
 
+def pin_cpus() -> tuple[int, int] | None:
+    """The CPUs for (generator, relay) when pinning is possible: the first two usable ones."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+
+
 # --- the relay process ---------------------------------------------------------------------
 
 
 def serve(loop_name: str, profile: bool) -> None:
     import asyncio
 
+    from pypbx.server import tune_gc
+
     _raise_nofile()
     config = json.loads(sys.stdin.readline())
+    if config.get("cpu") is not None:
+        os.sched_setaffinity(0, {config["cpu"]})
     loop = _new_loop(loop_name)
     asyncio.set_event_loop(loop)
     done = loop.create_future()
@@ -125,25 +160,48 @@ def serve(loop_name: str, profile: bool) -> None:
     def counters() -> tuple[int, int]:
         return sum(leg.packets_in for leg in legs), sum(leg.packets_out for leg in legs)
 
+    def fast_legs() -> list[bool] | None:
+        """Which legs are on the relay's fast path, if legs say (``RelayLeg.fast``)."""
+        if not legs or not isinstance(getattr(legs[0], "fast", None), bool):
+            return None
+        return [bool(getattr(leg, "fast", False)) for leg in legs]
+
     def on_stdin() -> None:
         line = sys.stdin.readline().strip()
         if line == "start":
             marks["cpu0"], marks["t0"], marks["c0"] = _cpu(), time.monotonic(), counters()
             marks["sys0"] = _sys_cpu()
+            marks["fast0"] = fast_legs()
+            marks["in0"] = [leg.packets_in for leg in legs]
             if profiler is not None:
                 profiler.enable()
+            print(json.dumps({"started": True}), flush=True)
         elif line in ("stop", ""):
             if profiler is not None:
                 profiler.disable()
             cpu, now, (pin, pout) = _cpu(), time.monotonic(), counters()
-            wall = now - marks.get("t0", now) or 1e-9
+            cpu0, t0 = marks.get("cpu0", cpu), marks.get("t0", now)
+            in0, out0 = marks.get("c0", (0, 0))
+            wall = now - t0 or 1e-9
+            # packets received by legs on the fast path at both marks (a leg switching
+            # twice between them is not seen: RelayLeg has a flag, not a per-path counter)
+            fast0, fast1 = marks.get("fast0"), fast_legs()
+            fast = None
+            if fast0 is not None and fast1 is not None and pin > in0:
+                on_fast = [
+                    leg.packets_in - before
+                    for leg, before, f0, f1 in zip(legs, marks["in0"], fast0, fast1, strict=True)
+                    if f0 and f1
+                ]
+                fast = sum(on_fast) / (pin - in0)
             report = {
-                "cpu": (cpu - marks.get("cpu0", cpu)) / wall,
-                "sys_share": (_sys_cpu() - marks.get("sys0", 0.0)) / (cpu - marks["cpu0"])
-                if cpu > marks.get("cpu0", cpu)
+                "cpu": (cpu - cpu0) / wall,
+                "sys_share": (_sys_cpu() - marks.get("sys0", 0.0)) / (cpu - cpu0)
+                if cpu > cpu0
                 else 0.0,
-                "in": (pin - marks.get("c0", (0, 0))[0]) / wall,
-                "out": (pout - marks.get("c0", (0, 0))[1]) / wall,
+                "in": (pin - in0) / wall,
+                "out": (pout - out0) / wall,
+                "fast": fast,
                 "dropped": sum(leg.dropped_strict + leg.dropped_learning for leg in legs),
                 "unroutable": sum(leg.dropped_unroutable for leg in legs),
             }
@@ -174,6 +232,7 @@ def serve(loop_name: str, profile: bool) -> None:
                 relays.append(Relay(legs[i], legs[i + 1], a_to_b=a_to_b, b_to_a=b_to_a))
             else:
                 relays.append(Relay(legs[i], legs[i + 1]))
+        tune_gc()
         bufs = {legs[0].pair.rtp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)}
         print(json.dumps({"ports": [leg.port for leg in legs], "rcvbuf": sorted(bufs)}), flush=True)
         loop.add_reader(sys.stdin.fileno(), on_stdin)
@@ -188,22 +247,82 @@ def serve(loop_name: str, profile: bool) -> None:
 # --- the phones ---------------------------------------------------------------------------
 
 
-def _phone_socket() -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((HOST, 0))
-    s.setblocking(False)
-    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    try:  # as root: room for ~0.5 s of everything relayed to this side
-        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 * 1024 * 1024)
-    except OSError:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024 * 1024)
-    return s
-
-
 def _percentile(sorted_values: Any, q: float) -> float:
     if not len(sorted_values):
         return float("nan")
     return float(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))])
+
+
+def build_rtpgen() -> Path:
+    """``bench/.build/rtpgen``, compiled from ``bench/rtpgen.c`` when missing or older."""
+    if not RTPGEN.exists() or RTPGEN.stat().st_mtime < RTPGEN_SRC.stat().st_mtime:
+        RTPGEN.parent.mkdir(exist_ok=True)
+        cmd = ["cc", "-O2", "-Wall", "-Wextra", "-o", str(RTPGEN), str(RTPGEN_SRC)]
+        subprocess.run(cmd, check=True)
+    return RTPGEN
+
+
+class CPhones:
+    """The phones as ``bench/rtpgen.c`` plays them (a child process; protocol in its header)."""
+
+    def __init__(
+        self, streams: int, route: str, seconds: float, warmup: float, groups: int, cpu: int | None
+    ) -> None:
+        cmd = [str(build_rtpgen()), "--streams", str(streams), "--route", route]
+        cmd += ["--seconds", str(seconds), "--warmup", str(warmup), "--groups", str(groups)]
+        cmd += ["--rcvbuf", str(PHONE_RCVBUF)]
+        if cpu is not None:
+            cmd += ["--cpu", str(cpu)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        hello = self._read()
+        self.addresses = [(HOST, hello["a"]), (HOST, hello["b"])]
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=10)
+            raise RuntimeError(f"rtpgen exited with status {self.proc.returncode}")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def _write(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def warm_up(self, ports: list[int]) -> dict[str, Any]:
+        self._write("ports " + " ".join(map(str, ports)))
+        return self._read()
+
+    def measure(self, on_sent: Callable[[], None]) -> dict[str, Any]:
+        self._write("go")
+        if self._read().get("event") != "sent":
+            raise RuntimeError("rtpgen: expected the 'sent' event")
+        on_sent()
+        done = self._read()
+        self.proc.wait(timeout=10)
+
+        def us(value: float) -> float:
+            return value if value >= 0 else float("nan")
+
+        wall = done["wall_s"] or 1e-9
+        return {
+            "sent": done["sent"],
+            "received": done["received"],
+            "send_span": wall,
+            "p50_us": us(done["transit_p50_us"]),
+            "p99_us": us(done["transit_p99_us"]),
+            "jit50_us": us(done["jitter_p50_us"]),
+            "jit99_us": us(done["jitter_p99_us"]),
+            "gen_cpu": done["cpu_s"] / wall,
+            "gen_late_ms": done["late_max_ms"],
+        }
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class Receiver:
@@ -212,10 +331,13 @@ class Receiver:
     def __init__(self, sock: socket.socket, sent_at: list[array[int]]) -> None:
         self.sock = sock
         self.sent_at = sent_at
+        self.reset()
+        self.last = [(0, 0, 0)] * len(sent_at)  # per SSRC: (seq, send ns, arrival ns)
+
+    def reset(self) -> None:
         self.received = 0
         self.transit = array("q")
         self.spread = array("q")
-        self.last = [(0, 0, 0)] * len(sent_at)  # per SSRC: (seq, send ns, arrival ns)
 
     def drain(self) -> int:
         sock, unpack, ts = self.sock, HEADER.unpack_from, TIMESPEC.unpack_from
@@ -243,6 +365,127 @@ class Receiver:
         return n
 
 
+def _phone_socket() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((HOST, 0))
+    s.setblocking(False)
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, PHONE_RCVBUF)
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PHONE_RCVBUF)
+    return s
+
+
+class PythonPhones:
+    """The phones in this process, with plain non-blocking sockets (no event loop)."""
+
+    def __init__(
+        self, streams: int, route: str, seconds: float, warmup: float, groups: int
+    ) -> None:
+        self.a_sock, self.b_sock = _phone_socket(), _phone_socket()
+        self.addresses = [self.a_sock.getsockname(), self.b_sock.getsockname()]
+        self.seconds, self.warmup = seconds, warmup
+        self.streams = streams
+        # stream i: call i // 2, A side (even i) sends on a_sock to leg 2k, B side on b_sock
+        self.socks = [self.a_sock if i % 2 == 0 else self.b_sock for i in range(streams)]
+        # what arrives on the B socket was sent by the A side of the same call, and vice versa
+        self.sent_at = [array("q", bytes(8 * RING)) for _ in range(streams)]
+        self.receivers = [Receiver(self.a_sock, self.sent_at), Receiver(self.b_sock, self.sent_at)]
+        self.pt_of = [0 if (i % 2 == 0 or route != "transcode") else 8 for i in range(streams)]
+        silence = {0: b"\xff" * 160, 8: b"\xd5" * 160}
+        self.payloads = [silence[pt] for pt in self.pt_of]
+        self.groups = [list(range(g, streams, groups)) for g in range(groups)]
+        self.seqs = [0] * streams
+        self.targets: list[tuple[str, int]] = []
+
+    def _drain_all(self) -> int:
+        return sum(r.drain() for r in self.receivers)
+
+    def _drain_quiet(self) -> int:
+        total = 0
+        now = time.monotonic()
+        quiet_until, hard_stop = now + QUIET, now + HARD_STOP
+        while time.monotonic() < min(quiet_until, hard_stop):
+            select.select([self.a_sock, self.b_sock], [], [], 0.05)
+            n = self._drain_all()
+            total += n
+            if n:
+                quiet_until = time.monotonic() + QUIET
+        return total
+
+    def _paced(self, seconds: float) -> tuple[int, float, float, float]:
+        """Send on the schedule for ``seconds`` (at least one round): packets sent, start,
+        the end of the last send and the worst lateness of a slot (all monotonic seconds)."""
+        sent_at, seqs, socks, pt_of = self.sent_at, self.seqs, self.socks, self.pt_of
+        payloads, targets, pack = self.payloads, self.targets, HEADER.pack
+        groups, drain_all = self.groups, self._drain_all
+        sockets = [self.a_sock, self.b_sock]
+        slot = PTIME / len(groups)
+        slots = max(len(groups), round(seconds / slot))
+        start = last_send = time.monotonic()
+        late = 0.0
+        sent = 0
+        for tick in range(slots):
+            due = start + tick * slot
+            while True:
+                now = time.monotonic()
+                if now >= due:
+                    break
+                select.select(sockets, [], [], due - now)
+                drain_all()
+            late = max(late, time.monotonic() - due)
+            for i in groups[tick % len(groups)]:
+                seq = seqs[i] = (seqs[i] + 1) & 0xFFFF or 1
+                sent_at[i][seq % RING] = time.time_ns()
+                socks[i].sendto(pack(0x80, pt_of[i], seq, seq * 160, i) + payloads[i], targets[i])
+            last_send = time.monotonic()
+            sent += len(groups[tick % len(groups)])
+            drain_all()
+        return sent, start, last_send, late
+
+    def warm_up(self, ports: list[int]) -> dict[str, Any]:
+        self.targets = [(HOST, p) for p in ports]
+        sent, _start, _end, late = self._paced(self.warmup)
+        received = self._drain_quiet()
+        for r in self.receivers:
+            r.reset()
+        return {"sent": sent, "received": received, "late_max_ms": late * 1000}
+
+    def measure(self, on_sent: Callable[[], None]) -> dict[str, Any]:
+        cpu0 = _cpu()
+        sent, start, last_send, late = self._paced(self.seconds)
+        gen_cpu = (_cpu() - cpu0) / (last_send - start or 1e-9)
+        on_sent()
+        self._drain_quiet()
+        received = sum(r.received for r in self.receivers)
+        transit = sorted(x for r in self.receivers for x in r.transit)
+        spread = sorted(x for r in self.receivers for x in r.spread)
+        return {
+            "sent": sent,
+            "received": received,
+            "send_span": last_send - start,
+            "p50_us": _percentile(transit, 0.5),
+            "p99_us": _percentile(transit, 0.99),
+            "jit50_us": _percentile(spread, 0.5),
+            "jit99_us": _percentile(spread, 0.99),
+            "gen_cpu": gen_cpu,
+            "gen_late_ms": late * 1000,
+        }
+
+    def close(self) -> None:
+        self.a_sock.close()
+        self.b_sock.close()
+
+
+def _read_json(stream: IO[str]) -> dict[str, Any]:
+    line = stream.readline()
+    if not line:
+        raise RuntimeError("the relay process exited")
+    result: dict[str, Any] = json.loads(line)
+    return result
+
+
 def run_point(
     calls: int,
     seconds: float,
@@ -251,8 +494,18 @@ def run_point(
     profile: bool,
     rcvbuf: int | None,
     nice: int = 0,
+    *,
+    generator: str = "c",
+    warmup: float = WARMUP,
+    groups: int = GROUPS,
+    cpus: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    a_sock, b_sock = _phone_socket(), _phone_socket()
+    gen_cpu, relay_cpu = cpus if cpus is not None else (None, None)
+    phones: CPhones | PythonPhones
+    if generator == "c":
+        phones = CPhones(2 * calls, route, seconds, warmup, groups, gen_cpu)
+    else:
+        phones = PythonPhones(2 * calls, route, seconds, warmup, groups)
     cmd = [sys.executable, __file__, "--serve", "--loop", loop_name]
     if profile:
         cmd.append("--profile")
@@ -263,114 +516,68 @@ def run_point(
         text=True,
         preexec_fn=(lambda: os.nice(nice)) if nice else None,
     )
-    assert child.stdin is not None
-    assert child.stdout is not None
-    remotes = [a_sock.getsockname(), b_sock.getsockname()]
-    config = {"remotes": remotes, "calls": calls, "route": route, "rcvbuf": rcvbuf}
-    child.stdin.write(json.dumps(config) + "\n")
-    child.stdin.flush()
-    hello = json.loads(child.stdout.readline())
-    ports: list[int] = hello["ports"]
-    relay_ports, phone_ports = set(ports), {a_sock.getsockname()[1], b_sock.getsockname()[1]}
-    # stream i: call i // 2, A side (even i) sends on a_sock to leg 2k, B side on b_sock
-    socks = [a_sock if i % 2 == 0 else b_sock for i in range(2 * calls)]
-    targets = [(HOST, p) for p in ports]
-    # what arrives on the B socket was sent by the A side of the same call, and vice versa
-    sent_at = [array("q", bytes(8 * RING)) for _ in range(2 * calls)]
-    receivers = [Receiver(a_sock, sent_at), Receiver(b_sock, sent_at)]
-    pt_of = [0 if (i % 2 == 0 or route != "transcode") else 8 for i in range(2 * calls)]
-    silence = {0: b"\xff" * 160, 8: b"\xd5" * 160}
-    payloads = [silence[pt] for pt in pt_of]
-    pack = HEADER.pack
-    groups = [list(range(g, 2 * calls, GROUPS)) for g in range(GROUPS)]
-    seqs = [0] * (2 * calls)
-    sent = 0
+    try:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        config = {
+            "remotes": phones.addresses,
+            "calls": calls,
+            "route": route,
+            "rcvbuf": rcvbuf,
+            "cpu": relay_cpu,
+        }
+        child.stdin.write(json.dumps(config) + "\n")
+        child.stdin.flush()
+        hello = _read_json(child.stdout)
+        ports: list[int] = hello["ports"]
+        phones.warm_up(ports)
+        relay_ports = set(ports)
+        phone_ports = {addr[1] for addr in phones.addresses}
+        drops0 = udp_drops(relay_ports), udp_drops(phone_ports)
+        child.stdin.write("start\n")
+        child.stdin.flush()
+        _read_json(child.stdout)  # {"started": true}: the relay's marks are taken
 
-    def send(i: int) -> None:
-        seq = seqs[i] = (seqs[i] + 1) & 0xFFFF or 1
-        sent_at[i][seq % RING] = time.time_ns()
-        socks[i].sendto(pack(0x80, pt_of[i], seq, seq * 160, i) + payloads[i], targets[i])
+        def stop_relay() -> None:
+            assert child.stdin is not None
+            child.stdin.write("stop\n")
+            child.stdin.flush()
 
-    def drain_all() -> int:
-        return sum(r.drain() for r in receivers)
-
-    # warm-up: every leg sees its phone once (strict RTP accepts the SDP address at once)
-    for i in range(2 * calls):
-        send(i)
-    end_warm = time.monotonic() + 0.5
-    while time.monotonic() < end_warm:
-        select.select([a_sock, b_sock], [], [], 0.05)
-        drain_all()
-    for r in receivers:
-        r.received = 0
-        r.transit = array("q")
-        r.spread = array("q")
-    drops0 = udp_drops(relay_ports), udp_drops(phone_ports)
-    child.stdin.write("start\n")
-    child.stdin.flush()
-    cpu0 = _cpu()
-    start = time.monotonic()
-    last_send = start
-    slot = PTIME / GROUPS
-    tick = 0
-    late = 0.0
-    while True:
-        due = start + tick * slot
-        if due >= start + seconds:
-            break
-        while True:
-            now = time.monotonic()
-            if now >= due:
-                break
-            select.select([a_sock, b_sock], [], [], due - now)
-            drain_all()
-        late = max(late, time.monotonic() - due)
-        for i in groups[tick % GROUPS]:
-            send(i)
-        last_send = time.monotonic()
-        sent += len(groups[tick % GROUPS])
-        tick += 1
-        drain_all()
-    child.stdin.write("stop\n")
-    child.stdin.flush()
-    quiet_until = time.monotonic() + 0.3
-    hard_stop = time.monotonic() + 5.0
-    while time.monotonic() < min(quiet_until, hard_stop):  # stragglers: until 0.3 s quiet
-        select.select([a_sock, b_sock], [], [], 0.05)
-        if drain_all():
-            quiet_until = time.monotonic() + 0.3
-    gen_cpu = (_cpu() - cpu0) / (time.monotonic() - start)
-    report = json.loads(child.stdout.readline())
-    drops = udp_drops(relay_ports) - drops0[0], udp_drops(phone_ports) - drops0[1]
-    child.stdin.close()
-    child.wait(timeout=30)
-    a_sock.close()
-    b_sock.close()
-    received = sum(r.received for r in receivers)
-    transit = sorted(x for r in receivers for x in r.transit)
-    spread = sorted(x for r in receivers for x in r.spread)
+        gen = phones.measure(stop_relay)
+        report = _read_json(child.stdout)
+        drops = udp_drops(relay_ports) - drops0[0], udp_drops(phone_ports) - drops0[1]
+        child.stdin.close()
+        child.wait(timeout=30)
+    finally:
+        phones.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    sent = gen["sent"]
+    out = report["out"]
     return {
         "loop": loop_name,
         "route": route,
         "calls": calls,
-        "offered": sent / max(seconds, last_send - start),
+        "offered": sent / max(seconds, gen["send_span"]),
         "relay_in": report["in"],
-        "relay_out": report["out"],
-        "loss": 1 - received / sent if sent else 0.0,
+        "relay_out": out,
+        "loss": 1 - gen["received"] / sent if sent else 0.0,
         "relay_drops": drops[0],
         "phone_drops": drops[1],
-        "p50_us": _percentile(transit, 0.5),
-        "p99_us": _percentile(transit, 0.99),
-        "jit50_us": _percentile(spread, 0.5),
-        "jit99_us": _percentile(spread, 0.99),
+        "p50_us": gen["p50_us"],
+        "p99_us": gen["p99_us"],
+        "jit50_us": gen["jit50_us"],
+        "jit99_us": gen["jit99_us"],
         "relay_cpu": report["cpu"],
         "sys_share": report["sys_share"],
-        "us_per_pkt": 1e6 * report["cpu"] / report["out"] if report["out"] else float("nan"),
+        "us_per_pkt": 1e6 * report["cpu"] / out if out else float("nan"),
         # at the nominal 100 packets/s per call (50 each way), from the CPU cost per packet:
         # unlike CPU % of wall time, this holds when other processes starve the relay
-        "cpu_per_call": 100 * report["cpu"] / report["out"] if report["out"] else float("nan"),
-        "gen_cpu": gen_cpu,
-        "gen_late_ms": late * 1000,
+        "cpu_per_call": 100 * report["cpu"] / out if out else float("nan"),
+        "gen_cpu": gen["gen_cpu"],
+        "gen_late_ms": gen["gen_late_ms"],
+        "fast": float("nan") if report.get("fast") is None else report["fast"],
         "rcvbuf": hello["rcvbuf"][0],
         "profile": report.get("profile", ""),
     }
@@ -435,6 +642,7 @@ COLUMNS = [
     ("cpu_per_call", ">9", "{:.3%}"),
     ("gen_cpu", ">8", "{:.1%}"),
     ("gen_late_ms", ">8", "{:.1f}"),
+    ("fast", ">6", "{:.0%}"),
 ]
 HEADS = {
     "offered": "offered/s",
@@ -451,11 +659,18 @@ HEADS = {
     "cpu_per_call": "CPU/call",
     "gen_cpu": "genCPU",
     "gen_late_ms": "lateMs",
+    "fast": "path",
 }
 
 
+def _cell(value: Any, fmt: str) -> str:
+    if isinstance(value, float) and value != value:  # NaN: not measured
+        return "-"
+    return fmt.format(value)
+
+
 def _row(r: dict[str, Any]) -> str:
-    return "".join(f"{fmt.format(r[k]):{align}}" for k, align, fmt in COLUMNS)
+    return "".join(f"{_cell(r[k], fmt):{align}}" for k, align, fmt in COLUMNS)
 
 
 def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -473,6 +688,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--long", action="store_true", help="60 s per point")
     parser.add_argument("--repeat", type=int, default=1, help="runs per point (medians)")
+    parser.add_argument(
+        "--warmup", type=float, default=WARMUP, help="seconds of sending before measuring"
+    )
+    parser.add_argument("--groups", type=int, default=GROUPS, help="send slots per 20 ms")
+    parser.add_argument(
+        "--generator",
+        choices=["c", "python"],
+        default="c" if shutil.which("cc") else "python",
+        help="the phones: bench/rtpgen.c (built with cc) or this process",
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=pin_cpus() is not None,
+        help="relay on the second CPU, generator on the first",
+    )
     parser.add_argument("--loop", default="uvloop", choices=["both", "asyncio", "uvloop"])
     parser.add_argument("--route", default="forward", choices=["forward", "transcode", "both"])
     parser.add_argument("--rcvbuf", type=int, default=None, help="SO_RCVBUF of relay sockets")
@@ -497,8 +728,15 @@ def main() -> None:
     except ImportError:
         loops = [name for name in loops if name != "uvloop"]
     routes = ["forward", "transcode"] if args.route == "both" else [args.route]
+    cpus = pin_cpus() if args.pin else None
+    if cpus is not None:  # this process too: the relay child moves itself to its own CPU
+        os.sched_setaffinity(0, {cpus[0]})
+    if args.generator == "c":
+        build_rtpgen()
     print(
-        f"seconds={seconds} repeat={args.repeat} cores={os.cpu_count()} "
+        f"seconds={seconds} warmup={args.warmup} groups={args.groups} repeat={args.repeat} "
+        f"cores={os.cpu_count()} generator={args.generator} "
+        f"pin={f'generator:{cpus[0]},relay:{cpus[1]}' if cpus else 'off'} "
         f"relay rcvbuf={args.rcvbuf or 'system default'} relay nice={args.relay_nice} "
         f"(net.core.rmem_default={Path('/proc/sys/net/core/rmem_default').read_text().strip()})"
     )
@@ -516,6 +754,10 @@ def main() -> None:
                         args.profile,
                         args.rcvbuf,
                         args.relay_nice,
+                        generator=args.generator,
+                        warmup=args.warmup,
+                        groups=args.groups,
+                        cpus=cpus,
                     )
                     for _ in range(args.repeat)
                 ]
