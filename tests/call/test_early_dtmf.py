@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -24,12 +25,16 @@ from pypbx.call.channel import ChannelState
 from pypbx.call.dial import Dialer
 from pypbx.call.media_ops import EventSender
 from pypbx.call.sip_channel import SipChannel
+from pypbx.call.sip_env import media_address
 from pypbx.call.tech import TechRegistry
 from pypbx.config.sipmodel import DtmfMode
 from pypbx.dialplan.channel_api import DialResult, DialStatus, DialTarget
 from pypbx.media.audio import DtmfDetector, Encoding, samples_of
 from pypbx.media.rtp import parse_rtp
-from pypbx.sip.sdp import build_answer, build_offer
+from pypbx.sip.events import InDialogRequestReceived, SessionOffered, SessionProgressed
+from pypbx.sip.sdp import build_answer, build_offer, parse_sdp
+from pypbx.sip.session import Session
+from tests.call.loopback import Bed, run_bed
 from tests.call.test_dtmf_bridge import (
     FakeLeg,
     FakeSession,
@@ -40,6 +45,7 @@ from tests.call.test_dtmf_bridge import (
     peer,
     tone_packets,
 )
+from tests.call.test_loopback_calls import call, flush
 
 RFC2833, INFO, INBAND = DtmfMode.RFC2833, DtmfMode.INFO, DtmfMode.INBAND
 
@@ -396,3 +402,80 @@ def test_another_leg_answers_after_early_media_from_b(a_mode: DtmfMode, caller_t
     else:
         assert seen["where"] == {"peer"}
         assert seen["a_forwarded"] == ["6"]
+
+
+# --- glue: the same through pypbx on loopback (scripted phones, tests/call/loopback.py) ----------
+
+
+async def _press_during_early_media(bed: Bed, digits: str) -> tuple[Session, SessionOffered]:
+    """1000 calls the trunk (which answers 183 with SDP) and, once it hears the early media,
+    sends ``digits`` as RFC 4733 events to the PBX address of the 183's SDP."""
+    session = call(bed, "18005551234")
+    early = await bed.caller.wait_for(
+        SessionProgressed,
+        where=lambda ev: isinstance(ev, SessionProgressed) and ev.response.status == 183,
+    )
+    assert isinstance(early, SessionProgressed)
+    pbx_side = media_address(parse_sdp(early.response.body))
+    assert pbx_side is not None
+    offered = await bed.trunk.wait_for(SessionOffered)
+    assert isinstance(offered, SessionOffered)
+    assert b"telephone-event" not in offered.request.body  # the trunk takes no RFC 4733
+    transport = bed.caller.rtp.transport
+    assert transport is not None
+    for data in event_packets(digits):
+        transport.sendto(data, pbx_side)
+    return session, offered
+
+
+def _hang_up(bed: Bed, session: Session) -> None:
+    session.cancel(now=bed.caller.now())
+    flush(bed.caller)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pypbx.sip.session.Session.request() needs a confirmed dialog: a UAC cannot send "
+    "INFO in the early dialog of a 183 yet (raises ValueError, the digit is dropped)",
+)
+def test_loopback_early_media_digit_reaches_an_info_trunk_as_info(tmp_path: Path) -> None:
+    got: list[bytes] = []
+
+    async def body(bed: Bed) -> None:
+        session, _ = await _press_during_early_media(bed, "5")
+        try:
+            ev = await bed.trunk.wait_for(
+                InDialogRequestReceived,
+                timeout=2.0,
+                where=lambda e: (
+                    isinstance(e, InDialogRequestReceived) and e.request.method == "INFO"
+                ),
+            )
+            assert isinstance(ev, InDialogRequestReceived)
+            got.append(ev.request.body)
+        finally:
+            _hang_up(bed, session)
+
+    run_bed(tmp_path, body, trunk_answer="183", trunk_extra="dtmfmode=info")
+    assert len(got) == 1
+    assert got[0].startswith(b"Signal=5\r\n")
+
+
+def test_loopback_early_media_digit_reaches_an_inband_trunk_as_tones(tmp_path: Path) -> None:
+    heard: list[str] = []
+
+    async def body(bed: Bed) -> None:
+        session, _ = await _press_during_early_media(bed, "5")
+        try:
+            for _ in range(100):  # 0.2 s to look for the caller's stream, then 160 ms of tone
+                await asyncio.sleep(0.02)
+                audio = [parse_rtp(d) for d, _ in bed.trunk.rtp.received]
+                pcm = samples_of(b"".join(p.payload for p in audio), Encoding.ULAW)
+                heard[:] = DtmfDetector().feed([*pcm, *[0] * 800])
+                if heard:
+                    break
+        finally:
+            _hang_up(bed, session)
+
+    run_bed(tmp_path, body, trunk_answer="183", trunk_extra="dtmfmode=inband")
+    assert heard == ["5"]
