@@ -7,7 +7,9 @@
    window, RSS per call, and the share of the packets the SIPps sent that pypbx relayed
    (from its relay totals at stop; pypbx drops the first packets of a stream while strictrtp
    learns the source, 4 per stream by default; packets that arrive on a leg before it is
-   bridged or after its partner hung up count as not relayed too).
+   bridged or after its partner hung up count as not relayed too). The steady window starts
+   once every leg's strictrtp learning window (5 s) is over, and ``fast_pct`` is the share of
+   the received packets that took the relay's fast path (locked source, socket connected).
    The setup-rate table also gives the kernel's UDP receive-buffer drops during the run
    (all sockets; the concurrent runs leave it out because SIPp never reads its RTP sockets).
    ``--transcode`` adds each concurrent point with the trunk allowing only alaw (SIPp answers
@@ -43,6 +45,8 @@ LAUNCH = (
     "from pypbx.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 )
 TICK = os.sysconf("SC_CLK_TCK")
+LEARNING = 5.0
+"""rtp.conf's strictrtp learning window: a leg takes the relay's fast path once it is over."""
 
 
 def free_port(host: str) -> int:
@@ -160,10 +164,11 @@ class Pbx:
                 self.proc.kill()
                 self.proc.wait()
         m = re.search(
-            r"RTP relay totals: legs=(\d+) packets_in=(\d+) packets_out=(\d+) dropped=(\d+)",
+            r"RTP relay totals: legs=(\d+) packets_in=(\d+) \(fast path (\d+)\) "
+            r"packets_out=(\d+) dropped=(\d+)",
             self.text(),
         )
-        keys = ("legs", "packets_in", "packets_out", "dropped")
+        keys = ("legs", "packets_in", "fast_in", "packets_out", "dropped")
         return dict(zip(keys, map(int, m.groups()), strict=True)) if m else {}
 
 
@@ -279,7 +284,7 @@ def concurrent(base: Path, n: int, steady: int, transcode: bool = False) -> dict
     pbx.start()
     assert pbx.proc is not None
     rate = min(100, max(10, n // 5))
-    ramp = n / rate + 2
+    ramp = n / rate + 2 + LEARNING  # every leg has locked its source: the steady state
     hold = int(ramp + steady + 2)
     limit = hold + 40
     rss0, drops0 = rss_kib(pbx.proc.pid), rcvbuf_errors()
@@ -312,6 +317,7 @@ def concurrent(base: Path, n: int, steady: int, transcode: bool = False) -> dict
             "failed": bad, "cpu_pct": cpu, "cpu_pct_per_call": cpu / max(1, n),
             "rss_per_call_kib": (rss - rss0) / max(1, n),
             "pkts_in": received, "pkts_out": relayed,
+            "fast_pct": 100.0 * totals.get("fast_in", 0) / received if received else 0.0,
             "relay_loss_pct": loss, "udp_rcvbuf_drops": rcvbuf_errors() - drops0}  # fmt: skip
 
 
@@ -365,7 +371,7 @@ def main() -> int:
                     for n in args.concurrent.split(",") if n for mode in modes]  # fmt: skip
             print("\nConcurrent relayed calls (50 pkt/s per direction; PCMU<>PCMA: transcoded)")
             cols = ["calls", "codecs", "ok", "failed", "cpu_pct", "cpu_pct_per_call"]
-            cols += ["rss_per_call_kib", "pkts_in", "pkts_out"]
+            cols += ["rss_per_call_kib", "pkts_in", "pkts_out", "fast_pct"]
             print(table(conc, [*cols, "relay_loss_pct"]))
     return 0
 

@@ -496,9 +496,11 @@ class CallService:
                 verbose(
                     log,
                     0,
-                    "RTP relay totals: legs=%d packets_in=%d packets_out=%d dropped=%d",
+                    "RTP relay totals: legs=%d packets_in=%d (fast path %d) packets_out=%d "
+                    "dropped=%d",
                     totals.get("legs", 0),
                     totals.get("packets_in", 0),
+                    totals.get("fast_in", 0),
                     totals.get("packets_out", 0),
                     totals.get("dropped", 0),
                 )

@@ -507,6 +507,7 @@ class SipChannel(Channel):
                 ("packets_in", st.packets_in),
                 ("packets_out", st.packets_out),
                 ("rtcp_in", st.rtcp_in),
+                ("fast_in", st.fast_in),
                 ("dropped", st.dropped_strict + st.dropped_learning + st.dropped_unroutable),
                 ("legs", 1),
             ):

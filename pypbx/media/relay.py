@@ -28,6 +28,9 @@ Source protection, per leg (Asterisk ``strictrtp``, ``probation``, as rtp.conf d
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from typing import Any
 
 from pypbx.config.rtpconf import StrictRtp
 from pypbx.media.codecs import Route
+from pypbx.media.poller import MediaPoller
 from pypbx.media.ports import PortPair
 from pypbx.media.rtp import header_length
 
@@ -46,6 +50,28 @@ Clock = Callable[[], float]
 Tap = Callable[[bytes], bool]
 """Sees one accepted packet of the tapped payload type; True consumes it (not relayed)."""
 _OCTET = [bytes((i,)) for i in range(256)]
+RECV_SIZE = 4096
+DRAIN_LIMIT = 1024
+"""Packets read through the source check right after connecting (those queued before)."""
+
+
+class _NoRoute(OSError):
+    """The leg has nowhere to send (no remote yet, or closed)."""
+
+
+def _no_route(data: bytes | bytearray) -> int:
+    raise _NoRoute
+
+
+def _dissolve(sock: socket.socket) -> bool:
+    """Undo ``connect`` on a UDP socket (connect to AF_UNSPEC, Linux ``udp_disconnect``)."""
+    if _LIBC is None:
+        return False
+    unspec = (ctypes.c_ubyte * 16)()  # sa_family 0 = AF_UNSPEC
+    return int(_LIBC.connect(sock.fileno(), unspec, ctypes.sizeof(unspec))) == 0
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
 class SourceState(StrEnum):
@@ -79,6 +105,8 @@ class LegStats:
     dropped_strict: int
     dropped_learning: int
     dropped_unroutable: int
+    fast_in: int = 0
+    """Of ``packets_in``, those that took the fast path (joined, source locked, no tap)."""
 
 
 class _RtcpProtocol(asyncio.DatagramProtocol):
@@ -102,7 +130,7 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
             peer.rtcp_out += 1
 
 
-class RelayLeg(asyncio.DatagramProtocol):
+class RelayLeg:
     """One call leg's RTP and RTCP sockets, source protection, counters and last-packet time.
 
     ``remote`` is where this leg sends RTP (from the SDP, or latched); ``sink`` receives the
@@ -126,10 +154,17 @@ class RelayLeg(asyncio.DatagramProtocol):
         self.expected: Addr | None = None
         self.source: Addr | None = None
         self.state = SourceState.OPEN if options.strict is StrictRtp.NO else SourceState.LEARNING
-        self.peer: RelayLeg | None = None
+        self._peer: RelayLeg | None = None
+        self._target: RelayLeg = self  # the peer, while the fast path is on
         self.sink: Callable[[bytes], None] | None = None
-        self.transport: asyncio.DatagramTransport | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
+        self._sock = pair.rtp
+        self._recv = pair.rtp.recv
+        self._out: Callable[[bytes | bytearray], int] = _no_route
+        self._poller: MediaPoller | None = None
+        self._connected: Addr | None = None
+        self._fast = False
+        self._fast_base = self._fast_total = 0
         self._route: Callable[[bytes], bytes | bytearray] | None = None
         self._tap: Tap | None = None
         self._tap_type = -1
@@ -139,7 +174,7 @@ class RelayLeg(asyncio.DatagramProtocol):
         self._candidate: Addr | None = None
         self._candidate_seq = 0
         self._candidate_count = 0
-        self._learn_until = 0.0
+        self._learn_until = clock() + options.learning_window
         self.packets_in = self.bytes_in = self.packets_out = self.bytes_out = 0
         self.rtcp_in = self.rtcp_out = 0
         self.dropped_strict = self.dropped_learning = self.dropped_unroutable = 0
@@ -153,18 +188,41 @@ class RelayLeg(asyncio.DatagramProtocol):
         return self.pair.port
 
     async def open(self) -> None:
-        """Attach the sockets to the running loop."""
+        """Start reading the RTP socket (the loop's :class:`MediaPoller`) and the RTCP one."""
         loop = asyncio.get_running_loop()
-        self.transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=self.pair.rtp)
         rtcp = _RtcpProtocol(self)
         self.rtcp_transport, _ = await loop.create_datagram_endpoint(
             lambda: rtcp, sock=self.pair.rtcp
         )
+        if self._closed:
+            return
+        self._sock.setblocking(False)
+        self._poller = MediaPoller.of(loop)
+        self._poller.add(self._sock.fileno(), self._read)
+        self._update_out()
+        self._refresh()
+
+    @property
+    def peer(self) -> RelayLeg | None:
+        """The leg packets received here are sent out of (None: they go to ``sink``)."""
+        return self._peer
+
+    @peer.setter
+    def peer(self, leg: RelayLeg | None) -> None:
+        self._peer = leg
+        self._refresh()
+
+    @property
+    def fast(self) -> bool:
+        """True while packets take the fast path: joined, no tap, source locked (the socket is
+        then connected to the source, so the kernel drops every other sender's packets)."""
+        return self._fast
 
     def set_remote(self, remote: Addr, rtcp: Addr | None = None) -> None:
         """The address the SDP gave (RTCP defaults to port + 1); learning starts again."""
         self.remote = self.expected = remote
         self.remote_rtcp = rtcp if rtcp is not None else (remote[0], remote[1] + 1)
+        self._update_out()
         self.relearn()
 
     def relearn(self) -> None:
@@ -173,6 +231,8 @@ class RelayLeg(asyncio.DatagramProtocol):
             self.state = SourceState.LEARNING
             self._learn_until = self._clock() + self.options.learning_window
             self._candidate = None
+            self._refresh()
+            self._disconnect()
 
     def set_route(self, route: Route | None) -> None:
         """How packets received on this leg are changed before the peer sends them."""
@@ -182,39 +242,76 @@ class RelayLeg(asyncio.DatagramProtocol):
         """Hand the accepted RTP packets of ``payload_type`` to ``tap`` before they are relayed
         or given to ``sink``; a packet the tap answers True for goes no further."""
         self._tap, self._tap_type = tap, payload_type
+        self._refresh()
 
     def clear_tap(self) -> None:
         self._tap, self._tap_type = None, -1
+        self._refresh()
 
     @property
     def tapped(self) -> int | None:
         """The payload type the tap watches (None: no tap)."""
         return None if self._tap is None else self._tap_type
 
-    # --- the per-packet path ---------------------------------------------------------------
+    # --- the per-packet paths ---------------------------------------------------------------
 
-    def datagram_received(self, data: bytes, addr: Addr) -> None:
-        if addr != self.source and not self._accept_new_source(data, addr):
+    def _forward(self) -> None:
+        """The fast path: the socket only hears the locked source; relay to the peer as is
+        (or changed by the route)."""
+        try:
+            data = self._recv(RECV_SIZE)
+        except OSError:  # nothing after all, or an ICMP error for an earlier send
             return
         self.packets_in += 1
         self.bytes_in += len(data)
         self.last_rx = self._clock()
+        route = self._route
+        out = data if route is None else route(data)
+        peer = self._target
+        try:
+            peer._out(out)
+        except OSError:
+            self.dropped_unroutable += 1
+            return
+        peer.packets_out += 1
+        peer.bytes_out += len(out)
+
+    def _read(self) -> None:
+        """The slow path: one packet through the source check, taps and sink."""
+        try:
+            data, addr = self._sock.recvfrom(RECV_SIZE)
+        except OSError:
+            return
+        self.datagram_received(data, addr)
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        """One packet from ``addr`` received on the RTP port (the slow path's work)."""
+        if addr != self.source and not self._accept_new_source(data, addr):
+            return
+        self.packets_in += 1
+        self.bytes_in += len(data)
+        now = self.last_rx = self._clock()
+        self._pass(data)
+        if self.state is SourceState.LEARNING and now >= self._learn_until:
+            self.state = SourceState.LOCKED  # the accepted source sends on: keep it
+            self._refresh()  # after this packet went out: the switch may read queued ones
+
+    def _pass(self, data: bytes) -> None:
         tap = self._tap
         if tap is not None and len(data) > 12 and data[1] & 0x7F == self._tap_type and tap(data):
             return
-        peer = self.peer
+        peer = self._peer
         if peer is None:
             if self.sink is not None:
                 self.sink(data)
             return
-        remote = peer.remote
-        transport = peer.transport
-        if remote is None or transport is None:
-            self.dropped_unroutable += 1
-            return
         route = self._route
         out = data if route is None else route(data)
-        transport.sendto(out, remote)
+        try:
+            peer._out(out)
+        except OSError:
+            self.dropped_unroutable += 1
+            return
         peer.packets_out += 1
         peer.bytes_out += len(out)
 
@@ -233,6 +330,7 @@ class RelayLeg(asyncio.DatagramProtocol):
             and self._clock() >= self._learn_until
         ):
             self.state = state = SourceState.LOCKED
+            self._refresh()
         if state is SourceState.LOCKED:
             self.dropped_strict += 1
             return False
@@ -268,14 +366,90 @@ class RelayLeg(asyncio.DatagramProtocol):
         if self.options.latch and addr != self.remote:
             self.remote = addr
             self.remote_rtcp = (addr[0], addr[1] + 1)
+            self._update_out()
+
+    # --- the fast path's switch ---------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Take the fast path when it gives the same result as the slow one, else leave it."""
+        poller = self._poller
+        if poller is None or self._closed:
+            return
+        peer = self._peer
+        fast = (
+            poller.batched
+            and _LIBC is not None
+            and peer is not None
+            and self._tap is None
+            and self.state is SourceState.LOCKED
+            and self.source is not None
+        )
+        if fast and self._connected != self.source:
+            fast = self._connect()
+        if fast == self._fast:
+            if fast and peer is not None:
+                self._target = peer
+            return
+        if fast:
+            self._fast_base = self.packets_in
+        else:
+            self._fast_total += self.packets_in - self._fast_base
+        self._fast = fast
+        self._target = peer if fast and peer is not None else self
+        poller.set_handler(self._sock.fileno(), self._forward if fast else self._read)
+
+    def _connect(self) -> bool:
+        """Connect the socket to the locked source, then read what was queued before through
+        the source check (a connected socket no longer says who sent a packet)."""
+        source = self.source
+        if source is None:
+            return False
+        try:
+            self._sock.connect(source)
+        except (OSError, TypeError):
+            return False
+        self._connected = source
+        self._update_out()
+        for _ in range(DRAIN_LIMIT):
+            try:
+                data, addr = self._sock.recvfrom(RECV_SIZE)
+            except OSError:
+                break
+            self.datagram_received(data, addr)
+        return True
+
+    def _disconnect(self) -> None:
+        if self._connected is None:
+            return
+        if _dissolve(self._sock):
+            self._connected = None
+            self._update_out()
+
+    def _update_out(self) -> None:
+        """How this leg sends to ``remote``: ``send`` when connected there, else ``sendto``."""
+        remote = self.remote
+        if self._closed or remote is None or self._poller is None:
+            self._out = _no_route
+        elif remote == self._connected:
+            self._out = self._sock.send
+        else:
+            sendto = self._sock.sendto
+
+            def out(data: bytes | bytearray) -> int:
+                return sendto(data, remote)
+
+            self._out = out
 
     # --- sending for players, Echo --------------------------------------------------------
 
     def send(self, data: bytes | bytearray) -> bool:
         """Send one RTP packet to the remote address; False if there is none yet."""
-        if self.remote is None or self.transport is None:
+        if self.remote is None or self._poller is None or self._closed:
             return False
-        self.transport.sendto(data, self.remote)
+        try:
+            self._out(data)
+        except OSError:
+            return True  # the network lost it; the caller still paced it
         self.packets_out += 1
         self.bytes_out += len(data)
         return True
@@ -297,6 +471,7 @@ class RelayLeg(asyncio.DatagramProtocol):
             self.dropped_strict,
             self.dropped_learning,
             self.dropped_unroutable,
+            self._fast_total + (self.packets_in - self._fast_base if self._fast else 0),
         )
 
     @property
@@ -308,14 +483,21 @@ class RelayLeg(asyncio.DatagramProtocol):
         if self._closed:
             return
         self._closed = True
-        if self.peer is not None and self.peer.peer is self:
-            self.peer.peer = None
-        self.peer = None
+        peer = self._peer
+        self._peer = None
+        if peer is not None and peer._peer is self:
+            peer.peer = None
         self.sink = None
         self._tap = None
-        for transport in (self.transport, self.rtcp_transport):
-            if transport is not None:
-                transport.abort()
+        if self._fast:
+            self._fast_total += self.packets_in - self._fast_base
+            self._fast = False
+        self._out = _no_route
+        if self._poller is not None:
+            self._poller.remove(self._sock.fileno())
+            self._poller = None
+        if self.rtcp_transport is not None:
+            self.rtcp_transport.abort()
         self.pair.rtp.close()
         self.pair.rtcp.close()
         if self._on_close is not None:

@@ -41,7 +41,7 @@ INTEROP_TOOLS = ("kamailio", "baresip", "sipp")
 PROVIDER_IP = "127.0.0.21"
 PSTN_IP = "127.0.0.22"
 PHONE_IP = "127.0.0.23"
-HOLD = 6.0
+HOLD = 8.0
 
 needs_parties = pytest.mark.skipif(
     not (have("kamailio") and have("baresip")), reason="not installed: kamailio/baresip"
@@ -259,6 +259,9 @@ def test_extension_calls_the_pstn_through_pypbx(world: World) -> None:
     # every packet the phones heard went through the relay: 2 legs, ~50 pkt/s each way
     assert totals.get("legs") == 2, totals
     assert totals["packets_out"] >= 2 * 50 * (HOLD - 1), totals
+    # after the 5 s strictrtp learning window both legs went on through the fast path (source
+    # locked, socket connected), and the recordings above cover that part of the call too
+    assert totals.get("fast_in", 0) >= 2 * 50 * 1, totals
     log = world.provider.log.read_text(errors="replace")
     assert "CUSTOMER->PSTN" in log
     # the provider record-routes: our ACK and BYE went through it (loose_route)
@@ -283,6 +286,9 @@ def test_did_from_the_pstn_rings_extension_1000(world: World) -> None:
     check_recordings(world.pstn, world.phone, caller_hears=440.0, callee_hears=1000.0)
     assert totals.get("legs") == 2, totals
     assert totals["packets_out"] >= 2 * 50 * (HOLD - 1), totals
+    # after the 5 s strictrtp learning window both legs went on through the fast path (source
+    # locked, socket connected), and the recordings above cover that part of the call too
+    assert totals.get("fast_in", 0) >= 2 * 50 * 1, totals
 
 
 # ---------------------------------------------------------------- SIPp on both sides
