@@ -3,11 +3,11 @@
 app_dial computes it (busy, then congestion, then no channel, else no answer). RFC 3261
 §9.1 (CANCEL of the losing branches), §13.2.2.4 (forking).
 
-Early media (a 183 with SDP, RFC 3960 §3) is relayed from one callee at a time, the one whose
-183 came last, with the DTMF conversion taps of a bridge between the caller and that callee
-(a provider's IVR asking "press 1" before it answers): see :class:`EarlyMedia`. The join and
-its taps end when that callee fails, another one takes over, or Dial ends; the answered pair
-then gets the bridge's own.
+Early media (a 183 with SDP, RFC 3960) is relayed from one callee at a time, the one whose
+183 came last, and DTMF crosses between the caller and that callee as in a bridge, in each
+leg's own mode (a provider's IVR asking "press 1" before it answers): see
+:class:`EarlyMedia`. The join ends when that callee fails, another one takes over, or Dial
+ends; the answered pair is then joined by the bridge.
 """
 
 from __future__ import annotations
@@ -238,13 +238,16 @@ class Dialer:
 
 class EarlyMedia:
     """The caller's early media: the callee it is joined to, the relay between their relay
-    legs and the DTMF conversion taps between them (as :class:`Bridge` sets them: RFC 4733
-    events from the caller to an ``info`` or ``inband`` callee as INFO or tones, and back).
+    legs and DTMF between them as :class:`Bridge` passes it: the conversion taps (RFC 4733
+    events from the caller to an ``info`` or ``inband`` callee as INFO or tones, inband tones
+    back as events) and ``bridged`` pointing at each other, so that a SIP INFO digit from
+    either leg goes to the other (:meth:`SipChannel.info_received`).
 
     One callee at a time: a later 183 with SDP from another leg of a parallel Dial takes the
-    caller over (RFC 3960 §3: the UAC plays one early stream). ``leave`` unjoins and clears
-    both legs' taps, so that no tap is left on the caller's leg to swallow its RFC 4733 events
-    once that callee is gone (a ``Read()`` after a failed Dial hears every digit).
+    caller over (RFC 3261 §13.2.2.4: one early dialog per fork; pypbx plays the last).
+    ``leave`` unjoins, clears both legs' taps and ``bridged``, so that nothing is left on the
+    caller's leg to swallow its digits once that callee is gone (a ``Read()`` after a failed
+    Dial hears every digit).
     """
 
     __slots__ = ("callee", "caller", "relay")
@@ -270,6 +273,7 @@ class EarlyMedia:
         if relay is None:
             return
         self.callee, self.relay = callee, relay
+        caller.bridged, callee.bridged = callee, caller
         set_dtmf_taps(caller, callee)
 
     def leave(self, callee: SipChannel | None = None) -> None:
@@ -281,6 +285,10 @@ class EarlyMedia:
         self.callee = self.relay = None
         relay.unjoin()
         clear_dtmf_taps(self.caller, joined)
+        if self.caller.bridged is joined:
+            self.caller.bridged = None
+        if joined.bridged is self.caller:
+            joined.bridged = None
 
 
 def _offer_codecs(caller: SipChannel, leg: SipChannel) -> tuple[str, ...]:

@@ -122,12 +122,16 @@ class Scene:
         return [body.split(b"\r\n")[0] for method, body, _ in reqs if method == "INFO"]
 
 
-def caller_leg(clock: FakeTime) -> SipChannel:
-    """A ringing incoming call from an RFC 4733 phone that offered PCMU + telephone-event."""
-    chan = SipChannel(env(clock), "SIP/1000-1", "1.1", peer=peer(RFC2833), outgoing=False)
+def caller_leg(clock: FakeTime, mode: DtmfMode = RFC2833) -> SipChannel:
+    """A ringing incoming call from a phone of ``mode`` that offered PCMU (and
+    telephone-event when it speaks RFC 4733)."""
+    chan = SipChannel(env(clock), "SIP/1000-1", "1.1", peer=peer(mode), outgoing=False)
     chan.leg = cast(Any, FakeLeg(clock))
     chan.session = cast(Any, FakeSession())
-    chan.remote_sdp = build_offer("192.0.2.9", 5000, ("ulaw",), dtmf=True, session_id=1, version=1)
+    events = mode is RFC2833
+    chan.remote_sdp = build_offer(
+        "192.0.2.9", 5000, ("ulaw",), dtmf=events, session_id=1, version=1
+    )
     chan.set_state(ChannelState.RING)
     return chan
 
@@ -149,13 +153,14 @@ def run(
     script: Callable[[Scene], Awaitable[None]],
     *,
     timeout: float = 30.0,
+    caller_mode: DtmfMode = RFC2833,
 ) -> DialResult:
-    """Dial every leg of ``modes`` at once from a ringing RFC 4733 caller, play ``script``
-    (which must make Dial end), and return Dial's result."""
+    """Dial every leg of ``modes`` at once from a ringing caller (RFC 4733 unless
+    ``caller_mode``), play ``script`` (which must make Dial end), and return Dial's result."""
 
     async def main() -> DialResult:
         clock = FakeTime()
-        caller = caller_leg(clock)
+        caller = caller_leg(clock, caller_mode)
         legs = {name: callee(clock, name, mode) for name, mode in modes.items()}
         techs = TechRegistry()
         techs.register(FakeTech(legs))
@@ -240,6 +245,33 @@ def test_the_callee_ivrs_tones_reach_the_caller_as_events() -> None:
         s.caller.remote_ended(16)
 
     run({"b": INBAND}, script)
+
+
+def test_info_digits_from_the_caller_reach_the_early_callee_then_read() -> None:
+    """An ``info`` phone's SIP INFO during early media goes to the joined callee (as RFC 4733
+    events for an ``rfc2833`` one); once that callee is busy, the next INFO is the caller's
+    own again and ``Read()`` gets it."""
+    read: list[str] = []
+
+    async def script(s: Scene) -> None:
+        b = s.legs["b"]
+        b.send_183()
+        await settle()
+        assert s.caller.bridged is b
+        assert s.caller_relay.tap is None  # INFO needs no tap: the leg converts it
+        status = s.caller.info_received("application/dtmf-relay", b"Signal=5\r\nDuration=200\r\n")
+        assert status == 200
+        await b.events.drain()
+        assert digits_in_events(b.relay.sent, 101) == ["5"]
+        b.rejected(486)
+        assert (await asyncio.wait_for(s.dial, 5.0)).status is DialStatus.BUSY
+        assert s.caller.bridged is None
+        s.caller.info_received("application/dtmf-relay", b"Signal=7\r\n")
+        read.append(await s.caller.read_digits(1, 0.5))
+        s.caller.remote_ended(16)
+
+    run({"b": RFC2833}, script, caller_mode=INFO)
+    assert read == ["7"]
 
 
 # --- parallel ringing: the taps follow the callee joined ----------------------------------------
