@@ -176,7 +176,7 @@ def serve(loop_name: str, profile: bool) -> None:
             if profiler is not None:
                 profiler.enable()
             print(json.dumps({"started": True}), flush=True)
-        elif line in ("stop", ""):
+        elif line == "stop":  # the marks end; relaying goes on for the generator's drain
             if profiler is not None:
                 profiler.disable()
             cpu, now, (pin, pout) = _cpu(), time.monotonic(), counters()
@@ -210,8 +210,8 @@ def serve(loop_name: str, profile: bool) -> None:
                 pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
                 report["profile"] = text.getvalue()
             print(json.dumps(report), flush=True)
-            if not done.done():
-                done.set_result(None)
+        if line == "" and not done.done():  # the driver is done: stop relaying
+            done.set_result(None)
 
     async def main() -> None:
         rcvbuf = config.get("rcvbuf")
@@ -266,13 +266,22 @@ class CPhones:
     """The phones as ``bench/rtpgen.c`` plays them (a child process; protocol in its header)."""
 
     def __init__(
-        self, streams: int, route: str, seconds: float, warmup: float, groups: int, cpu: int | None
+        self,
+        streams: int,
+        route: str,
+        seconds: float,
+        warmup: float,
+        groups: int,
+        cpu: int | None,
+        rt: bool,
     ) -> None:
         cmd = [str(build_rtpgen()), "--streams", str(streams), "--route", route]
         cmd += ["--seconds", str(seconds), "--warmup", str(warmup), "--groups", str(groups)]
         cmd += ["--rcvbuf", str(PHONE_RCVBUF)]
         if cpu is not None:
             cmd += ["--cpu", str(cpu)]
+        if rt:
+            cmd += ["--rt", "1"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         hello = self._read()
         self.addresses = [(HOST, hello["a"]), (HOST, hello["b"])]
@@ -317,6 +326,7 @@ class CPhones:
             "jit99_us": us(done["jitter_p99_us"]),
             "gen_cpu": done["cpu_s"] / wall,
             "gen_late_ms": done["late_max_ms"],
+            "gen_late_p99_ms": done["late_p99_ms"],
         }
 
     def close(self) -> None:
@@ -471,6 +481,7 @@ class PythonPhones:
             "jit99_us": _percentile(spread, 0.99),
             "gen_cpu": gen_cpu,
             "gen_late_ms": late * 1000,
+            "gen_late_p99_ms": float("nan"),
         }
 
     def close(self) -> None:
@@ -499,11 +510,12 @@ def run_point(
     warmup: float = WARMUP,
     groups: int = GROUPS,
     cpus: tuple[int, int] | None = None,
+    rt: bool = False,
 ) -> dict[str, Any]:
     gen_cpu, relay_cpu = cpus if cpus is not None else (None, None)
     phones: CPhones | PythonPhones
     if generator == "c":
-        phones = CPhones(2 * calls, route, seconds, warmup, groups, gen_cpu)
+        phones = CPhones(2 * calls, route, seconds, warmup, groups, gen_cpu, rt)
     else:
         phones = PythonPhones(2 * calls, route, seconds, warmup, groups)
     cmd = [sys.executable, __file__, "--serve", "--loop", loop_name]
@@ -577,6 +589,7 @@ def run_point(
         "cpu_per_call": 100 * report["cpu"] / out if out else float("nan"),
         "gen_cpu": gen["gen_cpu"],
         "gen_late_ms": gen["gen_late_ms"],
+        "gen_late_p99_ms": gen["gen_late_p99_ms"],
         "fast": float("nan") if report.get("fast") is None else report["fast"],
         "rcvbuf": hello["rcvbuf"][0],
         "profile": report.get("profile", ""),
@@ -704,6 +717,12 @@ def main() -> None:
         default=pin_cpus() is not None,
         help="relay on the second CPU, generator on the first",
     )
+    parser.add_argument(
+        "--rt",
+        action=argparse.BooleanOptionalAction,
+        default=os.geteuid() == 0,
+        help="the C generator at SCHED_FIFO 1 (keeps its schedule when other work shares its CPU)",
+    )
     parser.add_argument("--loop", default="uvloop", choices=["both", "asyncio", "uvloop"])
     parser.add_argument("--route", default="forward", choices=["forward", "transcode", "both"])
     parser.add_argument("--rcvbuf", type=int, default=None, help="SO_RCVBUF of relay sockets")
@@ -735,7 +754,8 @@ def main() -> None:
         build_rtpgen()
     print(
         f"seconds={seconds} warmup={args.warmup} groups={args.groups} repeat={args.repeat} "
-        f"cores={os.cpu_count()} generator={args.generator} "
+        f"cores={os.cpu_count()} generator={args.generator}"
+        f"{' (SCHED_FIFO)' if args.rt and args.generator == 'c' else ''} "
         f"pin={f'generator:{cpus[0]},relay:{cpus[1]}' if cpus else 'off'} "
         f"relay rcvbuf={args.rcvbuf or 'system default'} relay nice={args.relay_nice} "
         f"(net.core.rmem_default={Path('/proc/sys/net/core/rmem_default').read_text().strip()})"
@@ -758,6 +778,7 @@ def main() -> None:
                         warmup=args.warmup,
                         groups=args.groups,
                         cpus=cpus,
+                        rt=args.rt and args.generator == "c",
                     )
                     for _ in range(args.repeat)
                 ]

@@ -66,10 +66,10 @@ typedef struct {
 } last_t;
 
 static struct {
-    int streams, groups, cpu, transcode;
+    int streams, groups, cpu, transcode, rt;
     double seconds, warmup, ptime;
     long rcvbuf;
-} opt = {0, 20, -1, 0, 5.0, 6.0, 0.02, 32L * 1024 * 1024};
+} opt = {0, 20, -1, 0, 0, 5.0, 6.0, 0.02, 32L * 1024 * 1024};
 
 static int sock[2];
 static struct sockaddr_in *dest;
@@ -383,7 +383,8 @@ static double cpu_seconds(void) {
 
 static void usage(void) {
     fprintf(stderr, "usage: rtpgen --streams N [--seconds S] [--warmup S] [--groups G] "
-                    "[--ptime S] [--route forward|transcode] [--rcvbuf BYTES] [--cpu N]\n");
+                    "[--ptime S] [--route forward|transcode] [--rcvbuf BYTES] [--cpu N] "
+                    "[--rt PRIO]\n");
     exit(2);
 }
 
@@ -417,6 +418,8 @@ static void parse_args(int argc, char **argv) {
             opt.rcvbuf = (long)x;
         else if (!strcmp(name, "--cpu"))
             opt.cpu = (int)x;
+        else if (!strcmp(name, "--rt"))
+            opt.rt = (int)x;
         else
             usage();
     }
@@ -441,6 +444,14 @@ int main(int argc, char **argv) {
         CPU_SET(opt.cpu, &set);
         if (sched_setaffinity(0, sizeof set, &set) < 0)
             die("sched_setaffinity");
+    }
+    if (opt.rt > 0) { /* SCHED_FIFO: other processes on our CPU cannot delay a slot */
+        struct sched_param sp = {.sched_priority = opt.rt};
+        if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0) {
+            fprintf(stderr, "rtpgen: SCHED_FIFO %d: %s (going on without)\n", opt.rt,
+                    strerror(errno));
+            opt.rt = 0;
+        }
     }
     uint32_t warm_rounds = rounds_for(opt.warmup), rounds = rounds_for(opt.seconds);
     if (warm_rounds < 1)
@@ -514,7 +525,7 @@ int main(int argc, char **argv) {
            "\"transit_p50_us\": %.0f, \"transit_p99_us\": %.0f, \"transit_max_us\": %lld, "
            "\"jitter_p50_us\": %.0f, \"jitter_p99_us\": %.0f, \"jitter_max_us\": %lld, "
            "\"jitter_pairs\": %llu, \"cpu_s\": %.4f, \"wall_s\": %.4f, \"late_max_ms\": %.3f, "
-           "\"late_p50_ms\": %.3f, \"late_p99_ms\": %.3f}\n",
+           "\"late_p50_ms\": %.3f, \"late_p99_ms\": %.3f, \"rt\": %d}\n",
            (unsigned long long)run.sent, (unsigned long long)run.send_errors,
            (unsigned long long)received, (unsigned long long)stray,
            (unsigned long long)late_warm, hist_percentile(&transit, 0.5),
@@ -522,7 +533,7 @@ int main(int argc, char **argv) {
            hist_percentile(&jitter, 0.5), hist_percentile(&jitter, 0.99), (long long)jitter.max,
            (unsigned long long)jitter.count, cpu, (double)(run.end - run.start) / 1e9,
            (double)run.late_max / 1e6, hist_percentile(&lateness, 0.5) / 1e3,
-           hist_percentile(&lateness, 0.99) / 1e3);
+           hist_percentile(&lateness, 0.99) / 1e3, opt.rt);
     fflush(stdout);
     return 0;
 }

@@ -1,17 +1,27 @@
-"""The RTP relay: per-leg sockets read by asyncio datagram protocols, symmetric RTP, latching
-(comedia) and strict-RTP source protection, RTCP relayed between the odd ports (RFC 3550 §11;
-symmetric RTP as RFC 4961 §3; latching as RFC 7362 §4).
+"""The RTP relay: per-leg sockets, symmetric RTP, latching (comedia) and strict-RTP source
+protection, RTCP relayed between the odd ports (RFC 3550 §11; symmetric RTP as RFC 4961 §3;
+latching as RFC 7362 §4).
 
 One :class:`RelayLeg` owns a :class:`~pypbx.media.ports.PortPair`. A :class:`Relay` joins two
 legs: a packet received on leg A leaves through leg B's own socket (so the far end sees it come
-from the port it sends to) towards B's remote address. The per-packet path is one compare of the
-source address, a few integer increments and ``transport.sendto``; payload-type rewriting and
-G.711 transcoding cost one table lookup or one ``bytes.translate`` when configured.
+from the port it sends to) towards B's remote address. RTP sockets are read by the loop's
+:class:`~pypbx.media.poller.MediaPoller` (one epoll set, served in batches); RTCP by a datagram
+protocol (a packet every few seconds).
+
+Two paths per packet. The *slow* one (``recvfrom``, :meth:`RelayLeg.datagram_received`)
+checks the source, feeds taps and sinks and follows the learning rules below. Once a leg is
+joined, has no tap and its source is *locked*, its socket is connected to that source and the
+*fast* path takes over: the kernel keeps every other sender out (their packets never reach the
+socket and are not counted), so a packet costs ``recv``, the optional route, the peer's
+``send`` (``sendto`` when the peer sends somewhere other than where it hears from) and a few
+counters. Packets queued before the connect are read through the source check first. Any
+change (tap, unjoin, SDP change, close) returns the leg to the slow path; an SDP change also
+dissolves the connection (``connect(AF_UNSPEC)``). Payload-type rewriting and G.711
+transcoding cost one table lookup or one ``bytes.translate`` on either path.
 
 A leg may carry a *tap* (:meth:`RelayLeg.set_tap`): a callback for the packets of one payload
 type it receives, which may consume them (RFC 4733 events converted to SIP INFO or tones for a
-peer that does not take them) or only look at them (inband DTMF detection on the audio). With
-no tap set the cost is one ``is None``; with one, one compare of the payload type byte.
+peer that does not take them) or only look at them (inband DTMF detection on the audio).
 
 Source protection, per leg (Asterisk ``strictrtp``, ``probation``, as rtp.conf describes them):
 
@@ -20,9 +30,10 @@ Source protection, per leg (Asterisk ``strictrtp``, ``probation``, as rtp.conf d
   it is made or its SDP address changes (:meth:`RelayLeg.relearn`). Packets from the SDP
   address are accepted at once; another source is accepted once it has sent ``probation``
   packets with consecutive sequence numbers (those are dropped), and then replaces the
-  current source. After the window the current source is *locked*: packets from any other
-  source are dropped and counted until the next renegotiation. (Asterisk's ``yes`` also
-  checks the packets' spacing while qualifying; pypbx checks the sequence only, as ``seqno``.)
+  current source. After the window the current source is *locked* (at its first packet after
+  the window): packets from any other source are dropped until the next renegotiation.
+  (Asterisk's ``yes`` also checks the packets' spacing while qualifying; pypbx checks the
+  sequence only, as ``seqno``.)
 """
 
 from __future__ import annotations
