@@ -1,13 +1,17 @@
 """DTMF during Dial's early media (a 183 with SDP), converted between the legs' modes as a
 bridge converts it (issue 7 point 1), driven through the real :class:`Dialer` without sockets:
 the callees are SIP channels whose INVITE goes into fakes, the test plays their far ends
-(183, 486, 200) and the caller phone's RFC 4733 packets, and looks at the relay legs' taps.
+(183, 486, 200) and the caller phone's RFC 4733 packets or SIP INFOs, and looks at the relay
+legs' taps and at what each leg sent.
 
 What is proven here: the caller's events reach the joined callee its own way (INFO
-``Signal=``, tones, or relayed events); the taps follow the callee a later 183 joins; they are
-gone once that callee fails, times out or is cancelled, so that the caller's events reach its
-own media engine again (``Read()`` after a failed Dial); an answer replaces them with the
-bridge's, for the early callee as for another leg.
+``Signal=``, tones, or relayed events), and an ``info`` caller's INFO digits too; the taps
+follow the callee a later 183 joins; they are gone once that callee fails, times out or is
+cancelled, so that the caller's digits reach its own media engine again (``Read()`` after a
+failed Dial); an answer replaces them with the bridge's, for the early callee as for another
+leg. The fake session records an INFO in the early dialog; the real one cannot send it yet:
+the loopback section at the end shows that (a strict xfail) next to the inband case, which
+works end to end.
 """
 
 from __future__ import annotations
