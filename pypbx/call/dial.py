@@ -277,8 +277,8 @@ class EarlyMedia:
         set_dtmf_taps(caller, callee)
 
     def leave(self, callee: SipChannel | None = None) -> None:
-        """End the join (only if it is with ``callee``, when given): relaying stops and both
-        legs' taps are cleared."""
+        """End the join (only if it is with ``callee``, when given): relaying stops, both
+        legs' taps are cleared and they are no longer each other's ``bridged``."""
         joined, relay = self.callee, self.relay
         if joined is None or relay is None or (callee is not None and callee is not joined):
             return
