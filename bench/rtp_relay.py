@@ -1,7 +1,7 @@
 """RTP relay benchmark: G.711 calls through pypbx's relay on loopback.
 
 Run: ``.venv/bin/python bench/rtp_relay.py [--calls 50,200,500,1000] [--seconds 5 | --long]
-[--repeat 3] [--warmup 6] [--groups 20] [--generator c|python] [--pin | --no-pin]
+[--repeat 3] [--warmup 6] [--groups 20] [--generator c|python] [--pin | --no-pin] [--rt | --no-rt]
 [--loop both|asyncio|uvloop] [--route forward|transcode|both] [--rcvbuf BYTES] [--profile]
 [--micro]``.
 
@@ -30,7 +30,11 @@ every leg gets packets after its learning window), drains, and only then does th
 its "start" marks (CPU, packet counters) and the measured ``--seconds`` begin.
 
 Pinning (``--pin``, the default with 2 or more usable CPUs): the relay child on the second CPU,
-this process and the generator on the first, so the two do not take turns on one core.
+this process and the generator on the first, so the two do not take turns on one core. With
+``--rt`` (the default as root) the C generator runs at SCHED_FIFO priority 1, so other work on
+its CPU cannot make it late (it sleeps between slots; the relay keeps normal priority, as in
+production). Other processes on the machine then crowd the relay's CPU instead: relay CPU % of
+wall time drops and transit grows, while CPU µs per packet stays a fair measure.
 
 Printed per point (medians over ``--repeat`` runs): offered and relayed packets/s, loss (not
 received at all, after a drain until 0.3 s quiet), the kernel's drops on the relay's sockets
@@ -41,8 +45,7 @@ share of it, relay CPU µs per relayed packet and, from it, CPU per call at 100 
 (robust when other processes take the cores), the generator's CPU % and how late its sends fell
 behind the schedule (the offered rate is measured over the real sending time: a starved
 generator shows less), and ``path``: the share of the relay's received packets that took its
-fast path, counted as those of legs on it (``RelayLeg.fast``) at both the start and the stop
-mark ("-" when legs have no such flag).
+fast path (``LegStats.fast_in``; "-" when legs do not count it).
 """
 
 from __future__ import annotations
@@ -160,19 +163,18 @@ def serve(loop_name: str, profile: bool) -> None:
     def counters() -> tuple[int, int]:
         return sum(leg.packets_in for leg in legs), sum(leg.packets_out for leg in legs)
 
-    def fast_legs() -> list[bool] | None:
-        """Which legs are on the relay's fast path, if legs say (``RelayLeg.fast``)."""
-        if not legs or not isinstance(getattr(legs[0], "fast", None), bool):
+    def fast_in() -> int | None:
+        """Packets received on the relay's fast path so far (``LegStats.fast_in``), if counted."""
+        if not legs or not hasattr(legs[0].stats(), "fast_in"):
             return None
-        return [bool(getattr(leg, "fast", False)) for leg in legs]
+        return sum(getattr(leg.stats(), "fast_in", 0) for leg in legs)
 
     def on_stdin() -> None:
         line = sys.stdin.readline().strip()
         if line == "start":
             marks["cpu0"], marks["t0"], marks["c0"] = _cpu(), time.monotonic(), counters()
             marks["sys0"] = _sys_cpu()
-            marks["fast0"] = fast_legs()
-            marks["in0"] = [leg.packets_in for leg in legs]
+            marks["fast0"] = fast_in()
             if profiler is not None:
                 profiler.enable()
             print(json.dumps({"started": True}), flush=True)
@@ -183,17 +185,12 @@ def serve(loop_name: str, profile: bool) -> None:
             cpu0, t0 = marks.get("cpu0", cpu), marks.get("t0", now)
             in0, out0 = marks.get("c0", (0, 0))
             wall = now - t0 or 1e-9
-            # packets received by legs on the fast path at both marks (a leg switching
-            # twice between them is not seen: RelayLeg has a flag, not a per-path counter)
-            fast0, fast1 = marks.get("fast0"), fast_legs()
-            fast = None
-            if fast0 is not None and fast1 is not None and pin > in0:
-                on_fast = [
-                    leg.packets_in - before
-                    for leg, before, f0, f1 in zip(legs, marks["in0"], fast0, fast1, strict=True)
-                    if f0 and f1
-                ]
-                fast = sum(on_fast) / (pin - in0)
+            fast0, fast1 = marks.get("fast0"), fast_in()
+            fast = (
+                None
+                if fast0 is None or fast1 is None or pin == in0
+                else (fast1 - fast0) / (pin - in0)
+            )
             report = {
                 "cpu": (cpu - cpu0) / wall,
                 "sys_share": (_sys_cpu() - marks.get("sys0", 0.0)) / (cpu - cpu0)

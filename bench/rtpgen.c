@@ -25,7 +25,13 @@
  * (SO_TIMESTAMPNS, CLOCK_REALTIME too), read in batches by recvmmsg(), so how late this
  * program gets round to reading does not count as transit.
  *
- * Percentiles come from histograms at 1 µs resolution (up to 4.19 s; beyond that the top bin).
+ * Percentiles come from histograms at 1 µs resolution (up to 4.19 s; beyond that the top bin,
+ * reported as the maximum seen).
+ *
+ * Options: --streams N (required), --seconds S (5), --warmup S (6; at least one round),
+ * --groups G (20), --ptime S (0.02), --route forward|transcode, --rcvbuf BYTES (32 MiB, FORCE as
+ * root), --cpu N (pin to CPU N), --rt PRIO (SCHED_FIFO; 0, the default, keeps SCHED_OTHER).
+ * Pacing: CLOCK_MONOTONIC, timer slack 1 ns, one clock_nanosleep(TIMER_ABSTIME) per slot.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
