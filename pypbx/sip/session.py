@@ -338,13 +338,18 @@ class Session:
         headers: Iterable[tuple[str, str]] = (),
         now: float,
     ) -> ClientTxnKey:
-        """Send another in-dialog request (INFO, UPDATE, REFER ...)."""
-        if method in ("INVITE", "ACK", "BYE", "CANCEL") or self.dialog is None:
+        """Send another in-dialog request (INFO, UPDATE, REFER ...). Before the answer, a UAC
+        sends it in the early dialog of the latest provisional response with a To tag (as
+        chan_sip does, e.g. SIP INFO digits to an IVR heard in early media)."""
+        dialog = self.dialog
+        if dialog is None and self.role is Role.UAC and self.state is SessionState.EARLY:
+            dialog = next(reversed(self.early.values()), None)
+        if method in ("INVITE", "ACK", "BYE", "CANCEL") or dialog is None:
             raise ValueError(f"use the session's own action for {method}")
-        req = self.dialog.create_request(
-            method, body=body, content_type=content_type, headers=headers
-        )
-        return self._send_in_dialog(req, now)
+        req = dialog.create_request(method, body=body, content_type=content_type, headers=headers)
+        key = self.ua.endpoint.send_request(req, self._hop(dialog), now=now)
+        self.ua._by_key[key] = self
+        return key
 
     def respond(
         self,

@@ -9,9 +9,8 @@ What is proven here: the caller's events reach the joined callee its own way (IN
 follow the callee a later 183 joins; they are gone once that callee fails, times out or is
 cancelled, so that the caller's digits reach its own media engine again (``Read()`` after a
 failed Dial); an answer replaces them with the bridge's, for the early callee as for another
-leg. The fake session records an INFO in the early dialog; the real one cannot send it yet:
-the loopback section at the end shows that (a strict xfail) next to the inband case, which
-works end to end.
+leg. The loopback section at the end runs the real SIP sessions: an INFO in the early dialog
+of the 183 (as chan_sip sends it) and inband tones, end to end.
 """
 
 from __future__ import annotations
@@ -469,11 +468,6 @@ def _hang_up(bed: Bed, session: Session) -> None:
     flush(bed.caller)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pypbx.sip.session.Session.request() needs a confirmed dialog: a UAC cannot send "
-    "INFO in the early dialog of a 183 yet (raises ValueError, the digit is dropped)",
-)
 def test_loopback_early_media_digit_reaches_an_info_trunk_as_info(tmp_path: Path) -> None:
     got: list[bytes] = []
 

@@ -313,6 +313,27 @@ def test_in_dialog_info_and_its_response() -> None:
         uac.request("BYE", now=1)
 
 
+def test_uac_sends_info_in_the_early_dialog_of_a_183() -> None:
+    net, alice, _bob = ua_pair()
+    uac, uas = _call(net, alice)
+    assert uas is not None
+    with pytest.raises(ValueError, match="INFO"):  # no To tag yet: no early dialog
+        uac.request("INFO", now=0)
+    uas.ring(body=SDP, content_type="application/sdp", now=0)
+    net.settle()
+    assert uac.state is SessionState.EARLY
+    uac.request("INFO", body=b"Signal=1\r\n", content_type="application/dtmf-relay", now=1)
+    net.settle()
+    (info,) = [e for e in net.take_events(BOB) if isinstance(e, InDialogRequestReceived)]
+    assert info.request.body == b"Signal=1\r\n"
+    assert info.request.to.tag == uas.local_tag  # in the early dialog the 183 made
+    uas.respond(info.key, info.request, 200, now=1)
+    net.settle()
+    (resp,) = [e for e in net.take_events(ALICE) if isinstance(e, DialogResponseReceived)]
+    assert resp.response.status == 200
+    assert uac.state is SessionState.EARLY  # the INVITE is still unanswered
+
+
 def test_out_of_order_cseq_gets_500() -> None:
     net, alice, _bob, uac, _uas = _connected()
     uac.request("INFO", now=1)  # CSeq 2
