@@ -462,6 +462,8 @@ int main(int argc, char **argv) {
     uint32_t warm_rounds = rounds_for(opt.warmup), rounds = rounds_for(opt.seconds);
     if (warm_rounds < 1)
         warm_rounds = 1; /* every leg sees its phone at least once */
+    if (rounds < 1)
+        rounds = 1;
     if ((uint64_t)warm_rounds + rounds > MAX_ROUNDS) {
         fprintf(stderr, "rtpgen: warm-up + seconds is too long (sequence numbers would wrap)\n");
         return 2;
