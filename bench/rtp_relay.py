@@ -161,7 +161,8 @@ def serve(loop_name: str, profile: bool) -> None:
     marks: dict[str, Any] = {}
 
     def counters() -> tuple[int, int]:
-        return sum(leg.packets_in for leg in legs), sum(leg.packets_out for leg in legs)
+        stats = [leg.stats() for leg in legs]
+        return sum(st.packets_in for st in stats), sum(st.packets_out for st in stats)
 
     def fast_in() -> int | None:
         """Packets received on the relay's fast path so far (``LegStats.fast_in``), if counted."""

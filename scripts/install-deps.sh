@@ -6,7 +6,7 @@ set -eu
 if [ "${1:-test}" = "runtime" ]; then
     PKGS="sox espeak-ng"
 else
-    PKGS="sip-tester baresip kamailio sox tshark iproute2 iptables espeak-ng sqlite3 gcc libc6-dev"
+    PKGS="sip-tester baresip kamailio sox tshark iproute2 iptables espeak-ng sqlite3 gcc libc6-dev python3-dev"
 fi
 missing=""
 for p in $PKGS; do

@@ -9,6 +9,11 @@ which on this path cost more than the forwarding itself (measured with bench/rtp
 The level-triggered set stays readable while packets wait, so a batch larger than
 :data:`BATCH` is served over several loop turns, between which SIP and timers run.
 
+With the optional C extension (``pypbx/media/_fastrelay.c``, built by the package's install
+when a compiler is at hand) the batch is read in C: sockets a leg has handed to the C table
+(its fast path with nothing to change in the packets) are forwarded there with one ``recv``
+and one ``send`` and no Python objects at all; the rest come back to their Python handlers.
+
 Where ``select.epoll`` does not exist (not Linux), each socket gets its own loop reader and
 :attr:`MediaPoller.batched` is False (legs then keep to their slow path).
 """
@@ -19,6 +24,12 @@ import asyncio
 import contextlib
 import select
 from collections.abc import Callable
+from typing import ClassVar
+
+try:
+    from pypbx.media._fastrelay import FastTable
+except ImportError:  # not built: the Python paths do the same work
+    FastTable = None  # type: ignore[assignment,misc]
 
 __all__ = ["BATCH", "MediaPoller"]
 
@@ -31,15 +42,20 @@ Handler = Callable[[], None]
 class MediaPoller:
     """The sockets one loop reads RTP from; get the loop's with :meth:`of`."""
 
-    _by_loop: dict[int, MediaPoller] = {}  # noqa: RUF012 - one registry per process
+    _by_loop: ClassVar[dict[int, MediaPoller]] = {}
+    use_c: ClassVar[bool] = True
+    """Whether new pollers use the C fast path when it is built (tests turn it off)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._handlers: dict[int, Handler] = {}
         self._epoll: select.epoll | None = None
+        self.table: FastTable | None = None
         if hasattr(select, "epoll"):
             self._epoll = select.epoll()
             loop.add_reader(self._epoll.fileno(), self._ready)
+            if FastTable is not None and MediaPoller.use_c:
+                self.table = FastTable()
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> MediaPoller:
@@ -60,6 +76,8 @@ class MediaPoller:
     def add(self, fd: int, handler: Handler) -> None:
         """Start serving ``fd`` (readable) with ``handler``."""
         self._handlers[fd] = handler
+        if self.table is not None:
+            self.table.reset(fd)
         if self._epoll is not None:
             self._epoll.register(fd, select.EPOLLIN)
         else:
@@ -77,6 +95,8 @@ class MediaPoller:
         """Stop serving ``fd`` (call before closing its socket); idempotent."""
         if self._handlers.pop(fd, None) is None:
             return
+        if self.table is not None:
+            self.table.reset(fd)
         if self._epoll is not None:
             with contextlib.suppress(OSError):  # already closed: the kernel dropped it
                 self._epoll.unregister(fd)
@@ -99,6 +119,12 @@ class MediaPoller:
         if epoll is None:
             return
         handlers = self._handlers
+        if self.table is not None:
+            for fd in self.table.pump(epoll.fileno(), BATCH):
+                handler = handlers.get(fd)
+                if handler is not None:
+                    handler()
+            return
         for fd, _events in epoll.poll(0, BATCH):
             handler = handlers.get(fd)
             if handler is not None:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -61,6 +62,7 @@ Clock = Callable[[], float]
 Tap = Callable[[bytes], bool]
 """Sees one accepted packet of the tapped payload type; True consumes it (not relayed)."""
 _OCTET = [bytes((i,)) for i in range(256)]
+_NO_COUNTS = (0, 0, 0, 0, 0, 0.0)
 RECV_SIZE = 4096
 DRAIN_LIMIT = 1024
 """Packets read through the source check right after connecting (those queued before)."""
@@ -72,6 +74,29 @@ class _NoRoute(OSError):
 
 def _no_route(data: bytes | bytearray) -> int:
     raise _NoRoute
+
+
+def _sockaddr(family: int, addr: Addr) -> bytes | None:
+    """``addr`` as the C library's ``struct sockaddr_in``/``sockaddr_in6`` (Linux layout), or
+    None if it is not a numeric address of ``family``."""
+    try:
+        host = socket.inet_pton(family, addr[0])
+        port = struct.pack("!H", addr[1])
+    except (OSError, TypeError, ValueError, struct.error):
+        return None
+    if family == socket.AF_INET:
+        return struct.pack("=H", family) + port + host + bytes(8)
+    if family == socket.AF_INET6:
+        flow = addr[2] if len(addr) > 2 else 0
+        scope = addr[3] if len(addr) > 3 else 0
+        return (
+            struct.pack("=H", family)
+            + port
+            + struct.pack("!I", flow)
+            + host
+            + struct.pack("=I", scope)
+        )
+    return None
 
 
 def _dissolve(sock: socket.socket) -> bool:
@@ -148,6 +173,18 @@ class RelayLeg:
     packets that arrive while the leg is not joined to a peer (Echo, DTMF, recording).
     """
 
+    # slots: the per-packet paths read a dozen attributes; slot access stays cheap (an
+    # instance with this many attributes would otherwise fall back to dictionary lookups)
+    __slots__ = (
+        "_c_target", "_candidate", "_candidate_count", "_candidate_seq", "_clock", "_closed",
+        "_connected", "_fast", "_fast_base", "_fast_total", "_feeders", "_learn_until",
+        "_on_close", "_out", "_peer", "_poller", "_recv", "_route", "_sock", "_tap",
+        "_tap_type", "_target", "bytes_in", "bytes_out", "dropped_learning", "dropped_strict",
+        "dropped_unroutable", "expected", "last_rx", "options", "packets_in", "packets_out",
+        "pair", "remote", "remote_rtcp", "rtcp_in", "rtcp_out", "rtcp_transport", "sink",
+        "source", "state"
+    )  # fmt: skip
+
     def __init__(
         self,
         pair: PortPair,
@@ -176,6 +213,8 @@ class RelayLeg:
         self._connected: Addr | None = None
         self._fast = False
         self._fast_base = self._fast_total = 0
+        self._c_target: RelayLeg | None = None  # the leg C forwards to (None: C does not)
+        self._feeders: set[RelayLeg] = set()  # legs whose C entries send through this one
         self._route: Callable[[bytes], bytes | bytearray] | None = None
         self._tap: Tap | None = None
         self._tap_type = -1
@@ -229,6 +268,12 @@ class RelayLeg:
         then connected to the source, so the kernel drops every other sender's packets)."""
         return self._fast
 
+    @property
+    def in_c(self) -> bool:
+        """True while the C table forwards this leg's packets (its fast path with nothing to
+        change in them, when the extension is built)."""
+        return self._c_target is not None
+
     def set_remote(self, remote: Addr, rtcp: Addr | None = None) -> None:
         """The address the SDP gave (RTCP defaults to port + 1); learning starts again."""
         self.remote = self.expected = remote
@@ -248,6 +293,7 @@ class RelayLeg:
     def set_route(self, route: Route | None) -> None:
         """How packets received on this leg are changed before the peer sends them."""
         self._route = None if route is None or route.identity else _route_function(route)
+        self._sync_c()
 
     def set_tap(self, tap: Tap, payload_type: int) -> None:
         """Hand the accepted RTP packets of ``payload_type`` to ``tap`` before they are relayed
@@ -397,17 +443,50 @@ class RelayLeg:
         )
         if fast and self._connected != self.source:
             fast = self._connect()
-        if fast == self._fast:
-            if fast and peer is not None:
-                self._target = peer
-            return
-        if fast:
-            self._fast_base = self.packets_in
-        else:
-            self._fast_total += self.packets_in - self._fast_base
-        self._fast = fast
+        if fast != self._fast:
+            if fast:
+                self._fast_base = self.packets_in
+            else:
+                self._fast_total += self.packets_in - self._fast_base
+            self._fast = fast
+            poller.set_handler(self._sock.fileno(), self._forward if fast else self._read)
         self._target = peer if fast and peer is not None else self
-        poller.set_handler(self._sock.fileno(), self._forward if fast else self._read)
+        self._sync_c()
+
+    def _sync_c(self) -> None:
+        """Hand the fast path to the C table when it would do exactly what :meth:`_forward`
+        does (no route to apply, the monotonic clock), else take it back."""
+        poller = self._poller
+        table = None if poller is None else poller.table
+        if table is None:
+            return
+        target = self._target
+        dest: bytes | None = None
+        if (
+            self._fast
+            and not self._closed
+            and self._route is None
+            and self._clock is time.monotonic
+            and target is not self
+            and not target._closed
+            and target._poller is poller
+            and target.remote is not None
+        ):
+            if target.remote == target._connected:
+                dest = b""
+            else:
+                dest = _sockaddr(target._sock.family, target.remote)
+        old = self._c_target
+        if old is not None and (dest is None or old is not target):
+            old._feeders.discard(self)
+            self._c_target = None
+        fd = self._sock.fileno()
+        if dest is None:
+            table.deactivate(fd)
+            return
+        table.activate(fd, target._sock.fileno(), dest)
+        target._feeders.add(self)
+        self._c_target = target
 
     def _connect(self) -> bool:
         """Connect the socket to the locked source, then read what was queued before through
@@ -450,6 +529,8 @@ class RelayLeg:
                 return sendto(data, remote)
 
             self._out = out
+        for feeder in list(self._feeders):
+            feeder._sync_c()
 
     # --- sending for players, Echo --------------------------------------------------------
 
@@ -469,21 +550,30 @@ class RelayLeg:
 
     def idle_for(self, now: float) -> float:
         """Seconds since the last accepted RTP packet (or since the leg was made)."""
-        return max(0.0, now - self.last_rx)
+        return max(0.0, now - max(self.last_rx, self._c_counts()[5]))
 
     def stats(self) -> LegStats:
+        c = self._c_counts()
         return LegStats(
-            self.packets_in,
-            self.bytes_in,
-            self.packets_out,
-            self.bytes_out,
+            self.packets_in + c[0],
+            self.bytes_in + c[1],
+            self.packets_out + c[2],
+            self.bytes_out + c[3],
             self.rtcp_in,
             self.rtcp_out,
             self.dropped_strict,
             self.dropped_learning,
-            self.dropped_unroutable,
-            self._fast_total + (self.packets_in - self._fast_base if self._fast else 0),
+            self.dropped_unroutable + c[4],
+            self._fast_total + (self.packets_in - self._fast_base if self._fast else 0) + c[0],
         )
+
+    def _c_counts(self) -> tuple[int, int, int, int, int, float]:
+        """What the C table counted for this leg's socket (in, bytes, out, bytes, dropped,
+        last receive time)."""
+        poller = self._poller
+        if poller is None or poller.table is None or self._closed:
+            return _NO_COUNTS
+        return poller.table.counters(self._sock.fileno())
 
     @property
     def closed(self) -> bool:
@@ -493,7 +583,6 @@ class RelayLeg:
         """Stop relaying and free the ports at once (idempotent)."""
         if self._closed:
             return
-        self._closed = True
         peer = self._peer
         self._peer = None
         if peer is not None and peer._peer is self:
@@ -503,7 +592,21 @@ class RelayLeg:
         if self._fast:
             self._fast_total += self.packets_in - self._fast_base
             self._fast = False
+        c = self._c_counts()
+        self.packets_in += c[0]
+        self.bytes_in += c[1]
+        self.packets_out += c[2]
+        self.bytes_out += c[3]
+        self.dropped_unroutable += c[4]
+        self.last_rx = max(self.last_rx, c[5])
+        self._fast_total += c[0]
+        self._closed = True
         self._out = _no_route
+        for feeder in list(self._feeders):
+            feeder._sync_c()
+        if self._c_target is not None:
+            self._c_target._feeders.discard(self)
+            self._c_target = None
         if self._poller is not None:
             self._poller.remove(self._sock.fileno())
             self._poller = None

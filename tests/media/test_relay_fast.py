@@ -8,6 +8,11 @@ Each test runs on plain asyncio and on uvloop when installed; waits are bounded.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sys
+import sysconfig
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +20,7 @@ import pytest
 from pypbx.config.rtpconf import StrictRtp
 from pypbx.media import rtp
 from pypbx.media.codecs import route_between
-from pypbx.media.poller import MediaPoller
+from pypbx.media.poller import FastTable, MediaPoller
 from pypbx.media.ports import PortAllocator
 from pypbx.media.relay import LegOptions, Relay, RelayLeg, SourceState
 from pypbx.sip.sdp import Codec
@@ -229,5 +234,121 @@ def test_the_poller_serves_a_socket_it_was_given_and_forgets_it() -> None:
         leg.close()
         assert len(poller) == 0
         assert alloc.in_use == 0
+
+    asyncio.run(main())
+
+
+# --- the C table (pypbx/media/_fastrelay.c) --------------------------------------------------
+
+needs_c = pytest.mark.skipif(FastTable is None, reason="the C extension is not built")
+NOW = LegOptions(strict=StrictRtp.YES, learning_window=0.0)  # locked at the first packet
+
+
+def test_the_c_fast_path_is_built_where_a_compiler_and_headers_are() -> None:
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if shutil.which("cc") and headers.exists() and sys.platform == "linux":
+        assert FastTable is not None, "pip install -e . should have built _fastrelay"
+
+
+@needs_c
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_c_forwards_counts_and_keeps_time_like_python(loop_name: str) -> None:
+    async def main() -> None:
+        alloc = allocator(88)
+        a_phone, b_phone, intruder = await endpoint(), await endpoint(), await endpoint("127.0.0.3")
+        a = await make_leg(alloc, remote=a_phone.addr, options=NOW)
+        b = await make_leg(alloc, remote=b_phone.addr, options=NOW)
+        relay = Relay(a, b)
+        a_phone.send(pkt(1), a.port)
+        b_phone.send(pkt(1, ssrc=2), b.port)
+        await b_phone.recv()
+        await a_phone.recv()
+        assert a.in_c
+        assert b.in_c
+        for seq in range(2, 7):
+            intruder.send(pkt(seq, ssrc=0x6666), a.port)  # the kernel keeps these out
+            a_phone.send(pkt(seq, m=seq == 2), a.port)
+        got = [await b_phone.recv() for _ in range(5)]
+        assert [d for d, _ in got] == [pkt(s, m=s == 2) for s in range(2, 7)]
+        assert {addr for _, addr in got} == {("127.0.0.1", b.port)}
+        await b_phone.quiet()
+        size = len(pkt(1))
+        sa, sb = a.stats(), b.stats()
+        assert (sa.packets_in, sa.bytes_in, sa.fast_in) == (6, 6 * size, 5)
+        assert (sb.packets_out, sb.bytes_out) == (6, 6 * size)
+        assert (sb.packets_in, sa.packets_out) == (1, 1)
+        assert a.idle_for(time.monotonic()) < 1.0
+        # b's phone moves (a re-INVITE): a's C entry sends to the new address at once
+        mover = await endpoint()
+        b.set_remote(mover.addr)
+        assert a.in_c
+        assert not b.in_c  # learning again
+        a_phone.send(pkt(7), a.port)
+        data, addr = await mover.recv()
+        assert (rtp.sequence_of(data), addr) == (7, ("127.0.0.1", b.port))
+        # closing b: a stops forwarding there, and the counts C kept stay with the legs
+        b.close()
+        assert not a.in_c
+        assert b.stats().packets_out == 7
+        a_phone.send(pkt(8), a.port)
+        await mover.quiet()
+        assert a.stats().packets_in == 8
+        assert a.stats().dropped_unroutable == 0  # not joined any more: not an error
+        relay.close()
+        assert alloc.in_use == 0
+        for ep in (a_phone, b_phone, intruder, mover):
+            ep.close()
+
+    run(loop_name, main)
+
+
+@needs_c
+def test_c_sends_with_an_address_to_a_phone_that_listens_elsewhere() -> None:
+    async def main() -> None:
+        alloc = allocator(88)
+        sender, listener, b_phone = await endpoint(), await endpoint(), await endpoint()
+        a = await make_leg(alloc, remote=listener.addr, options=LegOptions(probation=1))
+        b = await make_leg(alloc, remote=b_phone.addr, options=NOW)
+        relay = Relay(a, b)
+        a.relearn()  # learning_window 5 s from now: too long for a test
+        a._learn_until = 0.0
+        sender.send(pkt(1), a.port)  # qualifies (probation 1) and locks
+        await b_phone.recv()
+        b_phone.send(pkt(1, ssrc=2), b.port)
+        await listener.recv()
+        assert a.in_c
+        assert b.in_c  # b sends through a's socket with a's SDP address
+        b_phone.send(pkt(2, ssrc=2), b.port)
+        data, addr = await listener.recv()
+        assert (rtp.sequence_of(data), addr) == (2, ("127.0.0.1", a.port))
+        await sender.quiet()
+        relay.close()
+        for ep in (sender, listener, b_phone):
+            ep.close()
+
+    asyncio.run(main())
+
+
+@needs_c
+def test_a_route_or_a_test_clock_keeps_packets_in_python() -> None:
+    async def main() -> None:
+        alloc = allocator(88)
+        a_phone, b_phone = await endpoint(), await endpoint()
+        a = await make_leg(alloc, remote=a_phone.addr, options=NOW)
+        b = await make_leg(alloc, remote=b_phone.addr, options=NOW, clock=Clock())
+        relay = Relay(a, b, a_to_b=route_between(PCMU, PCMA))
+        a_phone.send(pkt(1), a.port)
+        b_phone.send(pkt(1, ssrc=2), b.port)
+        assert (await b_phone.recv())[0][12:] == b"\xd5" * 160
+        await a_phone.recv()
+        assert a.fast
+        assert b.fast
+        assert not a.in_c  # the route is applied in Python
+        assert not b.in_c  # its clock is not the monotonic one C keeps
+        a.set_route(None)
+        assert a.in_c
+        relay.close()
+        a_phone.close()
+        b_phone.close()
 
     asyncio.run(main())
