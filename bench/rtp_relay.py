@@ -144,10 +144,15 @@ def pin_cpus() -> tuple[int, int] | None:
 # --- the relay process ---------------------------------------------------------------------
 
 
-def serve(loop_name: str, profile: bool) -> None:
+def serve(loop_name: str, profile: bool, relay_path: str = "c") -> None:
     import asyncio
 
+    from pypbx.media.poller import FastTable, MediaPoller
     from pypbx.server import tune_gc
+
+    if relay_path == "c" and FastTable is None:
+        sys.exit("rtp_relay: the C fast path is not built (pip install -e . with cc and headers)")
+    MediaPoller.use_c = relay_path == "c"
 
     _raise_nofile()
     config = json.loads(sys.stdin.readline())
@@ -509,6 +514,7 @@ def run_point(
     groups: int = GROUPS,
     cpus: tuple[int, int] | None = None,
     rt: bool = False,
+    relay_path: str = "c",
 ) -> dict[str, Any]:
     gen_cpu, relay_cpu = cpus if cpus is not None else (None, None)
     phones: CPhones | PythonPhones
@@ -516,7 +522,7 @@ def run_point(
         phones = CPhones(2 * calls, route, seconds, warmup, groups, gen_cpu, rt)
     else:
         phones = PythonPhones(2 * calls, route, seconds, warmup, groups)
-    cmd = [sys.executable, __file__, "--serve", "--loop", loop_name]
+    cmd = [sys.executable, __file__, "--serve", "--loop", loop_name, "--relay-path", relay_path]
     if profile:
         cmd.append("--profile")
     child = subprocess.Popen(
@@ -597,20 +603,16 @@ def run_point(
 # --- in-process micro-benchmark ---------------------------------------------------------------
 
 
-class _NullTransport:
-    def sendto(self, data: bytes, addr: Any) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
+def _null_send(data: bytes | bytearray) -> int:
+    return len(data)
 
 
 def micro(number: int = 500_000) -> None:
     alloc = PortAllocator(RTP_START, RTP_END, HOST)
     a = RelayLeg(alloc.allocate(), remote=(HOST, 4000))
     b = RelayLeg(alloc.allocate(), remote=(HOST, 4002))
-    a.transport = b.transport = _NullTransport()  # type: ignore[assignment]
     Relay(a, b)
+    a._out = b._out = _null_send  # the legs are not opened: sends go nowhere, no syscall
     packet = struct.pack("!BBHII", 0x80, 0, 1, 160, 7) + bytes(160)
     src = (HOST, 4000)
     a.datagram_received(packet, src)
@@ -635,7 +637,7 @@ def micro(number: int = 500_000) -> None:
 
 
 COLUMNS = [
-    ("loop", "<8", "{}"),
+    ("loop", "<15", "{}"),
     ("route", "<10", "{}"),
     ("calls", ">6", "{}"),
     ("offered", ">10", "{:,.0f}"),
@@ -727,15 +729,21 @@ def main() -> None:
     parser.add_argument(
         "--relay-nice", type=int, default=0, help="nice value of the relay (root for < 0)"
     )
+    parser.add_argument(
+        "--relay-path",
+        default="c",
+        choices=["c", "python", "both"],
+        help="the relay's fast path in C (pypbx/media/_fastrelay.c) or its Python twin",
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--micro", action="store_true")
     args = parser.parse_args()
     if args.serve:
-        serve(args.loop, args.profile)
+        serve(args.loop, args.profile, args.relay_path)
         return
     _raise_nofile()
     if args.micro:
-        print("datagram_received with a stub transport (no syscalls):")
+        print("datagram_received (the slow path) with a stub send (no syscalls):")
         micro()
         return
     seconds = 60.0 if args.long else args.seconds
@@ -760,7 +768,8 @@ def main() -> None:
     )
     print("".join(f"{HEADS.get(k, k):{align}}" for k, align, _fmt in COLUMNS), flush=True)
     per_call: dict[tuple[str, int], dict[str, float]] = {}
-    for loop_name in loops:
+    paths = ["c", "python"] if args.relay_path == "both" else [args.relay_path]
+    for loop_name, relay_path in ((lo, pa) for lo in loops for pa in paths):
         for calls in (int(c) for c in args.calls.split(",")):
             for route in routes:
                 runs = [
@@ -777,10 +786,12 @@ def main() -> None:
                         groups=args.groups,
                         cpus=cpus,
                         rt=args.rt and args.generator == "c",
+                        relay_path=relay_path,
                     )
                     for _ in range(args.repeat)
                 ]
                 r = _median_row(runs)
+                r["loop"] = f"{loop_name}/{relay_path}"
                 per_call.setdefault((loop_name, calls), {})[route] = r["cpu_per_call"]
                 print(_row(r), flush=True)
                 if args.profile:
