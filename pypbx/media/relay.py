@@ -322,16 +322,7 @@ class RelayLeg:
         self.packets_in += 1
         self.bytes_in += len(data)
         self.last_rx = self._clock()
-        route = self._route
-        out = data if route is None else route(data)
-        peer = self._target
-        try:
-            peer._out(out)
-        except OSError:
-            self.dropped_unroutable += 1
-            return
-        peer.packets_out += 1
-        peer.bytes_out += len(out)
+        self._send_via(self._target, data)
 
     def _read(self) -> None:
         """The slow path: one packet through the source check, taps and sink."""
@@ -362,6 +353,10 @@ class RelayLeg:
             if self.sink is not None:
                 self.sink(data)
             return
+        self._send_via(peer, data)
+
+    def _send_via(self, peer: RelayLeg, data: bytes) -> None:
+        """Out of ``peer``'s socket to its remote, changed by this leg's route."""
         route = self._route
         out = data if route is None else route(data)
         try:

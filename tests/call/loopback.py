@@ -20,7 +20,7 @@ from pypbx.cdr.record import Cdr
 from pypbx.cdr.sqlite import SqliteBackend
 from pypbx.check import load_config_dir
 from pypbx.server import Pbx
-from pypbx.sip.events import ReinviteReceived, SessionEvent, SessionOffered
+from pypbx.sip.events import ReinviteReceived, SessionEvent, SessionOffered, SessionProgressed
 from pypbx.sip.sdp import build_answer, build_offer, parse_sdp
 from pypbx.sip.session import Session
 from pypbx.sip.useragent import UserAgent
@@ -135,6 +135,16 @@ class Phone:
                 await self.changed.wait()
 
         return await asyncio.wait_for(find(), timeout)
+
+    async def early_media(self, timeout: float = 5.0) -> SessionProgressed:
+        """The first 183 this party received."""
+        ev = await self.wait_for(
+            SessionProgressed,
+            timeout,
+            lambda ev: isinstance(ev, SessionProgressed) and ev.response.status == 183,
+        )
+        assert isinstance(ev, SessionProgressed)
+        return ev
 
     def send_rtp(self, dest: tuple[str, int], count: int, pt: int = 0) -> None:
         assert self.rtp.transport is not None

@@ -34,7 +34,7 @@ from pypbx.config.sipmodel import DtmfMode
 from pypbx.dialplan.channel_api import DialResult, DialStatus, DialTarget
 from pypbx.media.audio import DtmfDetector, Encoding, samples_of
 from pypbx.media.rtp import parse_rtp
-from pypbx.sip.events import InDialogRequestReceived, SessionOffered, SessionProgressed
+from pypbx.sip.events import InDialogRequestReceived, SessionOffered
 from pypbx.sip.sdp import build_answer, build_offer, parse_sdp
 from pypbx.sip.session import Session
 from tests.call.loopback import Bed, run_bed
@@ -446,11 +446,7 @@ async def _press_during_early_media(bed: Bed, digits: str) -> tuple[Session, Ses
     """1000 calls the trunk (which answers 183 with SDP) and, once it hears the early media,
     sends ``digits`` as RFC 4733 events to the PBX address of the 183's SDP."""
     session = call(bed, "18005551234")
-    early = await bed.caller.wait_for(
-        SessionProgressed,
-        where=lambda ev: isinstance(ev, SessionProgressed) and ev.response.status == 183,
-    )
-    assert isinstance(early, SessionProgressed)
+    early = await bed.caller.early_media()
     pbx_side = media_address(parse_sdp(early.response.body))
     assert pbx_side is not None
     offered = await bed.trunk.wait_for(SessionOffered)
