@@ -14,6 +14,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -89,40 +90,44 @@ static PyObject *table_activate(FastTable *t, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *table_deactivate(FastTable *t, PyObject *arg) {
-    int fd = PyLong_AsLong(arg);
+/* The entry of the descriptor `arg` (NULL when the table never saw it); -1 on a bad argument. */
+static int lookup(FastTable *t, PyObject *arg, Entry **found) {
+    long fd = PyLong_AsLong(arg);
     if (fd == -1 && PyErr_Occurred())
+        return -1;
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "bad descriptor");
+        return -1;
+    }
+    *found = fd < t->size ? &t->entries[fd] : NULL;
+    return 0;
+}
+
+static PyObject *table_deactivate(FastTable *t, PyObject *arg) {
+    Entry *e;
+    if (lookup(t, arg, &e) < 0)
         return NULL;
-    Entry *e = entry_for(t, fd, 0);
     if (e != NULL)
         e->active = 0;
-    else if (PyErr_Occurred())
-        return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *table_reset(FastTable *t, PyObject *arg) {
-    int fd = PyLong_AsLong(arg);
-    if (fd == -1 && PyErr_Occurred())
+    Entry *e;
+    if (lookup(t, arg, &e) < 0)
         return NULL;
-    Entry *e = entry_for(t, fd, 0);
     if (e != NULL)
         memset(e, 0, sizeof(Entry));
-    else if (PyErr_Occurred())
-        return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *table_counters(FastTable *t, PyObject *arg) {
-    int fd = PyLong_AsLong(arg);
-    if (fd == -1 && PyErr_Occurred())
+    Entry *e;
+    if (lookup(t, arg, &e) < 0)
         return NULL;
-    Entry *e = entry_for(t, fd, 0);
-    if (e == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        return Py_BuildValue("(KKKKKd)", 0ULL, 0ULL, 0ULL, 0ULL, 0ULL, 0.0);
-    }
+    Entry none = {0};
+    if (e == NULL)
+        e = &none;
     return Py_BuildValue("(KKKKKd)", e->packets_in, e->bytes_in, e->packets_out, e->bytes_out,
                          e->dropped, e->last_rx);
 }

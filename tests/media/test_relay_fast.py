@@ -352,3 +352,19 @@ def test_a_route_or_a_test_clock_keeps_packets_in_python() -> None:
         b_phone.close()
 
     asyncio.run(main())
+
+
+@needs_c
+def test_the_c_table_refuses_bad_descriptors_and_knows_nothing_of_strangers() -> None:
+    assert FastTable is not None
+    table = FastTable()
+    assert table.counters(5) == (0, 0, 0, 0, 0, 0.0)
+    table.deactivate(70_000)  # never seen: nothing to do
+    table.reset(3)
+    for bad in (-1, 2**40):
+        with pytest.raises((ValueError, OverflowError)):
+            table.counters(bad)
+    with pytest.raises(ValueError, match="destination"):
+        table.activate(4, 5, bytes(200))  # longer than any sockaddr
+    with pytest.raises(ValueError):
+        table.activate(-1, 5, b"")
