@@ -311,7 +311,9 @@ class SipService:
         return None
 
     def dialogs(self) -> list[Any]:
-        return []
+        """``sip show channels``: the call layer's SIP legs (none before it attached)."""
+        source = getattr(self.pbx.call_handler, "sip_dialogs", None) if self.pbx else None
+        return list(source()) if callable(source) else []
 
     # -- the abuse guard --------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from pypbx.call.media_ops import SoundLibrary
 from pypbx.call.sip_channel import SipChannel
 from pypbx.call.sip_env import CallEnv
 from pypbx.call.sip_tech import SipTech
+from pypbx.call.sip_view import SipDialogRow, dialog_rows
 from pypbx.call.tech import TechRegistry
 from pypbx.cdr.csvfile import CsvBackend
 from pypbx.cdr.record import Cdr, CdrBackend, CdrBuilder
@@ -131,6 +132,10 @@ class CallManager:
 
     # -- wiring --------------------------------------------------------------------------
 
+    def sip_dialogs(self) -> list[SipDialogRow]:
+        """``sip show channels``: the SIP legs up or ringing now."""
+        return dialog_rows(list(self.channels))
+
     def attach(self, stack: SipStack, *, media_host: str | None = None) -> None:
         """Drive INVITE dialogs of ``stack`` through user agents (after ``stack.start()``)."""
         self.stack = stack
@@ -227,6 +232,9 @@ class CallManager:
         if chan is None:
             self._orphan(ev)
             return
+        received = _received(ev)
+        if received:
+            chan.last_message = received
         if isinstance(ev, SessionProgressed):
             if not chan.hung_up:
                 chan.progressed(ev.response.status, ev.response.body)
@@ -345,6 +353,7 @@ class CallManager:
         chan.callerid_num, chan.callerid_name = cid_num, cid_name
         chan.context, chan.exten = context, exten
         chan.set_state(ChannelState.RING)
+        chan.last_message = "Rx: INVITE"
         self.channels.add(chan)
         self.sessions[session] = chan
         self.pbx.calls_processed += 1
@@ -421,6 +430,21 @@ class CallManager:
         deadline = asyncio.get_running_loop().time() + BYE_WAIT
         while self.sessions and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
+
+
+def _received(ev: SessionEvent) -> str:
+    """``Rx: METHOD`` for the events a request from the far end makes (chan_sip's lastmsg)."""
+    if isinstance(ev, InDialogRequestReceived):
+        return f"Rx: {ev.request.method}"
+    if isinstance(ev, ReinviteReceived):
+        return "Rx: INVITE"
+    if isinstance(ev, SessionConfirmed):
+        return "Rx: ACK"
+    if isinstance(ev, SessionCancelled):
+        return "Rx: CANCEL"
+    if isinstance(ev, SessionTerminated) and ev.remote:
+        return "Rx: BYE"
+    return ""
 
 
 def _directory_of(service: object) -> Callable[[], PeerDirectory]:

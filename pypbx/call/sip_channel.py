@@ -109,6 +109,7 @@ class SipChannel(Channel):
         self.priority = 1  # where the dial plan runs (``core show channels``)
         self.events = EventSender(env.ssrc())  # digits from the bridged leg, as RFC 4733
         self.early_digits: list[str] = []  # INFO digits before the media engine exists
+        self.last_message = ""  # the last SIP request on this leg, "Rx: ACK" (sip show channels)
 
     # -- ChannelApi properties ---------------------------------------------------------
 
@@ -541,6 +542,7 @@ class SipChannel(Channel):
         if NatMode.FORCE_RPORT in self.nat_modes:
             session.dest = dest  # in-dialog requests where the INVITE went, not to the Contact
         self.session = session
+        self.last_message = "Tx: INVITE"
         self.env.register_session(session, self)
         self.set_state(ChannelState.DIALING)
         self.env.flush()
@@ -574,6 +576,7 @@ class SipChannel(Channel):
         with suppress(ValueError):
             self.set_state(ChannelState.UP)
         self.answered_at = self.env.wall_time()
+        self.last_message = "Tx: ACK"  # the session acknowledges the 2xx
         self._tell("answer", 200, sd)
 
     def rejected(self, status: int) -> None:
@@ -627,6 +630,7 @@ class SipChannel(Channel):
             body_out = other.offer_sdp(other.allow, way)
             with suppress(IllegalTransition):
                 other.session.reinvite(body=body_out, content_type=SDP, now=now)
+                other.last_message = "Tx: INVITE"
         self.env.flush()
 
     def reinvite_answered(self, status: int, body: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from pypbx.call.sip_env import media_address
 from pypbx.check import load_config_dir
 from pypbx.control.cdr import show_last
+from pypbx.control.sip import show_channels as show_sip_channels
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import (
     ReinviteAnswered,
@@ -320,12 +322,29 @@ def test_did_from_the_trunk_rings_the_extension_without_auth(tmp_path: Path) -> 
     assert cdr.disposition.value == "ANSWERED"
 
 
+async def sip_channels(bed: Bed) -> list[list[str]]:
+    """``sip show channels`` as its rows' columns (split where two spaces are)."""
+    out = await show_sip_channels(bed.pbx, [])
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["Peer", "User/ANR"]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[1:-1]]
+    assert lines[-1] == f"{len(rows)} active SIP dialog{'' if len(rows) == 1 else 's'}"
+    return sorted(rows)
+
+
 def test_hold_reinvite_is_passed_across(tmp_path: Path) -> None:
     seen: dict[str, object] = {}
 
     async def body(bed: Bed) -> None:
         session = await answered_call(bed, "18005551234")
         await settle(0.1)
+        # caller leg (1000 at .31) and trunk leg (.32): codec, no hold, the last request
+        caller_row = ["127.0.0.31", "1000", session.call_id[:15], "ulaw", "No", "Rx: ACK"]
+        trunk_row = ["127.0.0.32", "trunk"]
+        rows = await sip_channels(bed)
+        assert rows[0] == caller_row
+        assert rows[1][:2] == trunk_row
+        assert rows[1][3:] == ["ulaw", "No", "Tx: ACK"]
         hold = build_offer(
             bed.caller.ip,
             bed.caller.rtp_port,
@@ -345,9 +364,14 @@ def test_hold_reinvite_is_passed_across(tmp_path: Path) -> None:
         offer = parse_sdp(passed.request.body)
         seen["passed_dir"] = direction(offer, 0)
         seen["passed_addr"] = media_address(offer)
+        rows = await sip_channels(bed)
+        assert rows[0][4:] == ["Yes", "Rx: INVITE"]  # the caller holds
+        assert rows[1][4:] == ["No", "Tx: INVITE"]  # pypbx passed the hold on
         session.bye(now=bed.caller.now())
         flush(bed.caller)
         await bed.trunk.wait_for(SessionTerminated)
+        await settle(0.1)
+        assert await sip_channels(bed) == []
 
     run_bed(tmp_path, body)
     assert seen["status"] == 200
