@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMAND_MODULES = ("core", "dialplan", "sip", "database", "cdr")
+COMMAND_MODULES = ("core", "channel", "dialplan", "sip", "database", "cdr")
 """Modules that register CLI commands when imported (``pypbx.control.<name>``)."""
 
 

@@ -413,6 +413,10 @@ class RelayLeg:
             return SourceState.LOCKED
         return self.state
 
+    def source_state_now(self) -> SourceState:
+        """:meth:`source_state` on the leg's own clock."""
+        return self.source_state(self._clock())
+
     def _take(self, addr: Addr) -> None:
         self.source = addr
         if self.options.latch and addr != self.remote:

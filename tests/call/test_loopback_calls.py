@@ -11,6 +11,7 @@ import pytest
 from pypbx.call.sip_env import media_address
 from pypbx.check import load_config_dir
 from pypbx.control.cdr import show_last
+from pypbx.control.channel import show_channel
 from pypbx.control.sip import show_channels as show_sip_channels
 from pypbx.sip.auth import ClientAuthState
 from pypbx.sip.events import (
@@ -345,6 +346,23 @@ def test_hold_reinvite_is_passed_across(tmp_path: Path) -> None:
         assert rows[0] == caller_row
         assert rows[1][:2] == trunk_row
         assert rows[1][3:] == ["ulaw", "No", "Tx: ACK"]
+        # the caller's channel in detail, with its relay leg
+        chan = next(c for c in bed.pbx.channels if c.name.startswith("SIP/1000-"))
+        pbx_side = media_address(chan.local_sdp)  # where pypbx's 200 OK asked for RTP
+        assert pbx_side is not None
+        bed.caller.send_rtp(pbx_side, 3)
+        await settle(0.1)
+        shown = (await show_channel(bed.pbx, [chan.name])).splitlines()
+        assert f"           Name: {chan.name}" in shown
+        assert "          State: Up (6)" in shown
+        assert "  NativeFormats: (ulaw)" in shown
+        assert "    Application: Dial" in shown
+        assert f"  Direct Bridge: {chan.bridged.name}" in shown
+        assert "DIALSTATUS=ANSWER" not in shown  # set when Dial returns, not yet
+        rtp = shown[shown.index(" --   RTP   --") :]
+        assert f"     Local port: {chan.leg.port} (RTCP {chan.leg.port + 1})" in rtp
+        assert f"        Sending: 127.0.0.31:{bed.caller.rtp_port}" in rtp
+        assert "     Packets in: 3 (0 on the fast path)" in rtp  # still learning the source
         hold = build_offer(
             bed.caller.ip,
             bed.caller.rtp_port,

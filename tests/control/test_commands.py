@@ -143,6 +143,7 @@ REQUIRED = [
     "core show version",
     "core show uptime",
     "core show channels",
+    "core show channel",
     "core show calls",
     "core show applications",
     "core show application",

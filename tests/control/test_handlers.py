@@ -288,6 +288,15 @@ def test_core_show_channels_and_hangup(pbx: Pbx) -> None:
         "Requested Hangup on channel 'SIP/1000-00000001'"
     )
     assert (a.hung_up, b.hung_up) == (True, False)
+    shown = run(pbx, "core show channel SIP/1000-00000001").output.splitlines()
+    assert shown[0] == " -- General --"
+    assert "           Name: SIP/1000-00000001" in shown
+    assert "    Application: Playback" in shown
+    assert "           Data: demo-echotest" in shown
+    assert "          State: Up (6)" in shown
+    missing = run(pbx, "core show channel SIP/9-1")
+    assert (missing.ok, missing.output) == (False, "SIP/9-1 is not a known channel")
+    assert run(pbx, "core show channel").output.startswith("Usage: core show channel <channel>")
     assert len(run(pbx, "channel request hangup all").output.splitlines()) == 2
     assert b.hung_up
 
