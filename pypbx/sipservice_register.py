@@ -37,7 +37,10 @@ log = logging.getLogger("pypbx.sip.registry")
 _BOUND = frozenset({RegState.REGISTERED, RegState.REQUEST_SENT, RegState.AUTH_SENT})
 """States in which the provider may hold our binding: stop() un-registers from these."""
 RESOLVE_RETRY = 10.0
-"""Seconds between attempts to resolve a provider host name that did not resolve."""
+"""Seconds before the first new attempt to resolve a provider host name that did not resolve;
+the wait doubles after each failure up to :data:`RESOLVE_RETRY_MAX` (a mistyped host name does
+not fill the log every ten seconds, and a name that starts resolving is found again)."""
+RESOLVE_RETRY_MAX = 300.0
 
 SrvLookup = Callable[[str], Awaitable[list[SrvRecord]]]
 
@@ -94,8 +97,10 @@ class RegistrationLine:
         *,
         clock: Callable[[], float],
         srv: SrvLookup | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.reg = reg
+        self.sleep = sleep
         self.srv = srv
         self.general = general
         self.stack = stack
@@ -141,18 +146,29 @@ class RegistrationLine:
         verbose(log, 3, "SRV lookup for '%s': %s:%d", host, best.target, best.port)
         return best.target, best.port
 
-    async def _run(self) -> None:
-        while self.dest is None:
+    async def _resolve_dest(self) -> Addr:
+        """The provider's address, asked again with a growing wait until its name resolves."""
+        delay = RESOLVE_RETRY
+        while True:
             host, port = await self._target()
             try:
                 ips = await resolve_host(host, port)
             except OSError as exc:
                 ips = []
-                log.warning("Could not resolve '%s' for registration: %s", host, exc)
+                log.warning(
+                    "Could not resolve '%s' for registration: %s (next try in %.0f s)",
+                    host,
+                    exc,
+                    delay,
+                )
             if ips:
-                self.dest = (ips[0], port)
-            else:
-                await asyncio.sleep(RESOLVE_RETRY)
+                return ips[0], port
+            await self.sleep(delay)
+            delay = min(2 * delay, RESOLVE_RETRY_MAX)
+
+    async def _run(self) -> None:
+        if self.dest is None:
+            self.dest = await self._resolve_dest()
         contact = await self.contact_address()
         self.machine = OutboundRegistration(
             self.reg, self.general, ids=self.stack.ids, contact_addr=contact, start=self.clock()
