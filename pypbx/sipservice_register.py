@@ -40,7 +40,9 @@ RESOLVE_RETRY = 10.0
 """Seconds before the first new attempt to resolve a provider host name that did not resolve;
 the wait doubles after each failure up to :data:`RESOLVE_RETRY_MAX` (a mistyped host name does
 not fill the log every ten seconds, and a name that starts resolving is found again)."""
-RESOLVE_RETRY_MAX = 300.0
+RESOLVE_RETRY_MAX = 60.0
+"""At most a minute: a provider unreachable at boot (network not up yet) is registered with
+soon after it resolves (Asterisk retries every ``registertimeout``, 20 s, for ever)."""
 
 SrvLookup = Callable[[str], Awaitable[list[SrvRecord]]]
 
