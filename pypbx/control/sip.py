@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol, cast
 
+from pypbx.call.sip_view import SipDialogRow
 from pypbx.config.sipmodel import (
     STANDARD_SIP_PORT,
     CallerId,
@@ -56,17 +57,6 @@ class RegistrationStatus(Protocol):
     regtime: float | None
 
 
-class DialogView(Protocol):
-    """One SIP dialog for ``sip show channels``."""
-
-    peer_address: str
-    user: str
-    call_id: str
-    codec: str
-    on_hold: bool
-    last_method: str
-
-
 class SipRuntime(Protocol):
     """What ``pbx.sip_runtime`` offers the commands (the SIP service implements it)."""
 
@@ -74,7 +64,7 @@ class SipRuntime(Protocol):
 
     def registration_status(self, registration: Registration) -> RegistrationStatus | None: ...
 
-    def dialogs(self) -> list[DialogView]: ...
+    def dialogs(self) -> list[SipDialogRow]: ...
 
 
 class BanView(Protocol):
