@@ -24,6 +24,7 @@ from pypbx.media.ports import PortAllocator
 from pypbx.media.relay import LegOptions, Relay, RelayLeg, SourceState
 from pypbx.media.rtp import RtpPacket
 from pypbx.sip.events import (
+    Addr,
     InDialogRequestReceived,
     ReinviteAnswered,
     ReinviteReceived,
@@ -32,7 +33,8 @@ from pypbx.sip.events import (
     SessionTerminated,
 )
 from pypbx.sip.sdp import Codec, parse_sdp
-from tests.call.loopback import Bed, rtp_packet, run_bed
+from pypbx.sip.session import Session
+from tests.call.loopback import Bed, Phone, rtp_packet, run_bed
 from tests.call.test_limits import call
 
 BASE = 24000 + (os.getpid() % 80) * 100  # 80 ports per run, below the ephemeral range
@@ -112,6 +114,40 @@ async def make_leg(alloc: PortAllocator, **kw: Any) -> RelayLeg:
     leg = RelayLeg(alloc.allocate(), on_close=alloc.release, **kw)
     await leg.open()
     return leg
+
+
+async def bridged_call(bed: Bed, offer: bytes | None) -> tuple[Session, Addr, Addr, str]:
+    """1000 calls the trunk (with ``offer`` as its SDP, else the phone's own) and both answer:
+    the session, where the caller and the trunk send RTP to pypbx, and the offer the trunk got."""
+    caller, trunk = bed.caller, bed.trunk
+    session = call(bed, "18005551234", body=offer) if offer else call(bed, "18005551234")
+    answered = await caller.wait_for(SessionAnswered, where=lambda ev: ev.session is session)
+    offered = await trunk.wait_for(SessionOffered)
+    assert isinstance(answered, SessionAnswered)
+    assert isinstance(offered, SessionOffered)
+    to_caller_leg = media_address(parse_sdp(answered.response.body))
+    to_trunk_leg = media_address(parse_sdp(offered.request.body))
+    assert to_caller_leg is not None
+    assert to_trunk_leg is not None
+    assert caller.rtp.transport is not None
+    assert trunk.rtp.transport is not None
+    return session, to_caller_leg, to_trunk_leg, offered.request.body.decode()
+
+
+def send_events(phone: Phone, train: list[Any], pt: int, dest: Addr) -> None:
+    """One digit's RFC 4733 packets (a :func:`dtmf.digit_packets` train) from ``phone``."""
+    assert phone.rtp.transport is not None
+    for j, planned in enumerate(train):
+        packet = RtpPacket(pt, 10 + j, planned.timestamp, 7, planned.payload, marker=planned.marker)
+        phone.rtp.transport.sendto(packet.to_bytes(), dest)
+
+
+async def hang_up(bed: Bed, session: Session) -> None:
+    """The caller sends BYE; back once the trunk's leg has ended too."""
+    session.bye(now=bed.caller.now())
+    assert bed.caller.stack is not None
+    bed.caller.stack.flush()
+    await bed.trunk.wait_for(SessionTerminated)
 
 
 def allocator(offset: int) -> PortAllocator:
@@ -460,25 +496,12 @@ def test_call_transcodes_pcmu_to_pcma_and_renumbers_dtmf_events(tmp_path: Path) 
     async def body(bed: Bed) -> None:
         caller, trunk = bed.caller, bed.trunk
         offer = CALLER_OFFER_EV96.format(ip=caller.ip, port=caller.rtp_port).encode()
-        session = call(bed, "18005551234", body=offer)
-        answered = await caller.wait_for(SessionAnswered, where=lambda ev: ev.session is session)
-        offered = await trunk.wait_for(SessionOffered)
-        assert isinstance(answered, SessionAnswered)
-        assert isinstance(offered, SessionOffered)
-        seen["offer_to_trunk"] = offered.request.body.decode()
-        to_caller_leg = media_address(parse_sdp(answered.response.body))
-        to_trunk_leg = media_address(parse_sdp(offered.request.body))
-        assert to_caller_leg is not None
-        assert to_trunk_leg is not None
-        assert caller.rtp.transport is not None
-        assert trunk.rtp.transport is not None
+        session, to_caller_leg, to_trunk_leg, seen["offer_to_trunk"] = await bridged_call(
+            bed, offer
+        )
         for i, payload in enumerate(tone):
             caller.rtp.transport.sendto(rtp_packet(i + 1, payload, pt=0), to_caller_leg)
-        for j, planned in enumerate(digit):
-            packet = RtpPacket(
-                96, 10 + j, planned.timestamp, 7, planned.payload, marker=planned.marker
-            )
-            caller.rtp.transport.sendto(packet.to_bytes(), to_caller_leg)
+        send_events(caller, digit, 96, to_caller_leg)
         for i, payload in enumerate(back):
             trunk.rtp.transport.sendto(rtp_packet(i + 1, payload, pt=8), to_trunk_leg)
         packet = RtpPacket(101, 50, 1600, 9, digit[0].payload, marker=True)
@@ -490,10 +513,7 @@ def test_call_transcodes_pcmu_to_pcma_and_renumbers_dtmf_events(tmp_path: Path) 
             await asyncio.sleep(0.01)
         seen["at_trunk"] = [rtp.parse_rtp(d) for d, _ in trunk.rtp.received]
         seen["at_caller"] = [rtp.parse_rtp(d) for d, _ in caller.rtp.received]
-        session.bye(now=caller.now())
-        assert caller.stack is not None
-        caller.stack.flush()
-        await trunk.wait_for(SessionTerminated)
+        await hang_up(bed, session)
 
     run_bed(tmp_path, body, trunk_extra="disallow=all\nallow=alaw", rtp_range=(BASE, BASE + 79))
     assert "RTP/AVP 8 101" in seen["offer_to_trunk"]
@@ -556,10 +576,7 @@ def test_reinvite_renumbering_events_updates_the_routes(tmp_path: Path) -> None:
             if 101 in got:
                 break
         seen["after"] = [rtp.parse_rtp(d).payload_type for d, _ in caller.rtp.received]
-        session.bye(now=caller.now())
-        assert caller.stack is not None
-        caller.stack.flush()
-        await trunk.wait_for(SessionTerminated)
+        await hang_up(bed, session)
 
     run_bed(tmp_path, body, trunk_extra="disallow=all\nallow=alaw", rtp_range=(BASE, BASE + 79))
     assert seen["before"] == [96]
@@ -640,25 +657,13 @@ def test_dtmf_from_rfc4733_caller_reaches_info_trunk_as_info(tmp_path: Path) -> 
 
     async def body(bed: Bed) -> None:
         caller, trunk = bed.caller, bed.trunk
-        session = call(bed, "18005551234")
-        answered = await caller.wait_for(SessionAnswered, where=lambda ev: ev.session is session)
-        offered = await trunk.wait_for(SessionOffered)
-        assert isinstance(answered, SessionAnswered)
-        assert isinstance(offered, SessionOffered)
-        seen["offer_to_trunk"] = offered.request.body.decode()
-        to_caller_leg = media_address(parse_sdp(answered.response.body))
-        assert to_caller_leg is not None
-        assert caller.rtp.transport is not None
+        session, to_caller_leg, _, seen["offer_to_trunk"] = await bridged_call(bed, None)
         for _ in range(100):  # until the bridge stands (the caller's audio reaches the trunk)
             caller.rtp.transport.sendto(rtp_packet(1, pt=0), to_caller_leg)
             await asyncio.sleep(0.01)
             if trunk.rtp.received:
                 break
-        for j, planned in enumerate(digit):
-            packet = RtpPacket(
-                101, 10 + j, planned.timestamp, 7, planned.payload, marker=planned.marker
-            )
-            caller.rtp.transport.sendto(packet.to_bytes(), to_caller_leg)
+        send_events(caller, digit, 101, to_caller_leg)
         info = await trunk.wait_for(
             InDialogRequestReceived,
             where=lambda ev: (
@@ -668,10 +673,7 @@ def test_dtmf_from_rfc4733_caller_reaches_info_trunk_as_info(tmp_path: Path) -> 
         assert isinstance(info, InDialogRequestReceived)
         seen["info"] = info.request
         seen["at_trunk"] = [rtp.parse_rtp(d).payload_type for d, _ in trunk.rtp.received]
-        session.bye(now=caller.now())
-        assert caller.stack is not None
-        caller.stack.flush()
-        await trunk.wait_for(SessionTerminated)
+        await hang_up(bed, session)
 
     run_bed(tmp_path, body, trunk_extra="dtmfmode=info", rtp_range=(BASE, BASE + 79))
     assert "telephone-event" not in seen["offer_to_trunk"]
@@ -693,28 +695,13 @@ def test_dtmf_between_rfc4733_caller_and_inband_trunk_both_ways(tmp_path: Path) 
 
     async def body(bed: Bed) -> None:
         caller, trunk = bed.caller, bed.trunk
-        session = call(bed, "18005551234")
-        answered = await caller.wait_for(SessionAnswered, where=lambda ev: ev.session is session)
-        offered = await trunk.wait_for(SessionOffered)
-        assert isinstance(answered, SessionAnswered)
-        assert isinstance(offered, SessionOffered)
-        seen["offer_to_trunk"] = offered.request.body.decode()
-        to_caller_leg = media_address(parse_sdp(answered.response.body))
-        to_trunk_leg = media_address(parse_sdp(offered.request.body))
-        assert to_caller_leg is not None
-        assert to_trunk_leg is not None
-        assert caller.rtp.transport is not None
-        assert trunk.rtp.transport is not None
+        session, to_caller_leg, to_trunk_leg, seen["offer_to_trunk"] = await bridged_call(bed, None)
         for _ in range(100):
             caller.rtp.transport.sendto(rtp_packet(1, pt=0), to_caller_leg)
             await asyncio.sleep(0.01)
             if trunk.rtp.received:
                 break
-        for j, planned in enumerate(digit):
-            packet = RtpPacket(
-                101, 10 + j, planned.timestamp, 7, planned.payload, marker=planned.marker
-            )
-            caller.rtp.transport.sendto(packet.to_bytes(), to_caller_leg)
+        send_events(caller, digit, 101, to_caller_leg)
         for i, payload in enumerate(frames):  # the trunk's stream, paced as a phone's
             trunk.rtp.transport.sendto(rtp_packet(100 + i, payload, pt=0, ssrc=9), to_trunk_leg)
             await asyncio.sleep(0.02)
@@ -725,10 +712,7 @@ def test_dtmf_between_rfc4733_caller_and_inband_trunk_both_ways(tmp_path: Path) 
                 break
         seen["at_trunk"] = [rtp.parse_rtp(d) for d, _ in trunk.rtp.received]
         seen["at_caller"] = [rtp.parse_rtp(d) for d, _ in caller.rtp.received]
-        session.bye(now=caller.now())
-        assert caller.stack is not None
-        caller.stack.flush()
-        await trunk.wait_for(SessionTerminated)
+        await hang_up(bed, session)
 
     run_bed(tmp_path, body, trunk_extra="dtmfmode=inband", rtp_range=(BASE, BASE + 79))
     assert "telephone-event" not in seen["offer_to_trunk"]
