@@ -82,44 +82,33 @@ _CALLEE_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv request="ACK"/>
 """
 _CALLEE_EVENTS = "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-16\n"
-_CALLEE_INFO = """
+_OK_EMPTY = """  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+"""SIPp's 200 OK without a body to the request it just received."""
+_CALLEE_INFO = (
+    """
   <recv request="INFO" timeout="20000">
     <action>
       <ereg regexp="Signal=([0-9*#A-D])" search_in="body" check_it="true" assign_to="all,sig"/>
       <log message="INFO digit [$sig] type [last_Content-Type:] ([$all])"/>
     </action>
   </recv>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
 """
-_CALLEE_TAIL = """
-  <recv request="BYE" timeout="30000"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
+    + _OK_EMPTY
+)
+_CALLEE_TAIL = '\n  <recv request="BYE" timeout="30000"/>\n' + _OK_EMPTY + "</scenario>\n"
 
 
 def callee_scenario(mode: str) -> str:
