@@ -32,9 +32,9 @@ from pypbx.call.sip_env import (
     CallEnv,
     LegNews,
     audio_codecs,
-    audio_index,
     event_type_of,
     media_address,
+    offered_direction,
 )
 from pypbx.config.sipmodel import DtmfMode, NatMode, Peer
 from pypbx.dialplan.channel_api import DialResult, DialTarget, HangupCause, Indication
@@ -50,7 +50,6 @@ from pypbx.sip.sdp import (
     SessionDescription,
     build_answer,
     build_offer,
-    direction,
     parse_sdp,
 )
 from pypbx.sip.session import Session
@@ -622,10 +621,7 @@ class SipChannel(Channel):
             session.answer_reinvite(200, body=ans.to_bytes(), content_type=SDP, now=now)
         self._watch(session)
         other = self.bridged
-        index = audio_index(sd)
-        way = direction(sd, index) if index is not None else Direction.SENDRECV
-        if media_address(sd) is None and way is Direction.SENDRECV:
-            way = Direction.SENDONLY  # RFC 2543 hold: c=0.0.0.0
+        way = offered_direction(sd)
         if isinstance(other, SipChannel) and other.session is not None and other.leg is not None:
             body_out = other.offer_sdp(other.allow, way)
             with suppress(IllegalTransition):

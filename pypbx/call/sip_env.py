@@ -15,7 +15,7 @@ from pypbx.call.media_ops import SoundLibrary
 from pypbx.dialplan.channel_api import DialResult, DialTarget
 from pypbx.media.relay import LegOptions
 from pypbx.sip.events import Addr
-from pypbx.sip.sdp import Codec, SessionDescription, codecs, telephone_event
+from pypbx.sip.sdp import Codec, Direction, SessionDescription, codecs, direction, telephone_event
 from pypbx.sip.session import Session
 from pypbx.sip.useragent import UserAgent
 
@@ -32,6 +32,7 @@ __all__ = [
     "audio_index",
     "event_type_of",
     "media_address",
+    "offered_direction",
 ]
 
 
@@ -91,6 +92,16 @@ def media_address(sd: SessionDescription) -> Addr | None:
 
 def audio_index(sd: SessionDescription) -> int | None:
     return next((i for i, m in enumerate(sd.media) if m.kind == "audio" and m.port != 0), None)
+
+
+def offered_direction(sd: SessionDescription) -> Direction:
+    """The direction ``sd`` asks for its live audio (sendrecv when it has none); ``sendrecv``
+    to the address 0.0.0.0 is RFC 2543's hold, read as ``sendonly``."""
+    index = audio_index(sd)
+    way = direction(sd, index) if index is not None else Direction.SENDRECV
+    if media_address(sd) is None and way is Direction.SENDRECV:
+        way = Direction.SENDONLY
+    return way
 
 
 def audio_codecs(sd: SessionDescription) -> list[Codec]:

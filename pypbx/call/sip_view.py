@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pypbx.call.sip_env import audio_index, media_address
-from pypbx.sip.sdp import Direction, SessionDescription, direction
+from pypbx.call.sip_env import audio_index, media_address, offered_direction
+from pypbx.sip.sdp import Direction, SessionDescription
 from pypbx.sip.sdp_offer import ASTERISK_CODECS
 
 if TYPE_CHECKING:
@@ -42,14 +42,10 @@ def asterisk_codec(encoding: str) -> str:
 def holds(sd: SessionDescription | None) -> bool:
     """Whether the far end's SDP puts the call on hold: its audio is ``sendonly`` or
     ``inactive``, or its address is 0.0.0.0 (RFC 2543 hold)."""
-    if sd is None:
+    if sd is None or audio_index(sd) is None:
         return False
-    audio = audio_index(sd)
-    if audio is None:
-        return False
-    if direction(sd, audio) in (Direction.SENDONLY, Direction.INACTIVE):
-        return True
-    return media_address(sd) is None
+    held = offered_direction(sd) in (Direction.SENDONLY, Direction.INACTIVE)
+    return held or media_address(sd) is None
 
 
 def dialog_rows(channels: Iterable[object]) -> list[SipDialogRow]:
